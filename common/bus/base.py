@@ -1,0 +1,54 @@
+"""The event bus interface: webapi publishes change events, scheduld receives them.
+
+Every backend passes tests/contract/test_bus.py unchanged.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+
+from common.models import ChangeEvent
+
+
+@dataclass(frozen=True)
+class ReceivedMessage:
+    """One delivery. ``event`` is None for a message that does not parse (a poison message)."""
+
+    message_id: str
+    receipt: str
+    body: str
+    event: ChangeEvent | None
+    error: str | None = None
+    receive_count: int = 1
+
+
+class EventBus(ABC):
+    """At-least-once delivery: messages may arrive late, twice or out of order.
+
+    Methods raise only domain errors: PublishError from ``publish``, BusUnavailableError
+    from the others when the bus cannot be reached.
+    """
+
+    @abstractmethod
+    def publish(self, event: ChangeEvent) -> str:
+        """Send one event; returns the message id. PublishError if it could not be sent."""
+
+    @abstractmethod
+    def receive(self, *, max_messages: int = 10, wait_seconds: float | None = None) -> list[ReceivedMessage]:
+        """Wait up to ``wait_seconds`` (long poll) for messages; [] if none came."""
+
+    @abstractmethod
+    def ack(self, message: ReceivedMessage) -> None:
+        """The message was handled: delete it so it is not delivered again."""
+
+    @abstractmethod
+    def dead_letter(self, message: ReceivedMessage, *, reason: str) -> None:
+        """Move a message that cannot be handled to the dead-letter queue (and ack it)."""
+
+    @abstractmethod
+    def dead_letters(self, *, max_messages: int = 10) -> list[ReceivedMessage]:
+        """Peek into the dead-letter queue (operators and tests)."""
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        """Release connections."""

@@ -1,0 +1,142 @@
+"""Settings: config/config_default.yaml, overlaid by config/config_{RUN_ENV}.yaml, then the
+environment (nested with ``__``, e.g. ``STORE__BACKEND=elasticsearch``), then init kwargs.
+
+``load_settings()`` is the only caller of ``Settings()``; entry points pass the result down.
+``AWS_*`` variables belong to boto3 and are not mirrored here.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    YamlConfigSettingsSource,
+)
+
+CONFIG_DIR_ENV = "ECSS_CONFIG_DIR"
+_DEFAULT_CONFIG_DIR = Path(__file__).resolve().parent.parent / "config"
+_STARTED_BY = re.compile(r"^[A-Za-z0-9_/-]{1,19}$")
+
+Seconds = Annotated[float, Field(gt=0)]
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class SQLiteSettings(_Section):
+    path: Path = Path("data/ecs-scheduler.db")
+    busy_timeout_seconds: Seconds = 10.0
+
+
+class ElasticsearchSettings(_Section):
+    flavour: Literal["elasticsearch", "opensearch"] = "elasticsearch"
+    hosts: list[str] = Field(default_factory=lambda: ["http://127.0.0.1:9200"])
+    index: str = "ecs-scheduler-jobs"
+    client_options: dict[str, Any] = Field(default_factory=dict)
+
+
+class StoreSettings(_Section):
+    backend: Literal["sqlite", "elasticsearch"] = "sqlite"
+    sqlite: SQLiteSettings = Field(default_factory=SQLiteSettings)
+    elasticsearch: ElasticsearchSettings = Field(default_factory=ElasticsearchSettings)
+
+
+class SQSSettings(_Section):
+    queue_name: str = "ecs-scheduler-ops"
+    queue_url: str | None = None
+    dead_letter_queue_name: str = "ecs-scheduler-ops-dlq"
+    create_queues: bool = True
+    max_receive_count: Annotated[int, Field(ge=1, le=1000)] = 5
+    wait_seconds: Annotated[int, Field(ge=0, le=20)] = 10
+    visibility_timeout_seconds: Annotated[int, Field(ge=0, le=43200)] = 60
+    publish_attempts: Annotated[int, Field(ge=1, le=10)] = 3
+
+
+class ECSSettings(_Section):
+    cluster: str = "default"
+    started_by: str = "ecs-scheduler"
+    launch_rate_per_second: Annotated[float, Field(ge=0)] = 20.0
+    max_attempts: Annotated[int, Field(ge=1, le=20)] = 5
+
+    @field_validator("started_by")
+    @classmethod
+    def _started_by_fits(cls, value: str) -> str:
+        """ECS startedBy holds 36 characters; we append '/' and a 16-character job hash."""
+        if not _STARTED_BY.match(value):
+            raise ValueError("1-19 characters of letters, digits, '-', '_' or '/'")
+        return value
+
+
+class WebAPISettings(_Section):
+    host: str = "127.0.0.1"
+    port: Annotated[int, Field(ge=1, le=65535)] = 5000
+    max_body_bytes: Annotated[int, Field(ge=1024)] = 65536
+
+
+class SchedulerSettings(_Section):
+    misfire_grace_seconds: Seconds = 3600.0
+    reconcile_interval_seconds: Seconds = 60.0
+    max_workers: Annotated[int, Field(ge=1, le=1000)] = 32
+    shutdown_timeout_seconds: Seconds = 30.0
+    error_backoff_seconds: Seconds = 5.0
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_nested_delimiter="__",
+        case_sensitive=False,
+        extra="forbid",
+    )
+
+    component_name: Literal["webapi", "scheduld"] | None = None
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
+    run_env: str = "local"
+    store: StoreSettings = Field(default_factory=StoreSettings)
+    sqs: SQSSettings = Field(default_factory=SQSSettings)
+    ecs: ECSSettings = Field(default_factory=ECSSettings)
+    webapi: WebAPISettings = Field(default_factory=WebAPISettings)
+    scheduler: SchedulerSettings = Field(default_factory=SchedulerSettings)
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper(cls, value: Any) -> Any:
+        return value.upper() if isinstance(value, str) else value
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        config_dir = Path(os.environ.get(CONFIG_DIR_ENV, _DEFAULT_CONFIG_DIR))
+        run_env = os.environ.get("RUN_ENV", "local")
+        yaml_files = [config_dir / "config_default.yaml", config_dir / f"config_{run_env}.yaml"]
+        yaml_settings = YamlConfigSettingsSource(settings_cls, yaml_file=yaml_files, deep_merge=True)
+        return (init_settings, env_settings, yaml_settings)
+
+
+class ConfigError(Exception):
+    """Configuration that cannot be used; the message names each bad setting."""
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Read settings from files and environment; ConfigError names every bad setting."""
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in error['loc'])}: {error['msg']}"
+            for error in exc.errors(include_url=False)
+        )
+        raise ConfigError(f"invalid configuration: {problems}") from exc

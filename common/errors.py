@@ -1,0 +1,85 @@
+"""Domain errors of ECS Scheduler.
+
+    SchedulerError
+    ├── JobNotFoundError (LookupError)      a job id that is not stored
+    ├── JobExistsError (KeyError)           create with an id already stored
+    ├── InvalidJobError (ValueError)        field → reason, for every bad field
+    ├── ConcurrentUpdateError               optimistic write lost the race (store retries it)
+    ├── StoreUnavailableError               the store cannot be reached (temporary)
+    ├── PublishError                        a change event could not be sent (the write stands)
+    ├── BusUnavailableError                 the event bus cannot be reached (temporary)
+    └── LaunchError                         ECS refused or failed a RunTask call
+
+Each error builds its own message from its arguments, so every raise site reads the same.
+Backends translate their library's exceptions into these (chained with ``from exc``);
+callers never catch a backend's exception types.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+
+class SchedulerError(Exception):
+    """Base class of every domain error."""
+
+    @property
+    def message(self) -> str:
+        return str(self.args[0]) if self.args else self.__class__.__name__
+
+
+class JobNotFoundError(SchedulerError, LookupError):
+    def __init__(self, job_id: str) -> None:
+        super().__init__(f"Job {job_id} does not exist")
+        self.job_id = job_id
+
+
+class JobExistsError(SchedulerError, KeyError):
+    def __init__(self, job_id: str) -> None:
+        super().__init__(f"Job {job_id} already exists")
+        self.job_id = job_id
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return self.message
+
+
+class InvalidJobError(SchedulerError, ValueError):
+    """Invalid input; ``errors`` maps each bad field (dotted path, API names) to why."""
+
+    def __init__(self, errors: Mapping[str, str], message: str = "Invalid job") -> None:
+        self.errors = dict(errors)
+        detail = "; ".join(f"{field}: {reason}" for field, reason in self.errors.items())
+        super().__init__(f"{message}: {detail}" if detail else message)
+
+
+class ConcurrentUpdateError(SchedulerError):
+    def __init__(self, job_id: str) -> None:
+        super().__init__(f"Job {job_id} was changed concurrently")
+        self.job_id = job_id
+
+
+class StoreUnavailableError(SchedulerError):
+    def __init__(self, detail: str) -> None:
+        super().__init__(f"Job store unavailable: {detail}")
+
+
+class PublishError(SchedulerError):
+    """The store write stood, but its change event could not be published."""
+
+    def __init__(self, job_id: str, detail: str) -> None:
+        super().__init__(
+            f"Job {job_id} was saved, but the scheduler could not be notified ({detail}); "
+            "scheduld will pick the change up at its next reconcile"
+        )
+        self.job_id = job_id
+
+
+class BusUnavailableError(SchedulerError):
+    def __init__(self, detail: str) -> None:
+        super().__init__(f"Event bus unavailable: {detail}")
+
+
+class LaunchError(SchedulerError):
+    def __init__(self, job_id: str, detail: str) -> None:
+        super().__init__(f"Launching tasks for job {job_id} failed: {detail}")
+        self.job_id = job_id

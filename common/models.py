@@ -1,0 +1,375 @@
+"""The Job schema family and the change event (SPEC §2, §5).
+
+``JobCreate`` and ``JobUpdate`` validate what users send (strict JSON types, unknown fields
+rejected); ``Job`` is what is stored and served. JSON keeps the spec's camelCase through aliases;
+documents are dumped without unset fields. Cross-field rules live in ``new_job`` and
+``apply_update`` so a create and a partial update are checked the same way.
+"""
+
+from __future__ import annotations
+
+import functools
+import zoneinfo
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal, TypeVar
+
+import orjson
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationError,
+    field_validator,
+)
+from pydantic.alias_generators import to_camel
+
+from common import schedule as schedule_syntax
+from common.errors import InvalidJobError
+
+MAX_TASKS_PER_FIRE = 50
+MAX_USER_TAGS = 48  # ECS allows 50 tags per task; scheduld adds its own attribution tags
+MAX_OVERRIDES_CHARS = 8192  # ECS limit on the size of containerOverrides
+READ_ONLY_FIELDS = frozenset({"lastRun", "lastRunTasks", "estimatedNextRun", "link"})
+
+Name = Annotated[
+    str, StringConstraints(min_length=1, max_length=255, pattern=r"^[A-Za-z0-9_-]+$")
+]
+ShortText = Annotated[str, StringConstraints(min_length=1, max_length=255)]
+QueueName = Annotated[
+    str, StringConstraints(min_length=1, max_length=80, pattern=r"^[A-Za-z0-9_-]+(\.fifo)?$")
+]
+EnvName = Annotated[str, StringConstraints(min_length=1, max_length=255, pattern=r"^[^=\s]+$")]
+TaskCount = Annotated[int, Field(ge=1, le=MAX_TASKS_PER_FIRE)]
+
+
+def _utc(value: datetime) -> datetime:
+    """ISO-8601 without an offset means UTC (SPEC §2)."""
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+Timestamp = Annotated[datetime, AfterValidator(_utc)]
+
+
+@functools.cache
+def _known_timezones() -> frozenset[str]:
+    return frozenset(zoneinfo.available_timezones()) | {"UTC"}
+
+
+def _timezone_name(value: str) -> str:
+    if value not in _known_timezones():
+        raise ValueError(f"unknown IANA timezone {value!r}")
+    return value
+
+
+TimezoneName = Annotated[str, AfterValidator(_timezone_name)]
+
+
+class ApiModel(BaseModel):
+    """camelCase on the wire, snake_case in Python, unknown fields rejected."""
+
+    model_config = ConfigDict(
+        alias_generator=to_camel,
+        populate_by_name=True,
+        extra="forbid",
+        str_strip_whitespace=False,
+    )
+
+    def to_document(self) -> dict[str, Any]:
+        """JSON-ready dict with API names and no unset (None) fields."""
+        return self.model_dump(mode="json", by_alias=True, exclude_none=True)
+
+
+class ContainerOverride(ApiModel):
+    container_name: Name
+    environment: Annotated[dict[EnvName, str], Field(max_length=100)] | None = None
+    command: Annotated[list[str], Field(max_length=100)] | None = None
+
+
+class SQSTrigger(ApiModel):
+    """Start tasks only while an SQS queue holds messages, scaled by its depth."""
+
+    type: Literal["sqs"]
+    queue_name: QueueName
+    messages_per_task: Annotated[int, Field(ge=1)] | None = None
+
+
+Trigger = SQSTrigger
+
+
+class AwsVpcConfiguration(ApiModel):
+    subnets: Annotated[list[ShortText], Field(min_length=1, max_length=16)]
+    security_groups: Annotated[list[ShortText], Field(max_length=5)] | None = None
+    assign_public_ip: Literal["ENABLED", "DISABLED"] | None = None
+
+
+class NetworkConfiguration(ApiModel):
+    awsvpc_configuration: AwsVpcConfiguration
+
+
+class CapacityProviderStrategyItem(ApiModel):
+    capacity_provider: ShortText
+    weight: Annotated[int, Field(ge=0, le=1000)] | None = None
+    base: Annotated[int, Field(ge=0, le=100000)] | None = None
+
+
+class Tag(ApiModel):
+    key: Annotated[str, StringConstraints(min_length=1, max_length=128)]
+    value: Annotated[str, StringConstraints(max_length=256)] = ""
+
+    @field_validator("key")
+    @classmethod
+    def _not_aws_prefixed(cls, key: str) -> str:
+        if key.lower().startswith("aws:"):
+            raise ValueError("tag keys starting with 'aws:' are reserved by AWS")
+        return key
+
+
+class LaunchedTask(ApiModel):
+    task_id: str
+    host_id: str | None = None
+
+
+class _UserFields(ApiModel):
+    """Every field a user may set; all optional here, required ones tightened below."""
+
+    task_definition: Name | None = None
+    schedule: str | None = None
+    schedule_start: Timestamp | None = None
+    schedule_end: Timestamp | None = None
+    timezone: TimezoneName | None = None
+    task_count: TaskCount | None = None
+    max_count: TaskCount | None = None
+    trigger: Trigger | None = None
+    suspended: bool | None = None
+    overrides: Annotated[list[ContainerOverride], Field(max_length=10)] | None = None
+    launch_type: Literal["EC2", "FARGATE", "EXTERNAL", "MANAGED_INSTANCES"] | None = None
+    capacity_provider_strategy: (
+        Annotated[list[CapacityProviderStrategyItem], Field(min_length=1, max_length=20)] | None
+    ) = None
+    platform_version: ShortText | None = None
+    network_configuration: NetworkConfiguration | None = None
+    group: ShortText | None = None
+    tags: Annotated[list[Tag], Field(max_length=MAX_USER_TAGS)] | None = None
+    propagate_tags: Literal["TASK_DEFINITION", "SERVICE", "NONE"] | None = None
+    enable_execute_command: bool | None = None
+
+    @field_validator("schedule")
+    @classmethod
+    def _resolve_schedule(cls, value: str | None) -> str | None:
+        """Syntax check, and ``?`` resolved once: the stored value is concrete."""
+        if value is None:
+            return None
+        resolved = schedule_syntax.resolve_wildcards(value)
+        schedule_syntax.build_trigger(resolved)
+        return resolved
+
+
+class JobCreate(_UserFields):
+    """Body of POST /jobs."""
+
+    model_config = ConfigDict(strict=True)
+
+    task_definition: Name
+    schedule: str
+    id: Name | None = None
+
+
+class JobUpdate(_UserFields):
+    """Body of PUT /jobs/{id}: only the given fields change; ``null`` clears an optional one."""
+
+    model_config = ConfigDict(strict=True)
+
+    id: Name | None = None
+
+
+class JobStatus(ApiModel):
+    """The fields scheduld manages; written apart from user fields so neither clobbers the other."""
+
+    last_run: Timestamp | None = None
+    last_run_tasks: list[LaunchedTask] | None = None
+    estimated_next_run: Timestamp | None = None
+
+
+class Job(_UserFields):
+    """A stored job: user fields plus the status scheduld manages."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    id: Name
+    task_definition: Name
+    schedule: str
+    task_count: TaskCount = 1
+    last_run: Timestamp | None = None
+    last_run_tasks: list[LaunchedTask] | None = None
+    estimated_next_run: Timestamp | None = None
+
+    @field_validator("schedule")
+    @classmethod
+    def _resolve_schedule(cls, value: str | None) -> str | None:
+        """Stored schedules are already concrete; keep them exactly as stored."""
+        return value
+
+    @property
+    def status(self) -> JobStatus:
+        return JobStatus(
+            last_run=self.last_run,
+            last_run_tasks=self.last_run_tasks,
+            estimated_next_run=self.estimated_next_run,
+        )
+
+    def user_document(self) -> dict[str, Any]:
+        """The user-owned part of the document (no status fields)."""
+        return self.model_dump(
+            mode="json",
+            by_alias=True,
+            exclude_none=True,
+            exclude={"last_run", "last_run_tasks", "estimated_next_run"},
+        )
+
+    @property
+    def expected_task_count(self) -> int:
+        """Tasks a plain (trigger-less) firing wants: min(taskCount, maxCount), at most 50."""
+        wanted = self.task_count if self.max_count is None else min(self.task_count, self.max_count)
+        return min(wanted, MAX_TASKS_PER_FIRE)
+
+
+class ChangeEvent(ApiModel):
+    """webapi → scheduld: a job was added, modified or removed; scheduld re-reads the store."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    op: Literal["add", "modify", "remove"]
+    job_id: Name
+    sent_at: Timestamp = Field(default_factory=lambda: datetime.now(UTC))
+
+    def to_json(self) -> str:
+        return orjson.dumps(self.to_document()).decode()
+
+
+M = TypeVar("M", bound=ApiModel)
+
+
+# --- building and changing jobs -------------------------------------------------------------
+
+
+def parse_create(body: bytes | str | Mapping[str, Any]) -> JobCreate:
+    """Validate a POST body; InvalidJobError names each bad field."""
+    return _validate(JobCreate, body)
+
+
+def parse_update(body: bytes | str | Mapping[str, Any]) -> JobUpdate:
+    """Validate a PUT body; InvalidJobError names each bad field."""
+    return _validate(JobUpdate, body)
+
+
+def new_job(create: JobCreate) -> Job:
+    """The job a create request stores: id defaults to taskDefinition, taskCount to 1."""
+    data = create.model_dump(exclude_none=True)
+    data["id"] = create.id or create.task_definition
+    job = Job.model_validate(data)
+    _check_rules(job, schedule_changed=True)
+    return job
+
+
+def apply_update(job: Job, update: JobUpdate) -> Job:
+    """The job after a partial update: given fields replace, ``null`` clears optional ones."""
+    given = update.model_fields_set
+    if "id" in given and update.id is not None and update.id != job.id:
+        raise InvalidJobError({"id": f"cannot be changed (job is {job.id})"})
+    errors = {
+        _alias(name): "cannot be cleared; it is required"
+        for name in ("task_definition", "schedule")
+        if name in given and getattr(update, name) is None
+    }
+    if errors:
+        raise InvalidJobError(errors)
+    data = job.model_dump(exclude_none=True)
+    for name in given - {"id"}:
+        value = getattr(update, name)
+        if value is None:
+            data.pop(name, None)
+        else:
+            data[name] = value
+    data.setdefault("task_count", 1)
+    merged = Job.model_validate(data)
+    _check_rules(merged, schedule_changed=bool(given & {"schedule", "timezone"}))
+    return merged
+
+
+def _check_rules(job: Job, *, schedule_changed: bool) -> None:
+    """Rules that span fields; only checked on writes so stored jobs always load."""
+    errors: dict[str, str] = {}
+    if schedule_changed:
+        try:
+            trigger = schedule_syntax.build_trigger(job.schedule, timezone=job.timezone)
+            if schedule_syntax.next_fire_time(trigger) is None:
+                errors["schedule"] = "never fires (no matching time from now on)"
+        except schedule_syntax.ScheduleError as exc:
+            errors["schedule"] = str(exc)
+    if job.schedule_start and job.schedule_end and job.schedule_end <= job.schedule_start:
+        errors["scheduleEnd"] = "must be later than scheduleStart"
+    if job.launch_type and job.capacity_provider_strategy:
+        errors["capacityProviderStrategy"] = (
+            "cannot be combined with launchType (ECS accepts one or the other)"
+        )
+    if job.overrides:
+        size = len(orjson.dumps([o.to_document() for o in job.overrides]))
+        if size > MAX_OVERRIDES_CHARS:
+            errors["overrides"] = f"too large ({size} characters; ECS allows {MAX_OVERRIDES_CHARS})"
+        names = [o.container_name for o in job.overrides]
+        if len(names) != len(set(names)):
+            errors["overrides"] = "each containerName may appear only once"
+    if errors:
+        raise InvalidJobError(errors)
+
+
+def _validate(model: type[M], body: bytes | str | Mapping[str, Any]) -> M:
+    try:
+        if isinstance(body, Mapping):
+            return model.model_validate(_without_read_only(body))
+        document = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise InvalidJobError({"body": f"not valid JSON ({exc})"}) from exc
+    except ValidationError as exc:
+        raise InvalidJobError(field_errors(exc)) from exc
+    if not isinstance(document, dict):
+        raise InvalidJobError({"body": "must be a JSON object"})
+    try:
+        return model.model_validate_json(orjson.dumps(_without_read_only(document)))
+    except ValidationError as exc:
+        raise InvalidJobError(field_errors(exc)) from exc
+
+
+def _without_read_only(document: Mapping[str, Any]) -> dict[str, Any]:
+    """Fields clients get back but cannot set are ignored, so GET → edit → PUT works."""
+    return {key: value for key, value in document.items() if key not in READ_ONLY_FIELDS}
+
+
+def field_errors(exc: ValidationError) -> dict[str, str]:
+    """Pydantic errors as {dotted API field path: reason}."""
+    errors: dict[str, str] = {}
+    for error in exc.errors(include_url=False):
+        path = _path(error["loc"])
+        reason = "unknown field" if error["type"] == "extra_forbidden" else error["msg"]
+        reason = reason.removeprefix("Value error, ")
+        errors.setdefault(path, reason)
+    return errors
+
+
+def _path(loc: tuple[int | str, ...]) -> str:
+    path = ""
+    for part in loc:
+        if isinstance(part, int):
+            path += f"[{part}]"
+        elif part in {"sqs"}:  # discriminator tags add no information for users
+            continue
+        else:
+            path += f".{part}" if path else str(part)
+    return path or "body"
+
+
+def _alias(name: str) -> str:
+    return to_camel(name)

@@ -1,0 +1,113 @@
+"""Real servers for tests: each listens on 127.0.0.1 on a free port and is stopped by the test."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+TEST_REGION = "us-east-1"
+TEST_CREDENTIALS = {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_DEFAULT_REGION": TEST_REGION,
+    "AWS_REGION": TEST_REGION,
+}
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_for_http(url: str, *, timeout: float = 30.0, process: subprocess.Popen[bytes] | None = None) -> None:
+    """Poll ``url`` until it answers (any HTTP status), the process dies or time runs out."""
+    deadline = time.monotonic() + timeout
+    last_error: Exception | None = None
+    while time.monotonic() < deadline:
+        if process is not None and process.poll() is not None:
+            raise RuntimeError(f"server process exited with {process.returncode} before {url} answered")
+        try:
+            with urllib.request.urlopen(url, timeout=2):
+                return
+        except urllib.error.HTTPError:
+            return
+        except OSError as exc:
+            last_error = exc
+            time.sleep(0.1)
+    raise TimeoutError(f"{url} did not answer within {timeout} s: {last_error}")
+
+
+def stop_process(process: subprocess.Popen[bytes], *, grace: float = 10.0) -> int:
+    """SIGTERM, then SIGKILL after ``grace`` seconds; returns the exit code."""
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=grace)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+    return process.returncode
+
+
+@dataclass
+class MotoServer:
+    """A moto server process: SQS and ECS over real HTTP."""
+
+    url: str
+    process: subprocess.Popen[bytes]
+
+    def reset(self) -> None:
+        request = urllib.request.Request(f"{self.url}/moto-api/reset", method="POST", data=b"")
+        with urllib.request.urlopen(request, timeout=10):
+            pass
+
+    @property
+    def env(self) -> dict[str, str]:
+        """Environment for a process that should talk to this server through boto3."""
+        return {**TEST_CREDENTIALS, "AWS_ENDPOINT_URL": self.url}
+
+
+@contextlib.contextmanager
+def moto_server() -> Iterator[MotoServer]:
+    port = free_port()
+    env = {**os.environ, **TEST_CREDENTIALS}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_for_http(f"{url}/moto-api/", process=process)
+        yield MotoServer(url=url, process=process)
+    finally:
+        stop_process(process)
+
+
+def component_env(
+    *, moto: MotoServer, sqlite_path: Path, extra: Mapping[str, str] | None = None
+) -> dict[str, str]:
+    """Environment for an ecs-scheduler process in tests (RUN_ENV=test)."""
+    env = {
+        **os.environ,
+        **moto.env,
+        "RUN_ENV": "test",
+        "STORE__BACKEND": "sqlite",
+        "STORE__SQLITE__PATH": str(sqlite_path),
+        "PYTHONUNBUFFERED": "1",
+    }
+    env.update(extra or {})
+    return env
