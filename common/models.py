@@ -192,6 +192,11 @@ class JobStatus(ApiModel):
     last_run_tasks: list[LaunchedTask] | None = None
     estimated_next_run: Timestamp | None = None
 
+    def changes(self) -> dict[str, Any]:
+        """The fields given explicitly, API names → JSON value (None: remove the field)."""
+        dumped = self.model_dump(mode="json", by_alias=True, include=self.model_fields_set)
+        return dict(dumped)
+
 
 class Job(_UserFields):
     """A stored job: user fields plus the status scheduld manages."""

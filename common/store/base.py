@@ -60,8 +60,10 @@ class JobStore(ABC):
 
     @abstractmethod
     def update_status(self, job_id: str, status: JobStatus) -> None:
-        """Write the scheduld-managed fields that are set in ``status`` and nothing else.
+        """Write the scheduld-managed fields given in ``status`` and nothing else.
 
+        Only fields explicitly set (``status.model_fields_set``) are written; one set to None
+        is removed (e.g. ``JobStatus(estimated_next_run=None)`` clears the estimate).
         Never overwrites user fields, so a concurrent user update is never lost.
         JobNotFoundError if the job was deleted meanwhile (it is not recreated).
         """

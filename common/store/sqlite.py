@@ -110,12 +110,12 @@ class SQLiteJobStore(JobStore):
         return int(total)
 
     def update_status(self, job_id: str, status: JobStatus) -> None:
-        fields = status.to_document()
+        changes = status.changes()
         with self._translate(), self._write() as db:
             row = db.execute("SELECT status FROM jobs WHERE id = ?", (job_id,)).fetchone()
             if row is None:
                 raise JobNotFoundError(job_id)
-            merged = orjson.loads(row[0]) | fields
+            merged = {k: v for k, v in (orjson.loads(row[0]) | changes).items() if v is not None}
             db.execute("UPDATE jobs SET status = ? WHERE id = ?", (orjson.dumps(merged), job_id))
 
     def close(self) -> None:

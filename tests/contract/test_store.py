@@ -139,6 +139,10 @@ def test_status_update_writes_only_status(store: JobStore) -> None:
     store.update_status("a", JobStatus(estimated_next_run=ran))
     again = store.get_job("a")
     assert again.last_run == ran and again.estimated_next_run == ran
+    # a field given as None is cleared; fields not given stay
+    store.update_status("a", JobStatus(estimated_next_run=None))
+    cleared = store.get_job("a")
+    assert cleared.estimated_next_run is None and cleared.last_run == ran
 
 
 def test_status_update_never_clobbers_a_concurrent_user_update(store: JobStore) -> None:

@@ -1,0 +1,181 @@
+"""SQS event bus: the ops queue between webapi and scheduld, with a dead-letter queue.
+
+Queues are created when missing (``sqs.create_queues``) with a redrive policy, so a message
+that keeps failing ends in the dead-letter queue; messages that do not parse are moved there
+at once. Retries of throttled or failed calls are botocore's (standard mode, bounded).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
+import boto3
+import orjson
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError
+from pydantic import ValidationError
+
+from common.bus.base import EventBus, ReceivedMessage
+from common.config import SQSSettings
+from common.errors import BusUnavailableError, PublishError
+from common.models import ChangeEvent
+
+if TYPE_CHECKING:
+    from mypy_boto3_sqs import SQSClient
+
+logger = logging.getLogger(__name__)
+
+
+class SQSEventBus(EventBus):
+    def __init__(
+        self,
+        client: SQSClient,
+        *,
+        queue_url: str,
+        dead_letter_queue_url: str,
+        wait_seconds: int,
+    ) -> None:
+        self._client = client
+        self.queue_url = queue_url
+        self.dead_letter_queue_url = dead_letter_queue_url
+        self._wait_seconds = wait_seconds
+
+    @classmethod
+    def from_settings(cls, settings: SQSSettings, *, client: SQSClient | None = None) -> SQSEventBus:
+        """Connect (boto3 reads region, endpoint and credentials from the environment)."""
+        sqs: SQSClient = client or boto3.client(
+            "sqs",
+            config=Config(
+                retries={"mode": "standard", "max_attempts": settings.publish_attempts},
+                connect_timeout=5,
+                read_timeout=settings.wait_seconds + 10,
+            ),
+        )
+        with _unavailable("set up queues"):
+            dlq_url = _queue_url(sqs, settings.dead_letter_queue_name, settings.create_queues, {})
+            queue_url = settings.queue_url or _queue_url(
+                sqs,
+                settings.queue_name,
+                settings.create_queues,
+                {
+                    "VisibilityTimeout": str(settings.visibility_timeout_seconds),
+                    "RedrivePolicy": orjson.dumps(
+                        {
+                            "deadLetterTargetArn": _queue_arn(sqs, dlq_url),
+                            "maxReceiveCount": str(settings.max_receive_count),
+                        }
+                    ).decode(),
+                },
+            )
+        return cls(sqs, queue_url=queue_url, dead_letter_queue_url=dlq_url, wait_seconds=settings.wait_seconds)
+
+    def publish(self, event: ChangeEvent) -> str:
+        try:
+            response = self._client.send_message(QueueUrl=self.queue_url, MessageBody=event.to_json())
+        except (BotoCoreError, ClientError) as exc:
+            logger.error("publishing %s of job %s failed: %s", event.op, event.job_id, exc)
+            raise PublishError(event.job_id, _describe(exc)) from exc
+        message_id = response["MessageId"]
+        logger.debug("published %s of job %s as message %s", event.op, event.job_id, message_id)
+        return message_id
+
+    def receive(
+        self, *, max_messages: int = 10, wait_seconds: float | None = None
+    ) -> list[ReceivedMessage]:
+        wait = self._wait_seconds if wait_seconds is None else int(wait_seconds)
+        return self._receive(self.queue_url, max_messages=max_messages, wait=wait)
+
+    def ack(self, message: ReceivedMessage) -> None:
+        with _unavailable(f"delete message {message.message_id}"):
+            self._client.delete_message(QueueUrl=self.queue_url, ReceiptHandle=message.receipt)
+
+    def dead_letter(self, message: ReceivedMessage, *, reason: str) -> None:
+        with _unavailable(f"dead-letter message {message.message_id}"):
+            self._client.send_message(
+                QueueUrl=self.dead_letter_queue_url,
+                MessageBody=message.body or "<empty>",
+                MessageAttributes={
+                    "reason": {"DataType": "String", "StringValue": reason[:1024] or "unknown"},
+                    "originalMessageId": {"DataType": "String", "StringValue": message.message_id},
+                },
+            )
+        self.ack(message)
+        logger.warning("moved message %s to the dead-letter queue: %s", message.message_id, reason)
+
+    def dead_letters(self, *, max_messages: int = 10) -> list[ReceivedMessage]:
+        return self._receive(self.dead_letter_queue_url, max_messages=max_messages, wait=0, peek=True)
+
+    def close(self) -> None:
+        self._client.close()
+
+    def _receive(
+        self, url: str, *, max_messages: int, wait: int, peek: bool = False
+    ) -> list[ReceivedMessage]:
+        extra: dict[str, Any] = {"VisibilityTimeout": 0} if peek else {}
+        with _unavailable("receive messages"):
+            response = self._client.receive_message(
+                QueueUrl=url,
+                MaxNumberOfMessages=max(1, min(10, max_messages)),
+                WaitTimeSeconds=max(0, min(20, wait)),
+                MessageSystemAttributeNames=["ApproximateReceiveCount"],
+                MessageAttributeNames=["All"],
+                **extra,
+            )
+        return [_parse(raw) for raw in response.get("Messages", [])]
+
+
+def _parse(raw: Any) -> ReceivedMessage:
+    body = raw.get("Body", "")
+    event: ChangeEvent | None = None
+    error: str | None = None
+    try:
+        event = ChangeEvent.model_validate_json(body)
+    except ValidationError as exc:
+        error = f"not a change event: {exc.errors(include_url=False)[0]['msg']}"
+    reason = raw.get("MessageAttributes", {}).get("reason", {}).get("StringValue")
+    return ReceivedMessage(
+        message_id=raw["MessageId"],
+        receipt=raw["ReceiptHandle"],
+        body=body,
+        event=event,
+        error=error or reason,
+        receive_count=int(raw.get("Attributes", {}).get("ApproximateReceiveCount", "1")),
+    )
+
+
+def _queue_url(sqs: SQSClient, name: str, create: bool, attributes: dict[str, str]) -> str:
+    try:
+        return sqs.get_queue_url(QueueName=name)["QueueUrl"]
+    except ClientError as exc:
+        if not create or _code(exc) not in {"AWS.SimpleQueueService.NonExistentQueue", "QueueDoesNotExist"}:
+            raise
+    logger.info("creating SQS queue %s", name)
+    return sqs.create_queue(QueueName=name, Attributes=attributes)["QueueUrl"]  # type: ignore[arg-type]
+
+
+def _queue_arn(sqs: SQSClient, url: str) -> str:
+    attributes = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])
+    return attributes["Attributes"]["QueueArn"]
+
+
+def _code(exc: ClientError) -> str:
+    return str(exc.response.get("Error", {}).get("Code", ""))
+
+
+def _describe(exc: Exception) -> str:
+    if isinstance(exc, ClientError):
+        return f"{_code(exc)}: {exc.response.get('Error', {}).get('Message', '')}"
+    return str(exc)
+
+
+@contextlib.contextmanager
+def _unavailable(action: str) -> Iterator[None]:
+    """botocore's errors become BusUnavailableError, chained."""
+    try:
+        yield
+    except (BotoCoreError, ClientError) as exc:
+        logger.warning("SQS: could not %s: %s", action, exc)
+        raise BusUnavailableError(f"could not {action}: {_describe(exc)}") from exc

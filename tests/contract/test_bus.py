@@ -1,0 +1,46 @@
+"""The EventBus contract: run unchanged against every implementation (conftest ``bus``)."""
+
+from __future__ import annotations
+
+import time
+
+from common.bus.base import EventBus, ReceivedMessage
+from common.models import ChangeEvent
+
+
+def receive_all(bus: EventBus, expected: int, *, timeout: float = 10.0) -> list[ReceivedMessage]:
+    received: list[ReceivedMessage] = []
+    deadline = time.monotonic() + timeout
+    while len(received) < expected and time.monotonic() < deadline:
+        received += bus.receive(max_messages=10, wait_seconds=1)
+    return received
+
+
+def test_published_events_are_received_and_acked(bus: EventBus) -> None:
+    sent = [ChangeEvent(op="add", job_id="a"), ChangeEvent(op="remove", job_id="b")]
+    for event in sent:
+        bus.publish(event)
+    received = receive_all(bus, 2)
+    assert sorted((m.event.op, m.event.job_id) for m in received if m.event) == [("add", "a"), ("remove", "b")]
+    for message in received:
+        bus.ack(message)
+    assert bus.receive(max_messages=10, wait_seconds=0) == []
+
+
+def test_unacked_message_is_delivered_again(bus: EventBus) -> None:
+    bus.publish(ChangeEvent(op="modify", job_id="a"))
+    (first,) = receive_all(bus, 1)
+    (again,) = receive_all(bus, 1, timeout=15)  # after the visibility timeout
+    assert again.message_id == first.message_id
+    assert again.receive_count >= 2
+    bus.ack(again)
+
+
+def test_dead_letter_moves_message_and_keeps_reason(bus: EventBus) -> None:
+    bus.publish(ChangeEvent(op="add", job_id="a"))
+    (message,) = receive_all(bus, 1)
+    bus.dead_letter(message, reason="cannot apply")
+    (dead,) = bus.dead_letters()
+    assert dead.body == message.body
+    assert dead.error == "cannot apply"
+    assert bus.receive(max_messages=10, wait_seconds=0) == []
