@@ -64,7 +64,11 @@ class StoreUnavailableError(SchedulerError):
 
 
 class PublishError(SchedulerError):
-    """The store write stood, but its change event could not be published."""
+    """The store write stood, but its change event could not be published.
+
+    ``reply`` carries what the client would have got had the publish worked (the saved job),
+    so the client learns both that the write stands and that notifying scheduld failed.
+    """
 
     def __init__(self, job_id: str, detail: str) -> None:
         super().__init__(
@@ -72,6 +76,7 @@ class PublishError(SchedulerError):
             "scheduld will pick the change up at its next reconcile"
         )
         self.job_id = job_id
+        self.reply: dict[str, object] = {}
 
 
 class BusUnavailableError(SchedulerError):

@@ -1,0 +1,1 @@
+"""The launcher: starts the component named by COMPONENT_NAME (webapi or scheduld)."""

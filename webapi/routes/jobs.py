@@ -1,0 +1,165 @@
+"""The Jobs resource (SPEC §1): list, create, read, update, delete.
+
+Routes raise domain errors only; webapi/errors.py turns them into replies. Every successful
+write is followed by a change event on the bus; if that fails the write still stands and the
+client is told (PublishError carries the reply it would have had).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Annotated, Any, TypeVar
+
+from fastapi import APIRouter, Query, Request, Response
+from starlette.concurrency import run_in_threadpool
+
+from common.bus.base import EventBus
+from common.errors import PublishError
+from common.models import (
+    ChangeEvent,
+    JobCreate,
+    JobUpdate,
+    apply_update,
+    new_job,
+    parse_create,
+    parse_update,
+)
+from common.store.base import JobStore
+from webapi.body import json_body
+from webapi.deps import BusDep, SettingsDep, StoreDep
+from webapi.errors import JSONReply
+from webapi.schemas import DeletedJob, ErrorReply, JobRef, JobReply, JobsPage, job_ref, job_reply
+
+logger = logging.getLogger(__name__)
+router = APIRouter(prefix="/jobs", tags=["jobs"])
+
+MAX_PAGE = 1000
+T = TypeVar("T")
+
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    code: {"model": ErrorReply, "description": text}
+    for code, text in {
+        400: "Invalid input; `errors` names each bad field",
+        404: "No such job",
+        409: "A job with that id exists",
+        413: "Body too large",
+        415: "Body is not JSON",
+        503: "Store or queue unavailable; for writes, the job was saved but scheduld not notified",
+    }.items()
+}
+
+
+def _body_doc(model: type[JobCreate] | type[JobUpdate]) -> dict[str, Any]:
+    return {
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/json": {"schema": {"$ref": f"#/components/schemas/{model.__name__}"}}
+            },
+        }
+    }
+
+
+def _responses(*codes: int) -> dict[int | str, dict[str, Any]]:
+    return {code: _ERRORS[code] for code in codes}
+
+
+@router.get(
+    "",
+    summary="List jobs, ordered by id",
+    response_model=JobsPage,
+    response_model_exclude_none=True,
+    responses=_responses(400, 503),
+)
+async def list_jobs(
+    store: StoreDep,
+    skip: Annotated[int, Query(ge=0, le=2**62, description="Jobs to skip")] = 0,
+    count: Annotated[int, Query(ge=1, le=MAX_PAGE, description="Jobs per page")] = 10,
+) -> Response:
+    # One extra job tells whether a next page exists without counting the whole store.
+    jobs = await _read(store, store.list_jobs, skip=skip, count=count + 1)
+    page: dict[str, Any] = {"jobs": [job_reply(job) for job in jobs[:count]]}
+    if skip > 0:
+        page["prev"] = f"/jobs?skip={max(0, skip - count)}&count={count}"
+    if len(jobs) > count:
+        page["next"] = f"/jobs?skip={skip + count}&count={count}"
+    return JSONReply(page)
+
+
+@router.post(
+    "",
+    status_code=201,
+    summary="Create a job",
+    response_model=JobRef,
+    responses=_responses(400, 409, 413, 415, 503),
+    openapi_extra=_body_doc(JobCreate),
+)
+async def create_job(
+    request: Request, store: StoreDep, bus: BusDep, settings: SettingsDep
+) -> Response:
+    create = parse_create(await json_body(request, limit=settings.webapi.max_body_bytes))
+    job = new_job(create)
+    await run_in_threadpool(store.create_job, job)
+    logger.info("created job %s", job.id)
+    reply = job_ref(job.id)
+    await _publish(bus, ChangeEvent(op="add", job_id=job.id), reply)
+    return JSONReply(reply, status_code=201, headers={"Location": f"/jobs/{job.id}"})
+
+
+@router.get(
+    "/{job_id}",
+    summary="Get one job",
+    response_model=JobReply,
+    response_model_exclude_none=True,
+    responses=_responses(404, 503),
+)
+async def get_job(job_id: str, store: StoreDep) -> Response:
+    job = await _read(store, store.get_job, job_id)
+    return JSONReply(job_reply(job))
+
+
+@router.put(
+    "/{job_id}",
+    summary="Update a job: only the given fields change, null clears an optional field",
+    response_model=JobRef,
+    responses=_responses(400, 404, 413, 415, 503),
+    openapi_extra=_body_doc(JobUpdate),
+)
+async def update_job(
+    job_id: str, request: Request, store: StoreDep, bus: BusDep, settings: SettingsDep
+) -> Response:
+    update = parse_update(await json_body(request, limit=settings.webapi.max_body_bytes))
+    await run_in_threadpool(store.update_job, job_id, lambda job: apply_update(job, update))
+    logger.info("updated job %s: %s", job_id, ", ".join(sorted(update.model_fields_set)))
+    reply = job_ref(job_id)
+    await _publish(bus, ChangeEvent(op="modify", job_id=job_id), reply)
+    return JSONReply(reply)
+
+
+@router.delete(
+    "/{job_id}",
+    summary="Delete a job",
+    response_model=DeletedJob,
+    responses=_responses(404, 503),
+)
+async def delete_job(job_id: str, store: StoreDep, bus: BusDep) -> Response:
+    await run_in_threadpool(store.delete_job, job_id)
+    logger.info("deleted job %s", job_id)
+    reply: dict[str, object] = {"id": job_id}
+    await _publish(bus, ChangeEvent(op="remove", job_id=job_id), reply)
+    return JSONReply(reply)
+
+
+async def _read(store: JobStore, method: Any, *args: Any, **kwargs: Any) -> Any:
+    """Local stores answer reads at once; network stores are called off the event loop."""
+    if store.blocking:
+        return await run_in_threadpool(method, *args, **kwargs)
+    return method(*args, **kwargs)
+
+
+async def _publish(bus: EventBus, event: ChangeEvent, reply: dict[str, object]) -> None:
+    try:
+        await run_in_threadpool(bus.publish, event)
+    except PublishError as exc:
+        exc.reply = reply
+        raise
