@@ -34,9 +34,7 @@ MAX_USER_TAGS = 48  # ECS allows 50 tags per task; scheduld adds its own attribu
 MAX_OVERRIDES_CHARS = 8192  # ECS limit on the size of containerOverrides
 READ_ONLY_FIELDS = frozenset({"lastRun", "lastRunTasks", "estimatedNextRun", "link"})
 
-Name = Annotated[
-    str, StringConstraints(min_length=1, max_length=255, pattern=r"^[A-Za-z0-9_-]+$")
-]
+Name = Annotated[str, StringConstraints(min_length=1, max_length=255, pattern=r"^[A-Za-z0-9_-]+$")]
 ShortText = Annotated[str, StringConstraints(min_length=1, max_length=255)]
 QueueName = Annotated[
     str, StringConstraints(min_length=1, max_length=80, pattern=r"^[A-Za-z0-9_-]+(\.fifo)?$")

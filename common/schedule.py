@@ -46,9 +46,7 @@ def split_fields(expression: str) -> list[str]:
     if not fields:
         raise ScheduleError("must have at least the second field")
     if len(fields) > len(FIELD_NAMES):
-        raise ScheduleError(
-            f"has {len(fields)} fields; at most {len(FIELD_NAMES)}: {' '.join(FIELD_NAMES)}"
-        )
+        raise ScheduleError(f"has {len(fields)} fields; at most {len(FIELD_NAMES)}: {' '.join(FIELD_NAMES)}")
     return fields
 
 
@@ -96,9 +94,7 @@ def build_trigger(
         raise ScheduleError(str(exc)) from exc
 
 
-def next_fire_time(
-    trigger: CronTrigger, after: datetime | None = None
-) -> datetime | None:
+def next_fire_time(trigger: CronTrigger, after: datetime | None = None) -> datetime | None:
     """The first fire time strictly after ``after`` (default: now)."""
     now = after or datetime.now(ZoneInfo("UTC"))
     result: datetime | None = trigger.get_next_fire_time(None, now + timedelta(microseconds=1))

@@ -25,9 +25,7 @@ job sets `timezone`.
 """
 
 
-def create_app(
-    settings: Settings, *, store: JobStore | None = None, bus: EventBus | None = None
-) -> FastAPI:
+def create_app(settings: Settings, *, store: JobStore | None = None, bus: EventBus | None = None) -> FastAPI:
     """Build the app; store and bus default to the configured ones, built at startup."""
 
     @contextlib.asynccontextmanager
@@ -81,6 +79,12 @@ def _document_request_bodies(app: FastAPI) -> None:
                 for name, definition in model_schema.pop("$defs", {}).items():
                     components.setdefault(name, definition)
                 components[model.__name__] = model_schema
+            for operations in schema.get("paths", {}).values():
+                for operation in operations.values():
+                    # invalid input is 400 here (errors.py), never FastAPI's 422
+                    operation.get("responses", {}).pop("422", None)
+            for unused in ("HTTPValidationError", "ValidationError"):
+                components.pop(unused, None)
             app.openapi_schema = schema
         return app.openapi_schema
 

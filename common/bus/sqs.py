@@ -70,7 +70,9 @@ class SQSEventBus(EventBus):
                     ).decode(),
                 },
             )
-        return cls(sqs, queue_url=queue_url, dead_letter_queue_url=dlq_url, wait_seconds=settings.wait_seconds)
+        return cls(
+            sqs, queue_url=queue_url, dead_letter_queue_url=dlq_url, wait_seconds=settings.wait_seconds
+        )
 
     def publish(self, event: ChangeEvent) -> str:
         try:
@@ -82,9 +84,7 @@ class SQSEventBus(EventBus):
         logger.debug("published %s of job %s as message %s", event.op, event.job_id, message_id)
         return message_id
 
-    def receive(
-        self, *, max_messages: int = 10, wait_seconds: float | None = None
-    ) -> list[ReceivedMessage]:
+    def receive(self, *, max_messages: int = 10, wait_seconds: float | None = None) -> list[ReceivedMessage]:
         wait = self._wait_seconds if wait_seconds is None else int(wait_seconds)
         return self._receive(self.queue_url, max_messages=max_messages, wait=wait)
 

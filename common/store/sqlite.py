@@ -62,9 +62,7 @@ class SQLiteJobStore(JobStore):
 
     def get_job(self, job_id: str) -> Job:
         with self._translate():
-            row = self._db().execute(
-                "SELECT document, status FROM jobs WHERE id = ?", (job_id,)
-            ).fetchone()
+            row = self._db().execute("SELECT document, status FROM jobs WHERE id = ?", (job_id,)).fetchone()
         if row is None:
             raise JobNotFoundError(job_id)
         return _job(row)
@@ -89,19 +87,27 @@ class SQLiteJobStore(JobStore):
     def list_jobs(self, *, skip: int = 0, count: int = 10) -> list[Job]:
         # The inner query walks only the primary-key index, never the documents.
         with self._translate():
-            rows = self._db().execute(
-                "SELECT document, status FROM jobs WHERE id IN "
-                "(SELECT id FROM jobs ORDER BY id LIMIT ? OFFSET ?) ORDER BY id",
-                (count, skip),
-            ).fetchall()
+            rows = (
+                self._db()
+                .execute(
+                    "SELECT document, status FROM jobs WHERE id IN "
+                    "(SELECT id FROM jobs ORDER BY id LIMIT ? OFFSET ?) ORDER BY id",
+                    (count, skip),
+                )
+                .fetchall()
+            )
         return [_job(row) for row in rows]
 
     def scan_jobs(self, *, after: str | None = None, limit: int = PAGE_LIMIT) -> list[Job]:
         with self._translate():
-            rows = self._db().execute(
-                "SELECT document, status FROM jobs WHERE id > ? ORDER BY id LIMIT ?",
-                (after or "", limit),
-            ).fetchall()
+            rows = (
+                self._db()
+                .execute(
+                    "SELECT document, status FROM jobs WHERE id > ? ORDER BY id LIMIT ?",
+                    (after or "", limit),
+                )
+                .fetchall()
+            )
         return [_job(row) for row in rows]
 
     def count_jobs(self) -> int:

@@ -21,7 +21,10 @@ def test_published_events_are_received_and_acked(bus: EventBus) -> None:
     for event in sent:
         bus.publish(event)
     received = receive_all(bus, 2)
-    assert sorted((m.event.op, m.event.job_id) for m in received if m.event) == [("add", "a"), ("remove", "b")]
+    assert sorted((m.event.op, m.event.job_id) for m in received if m.event) == [
+        ("add", "a"),
+        ("remove", "b"),
+    ]
     for message in received:
         bus.ack(message)
     assert bus.receive(max_messages=10, wait_seconds=0) == []

@@ -7,8 +7,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import pytest
 import httpx
+import pytest
 
 from common.bus.base import EventBus
 from common.bus.sqs import SQSEventBus
@@ -20,9 +20,7 @@ from webapi import create_app
 
 @pytest.fixture
 def settings(tmp_path: Path, sqs_settings: SQSSettings) -> Settings:
-    return Settings(
-        store=StoreSettings(sqlite=SQLiteSettings(path=tmp_path / "api.db")), sqs=sqs_settings
-    )
+    return Settings(store=StoreSettings(sqlite=SQLiteSettings(path=tmp_path / "api.db")), sqs=sqs_settings)
 
 
 @pytest.fixture

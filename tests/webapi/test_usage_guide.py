@@ -78,9 +78,7 @@ def test_usage_guide_flow(client: httpx.Client, sqs_bus: SQSEventBus) -> None:
     assert long_job == {
         "id": "long-sleep-task",
         "link": link("long-sleep-task"),
-        "overrides": [
-            {"containerName": "drmonkeysee-task", "environment": {"SLEEP_SECONDS": "10"}}
-        ],
+        "overrides": [{"containerName": "drmonkeysee-task", "environment": {"SLEEP_SECONDS": "10"}}],
         "schedule": long_job["schedule"],
         "taskCount": 1,
         "taskDefinition": "sleeper-task",

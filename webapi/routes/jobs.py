@@ -53,9 +53,7 @@ def _body_doc(model: type[JobCreate] | type[JobUpdate]) -> dict[str, Any]:
     return {
         "requestBody": {
             "required": True,
-            "content": {
-                "application/json": {"schema": {"$ref": f"#/components/schemas/{model.__name__}"}}
-            },
+            "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{model.__name__}"}}},
         }
     }
 
@@ -94,9 +92,7 @@ async def list_jobs(
     responses=_responses(400, 409, 413, 415, 503),
     openapi_extra=_body_doc(JobCreate),
 )
-async def create_job(
-    request: Request, store: StoreDep, bus: BusDep, settings: SettingsDep
-) -> Response:
+async def create_job(request: Request, store: StoreDep, bus: BusDep, settings: SettingsDep) -> Response:
     create = parse_create(await json_body(request, limit=settings.webapi.max_body_bytes))
     job = new_job(create)
     await run_in_threadpool(store.create_job, job)
