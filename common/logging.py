@@ -12,5 +12,13 @@ def configure_logging(level: str, *, component: str | None = None) -> None:
     """One stderr handler on the root logger; noisy libraries held at WARNING."""
     prefix = f"[{component}] " if component else ""
     logging.basicConfig(level=level, format=prefix + FORMAT, stream=sys.stderr, force=True)
-    for noisy in ("botocore", "boto3", "urllib3", "elastic_transport", "opensearch", "apscheduler"):
+    for noisy in (
+        "botocore",
+        "boto3",
+        "urllib3",
+        "elastic_transport",
+        "opensearch",
+        "apscheduler",
+        "werkzeug",
+    ):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLogger().level))

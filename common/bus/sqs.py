@@ -12,12 +12,12 @@ import logging
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
-import boto3
 import orjson
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import ValidationError
 
+from common import aws
 from common.bus.base import EventBus, ReceivedMessage
 from common.config import SQSSettings
 from common.errors import BusUnavailableError, PublishError
@@ -46,7 +46,7 @@ class SQSEventBus(EventBus):
     @classmethod
     def from_settings(cls, settings: SQSSettings, *, client: SQSClient | None = None) -> SQSEventBus:
         """Connect (boto3 reads region, endpoint and credentials from the environment)."""
-        sqs: SQSClient = client or boto3.client(
+        sqs: SQSClient = client or aws.client(
             "sqs",
             config=Config(
                 retries={"mode": "standard", "max_attempts": settings.publish_attempts},

@@ -1,0 +1,93 @@
+"""`make run`: start the whole stack on this machine, no AWS account and no Docker needed.
+
+    python -m ecs_scheduler.local            # emulator + webapi + scheduld under honcho
+    python -m ecs_scheduler.local emulator   # just the AWS emulator (one Procfile entry)
+    python -m ecs_scheduler.local wait       # block until the emulator answers
+
+Ports: the emulator listens on 127.0.0.1:$LOCAL_AWS_PORT (default 4566), webapi on
+$WEBAPI__PORT (default 5000). Ctrl-C stops all three.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+from common.config import load_settings
+from common.logging import configure_logging
+
+ROOT = Path(__file__).resolve().parents[2]
+DEFAULT_AWS_PORT = 4566
+
+
+def local_environment() -> dict[str, str]:
+    """The environment every process of the local stack shares; existing values win."""
+    env = dict(os.environ)
+    port = env.setdefault("LOCAL_AWS_PORT", str(DEFAULT_AWS_PORT))
+    env.setdefault("RUN_ENV", "local")
+    env.setdefault("AWS_ENDPOINT_URL", f"http://127.0.0.1:{port}")
+    env.setdefault("AWS_ACCESS_KEY_ID", "local")
+    env.setdefault("AWS_SECRET_ACCESS_KEY", "local")
+    env.setdefault("AWS_REGION", "us-east-1")
+    env.setdefault("AWS_DEFAULT_REGION", env["AWS_REGION"])
+    env.setdefault("PYTHONUNBUFFERED", "1")
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    return env
+
+
+def run_stack() -> int:
+    from honcho.manager import Manager
+
+    env = local_environment()
+    manager = Manager()
+    for line in (ROOT / "Procfile").read_text().splitlines():
+        if line.strip() and not line.lstrip().startswith("#"):
+            name, command = line.split(":", 1)
+            manager.add_process(name.strip(), command.strip(), env=env, cwd=str(ROOT))
+    manager.loop()
+    return int(manager.returncode or 0)
+
+
+def wait_for_emulator(timeout: float = 60.0) -> int:
+    """Block until the emulator answers and its seeding finished (the cluster has instances)."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    from common import aws
+    from ecs_scheduler.local.emulator import CONTAINER_INSTANCES
+
+    cluster = load_settings().ecs.cluster
+    ecs = aws.client("ecs")
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            found = ecs.describe_clusters(clusters=[cluster])["clusters"]
+            if found and found[0].get("registeredContainerInstancesCount", 0) >= CONTAINER_INSTANCES:
+                return 0
+        except (BotoCoreError, ClientError):
+            pass
+        time.sleep(0.2)
+    sys.stderr.write(f"AWS emulator at {os.environ['AWS_ENDPOINT_URL']} not ready within {timeout:.0f} s\n")
+    return 1
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m ecs_scheduler.local", description=__doc__)
+    parser.add_argument("command", nargs="?", default="stack", choices=["stack", "emulator", "wait"])
+    args = parser.parse_args(argv)
+    if args.command == "stack":
+        return run_stack()
+    os.environ.update(local_environment())
+    if args.command == "wait":
+        return wait_for_emulator()
+    from ecs_scheduler.local.emulator import serve
+
+    settings = load_settings()
+    configure_logging(settings.log_level, component="aws")
+    return serve(settings, port=int(os.environ["LOCAL_AWS_PORT"]))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

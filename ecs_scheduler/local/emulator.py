@@ -1,0 +1,162 @@
+"""The local AWS emulator: a moto server on 127.0.0.1 seeded for the usage guide.
+
+Seeds the ops queue and its dead-letter queue, an ECS cluster with EC2 container instances,
+the task definitions ``sleeper-task`` (container ``sleeper-container``) and ``consumer-task``,
+and the queue ``consumer-task-queue``. Emulated tasks then end like the short-lived containers
+they stand for: each is stopped ``SLEEP_SECONDS`` (from its environment override, default 3)
+after it was first seen, since moto's tasks would otherwise run forever.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+import time
+from dataclasses import dataclass, field
+from types import FrameType
+from typing import TYPE_CHECKING, Any
+
+import orjson
+from botocore.exceptions import BotoCoreError, ClientError
+
+from common import aws
+from common.bus.sqs import SQSEventBus
+from common.config import Settings
+
+if TYPE_CHECKING:
+    from mypy_boto3_ecs import ECSClient
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_SLEEP_SECONDS = 3.0
+CONTAINER_INSTANCES = 2
+TASK_DEFINITIONS = {
+    "sleeper-task": "sleeper-container",
+    "consumer-task": "consumer-container",
+}
+TRIGGER_QUEUES = ("consumer-task-queue",)
+
+
+def seed(settings: Settings, *, endpoint_url: str) -> None:
+    """Create everything the usage guide's curl commands expect to exist."""
+    client_args: dict[str, Any] = {"endpoint_url": endpoint_url}
+    SQSEventBus.from_settings(settings.sqs, client=aws.client("sqs", **client_args)).close()
+    sqs = aws.client("sqs", **client_args)
+    for name in TRIGGER_QUEUES:
+        sqs.create_queue(QueueName=name)
+    ecs: ECSClient = aws.client("ecs", **client_args)
+    cluster = settings.ecs.cluster
+    ecs.create_cluster(clusterName=cluster)
+    for family, container in TASK_DEFINITIONS.items():
+        ecs.register_task_definition(
+            family=family,
+            networkMode="bridge",
+            requiresCompatibilities=["EC2", "FARGATE"],
+            containerDefinitions=[
+                {
+                    "name": container,
+                    "image": "public.ecr.aws/docker/library/busybox:latest",
+                    "cpu": 16,
+                    "memory": 64,
+                    "command": ["sh", "-c", "sleep ${SLEEP_SECONDS:-3}; echo done"],
+                }
+            ],
+        )
+    ec2 = aws.client("ec2", **client_args)
+    for _ in range(CONTAINER_INSTANCES):
+        instance = ec2.run_instances(
+            ImageId="ami-12c6146b", MinCount=1, MaxCount=1, InstanceType="m5.4xlarge"
+        )["Instances"][0]
+        document = {
+            "instanceId": instance["InstanceId"],
+            "instanceType": "m5.4xlarge",
+            "region": ecs.meta.region_name,
+            "availabilityZone": instance["Placement"]["AvailabilityZone"],
+            "accountId": "123456789012",
+            "privateIp": instance.get("PrivateIpAddress", "10.0.0.1"),
+            "imageId": "ami-12c6146b",
+        }
+        ecs.register_container_instance(
+            cluster=cluster, instanceIdentityDocument=orjson.dumps(document).decode()
+        )
+    logger.info(
+        "seeded cluster %s, task definitions %s, queues %s + %s",
+        cluster,
+        ", ".join(TASK_DEFINITIONS),
+        settings.sqs.queue_name,
+        ", ".join(TRIGGER_QUEUES),
+    )
+
+
+@dataclass
+class TaskReaper:
+    """Stops each emulated task once its container would have finished sleeping."""
+
+    ecs: ECSClient
+    cluster: str
+    first_seen: dict[str, float] = field(default_factory=dict)
+
+    def sweep(self, now: float | None = None) -> list[str]:
+        """One pass: returns the ARNs of the tasks stopped."""
+        now = time.monotonic() if now is None else now
+        arns = [
+            arn
+            for page in self.ecs.get_paginator("list_tasks").paginate(
+                cluster=self.cluster, desiredStatus="RUNNING"
+            )
+            for arn in page["taskArns"]
+        ]
+        stopped: list[str] = []
+        for start in range(0, len(arns), 100):
+            for task in self.ecs.describe_tasks(cluster=self.cluster, tasks=arns[start : start + 100])[
+                "tasks"
+            ]:
+                arn = task["taskArn"]
+                seen = self.first_seen.setdefault(arn, now)
+                if now - seen >= _sleep_seconds(task):
+                    self.ecs.stop_task(cluster=self.cluster, task=arn, reason="Essential container exited")
+                    self.first_seen.pop(arn, None)
+                    stopped.append(arn)
+        return stopped
+
+
+def _sleep_seconds(task: Any) -> float:
+    for override in task.get("overrides", {}).get("containerOverrides", []):
+        for variable in override.get("environment", []):
+            if variable.get("name") == "SLEEP_SECONDS":
+                try:
+                    return float(variable["value"])
+                except ValueError:
+                    break
+    return DEFAULT_SLEEP_SECONDS
+
+
+def serve(settings: Settings, *, port: int, interval: float = 0.5) -> int:
+    """Run the emulator until SIGINT/SIGTERM."""
+    from moto.server import ThreadedMotoServer
+
+    stop = threading.Event()
+
+    def _stop(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGINT, _stop)
+    signal.signal(signal.SIGTERM, _stop)
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    endpoint_url = f"http://127.0.0.1:{port}"
+    try:
+        seed(settings, endpoint_url=endpoint_url)
+        logger.info("AWS emulator ready on %s", endpoint_url)
+        reaper = TaskReaper(aws.client("ecs", endpoint_url=endpoint_url), settings.ecs.cluster)
+        while not stop.wait(interval):
+            try:
+                for arn in reaper.sweep():
+                    logger.info("emulated task finished: %s", arn)
+            except (BotoCoreError, ClientError) as exc:
+                logger.warning("task reaper sweep failed: %s", exc)
+    finally:
+        server.stop()
+        logger.info("AWS emulator stopped")
+    return 0
