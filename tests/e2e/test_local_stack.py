@@ -58,7 +58,9 @@ def test_make_run_stack(tmp_path: Path) -> None:
         except subprocess.TimeoutExpired:
             os.killpg(stack.pid, signal.SIGKILL)
             raise
-    assert eventually(lambda: not session_processes(stack.pid) or None, timeout=15, what="all processes to exit")
+    assert eventually(
+        lambda: not session_processes(stack.pid) or None, timeout=15, what="all processes to exit"
+    )
     output = log_path.read_text(errors="replace")
     for name in ("aws", "webapi", "scheduld"):
         assert re.search(rf"^\S* ?{name}\s*\|", output, flags=re.MULTILINE), f"no prefixed {name} log"
@@ -121,9 +123,7 @@ def _see_tasks_launched(client: httpx.Client, aws_port: int, log_path: Path) -> 
     assert {task["taskArn"] for task in described} == set(arns)
     assert all(task["taskDefinitionArn"].split("/")[-1].startswith("sleeper-task:") for task in described)
     # the emulator ends tasks after SLEEP_SECONDS, so later fires start new ones
-    eventually(
-        lambda: _stopped_count(ecs) >= 2 or None, timeout=20, what="emulated tasks to finish"
-    )
+    eventually(lambda: _stopped_count(ecs) >= 2 or None, timeout=20, what="emulated tasks to finish")
 
 
 def _launched(client: httpx.Client) -> dict[str, Any] | None:

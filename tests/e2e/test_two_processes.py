@@ -94,11 +94,17 @@ def processes(moto: MotoServer, tmp_path: Path, unique_name: str) -> Iterator[di
 
 def test_job_fires_through_two_processes(processes: dict[str, Any]) -> None:
     logs = processes["logs"]
-    with httpx.Client(base_url=processes["url"], timeout=10) as client, Reaper(
-        processes["ecs"], processes["cluster"]
-    ) as reaper:
+    with (
+        httpx.Client(base_url=processes["url"], timeout=10) as client,
+        Reaper(processes["ecs"], processes["cluster"]) as reaper,
+    ):
         eventually(lambda: _answers(client), timeout=60, what=f"webapi\n{tail(logs['webapi'])}")
-        body = {"taskDefinition": "sleeper-task", "id": "every-second", "schedule": "*", "launchType": "FARGATE"}
+        body = {
+            "taskDefinition": "sleeper-task",
+            "id": "every-second",
+            "schedule": "*",
+            "launchType": "FARGATE",
+        }
         assert client.post("/jobs", json=body).status_code == 201
 
         job = eventually(
