@@ -32,7 +32,8 @@ from common.errors import InvalidJobError
 MAX_TASKS_PER_FIRE = 50
 MAX_USER_TAGS = 48  # ECS allows 50 tags per task; scheduld adds its own attribution tags
 MAX_OVERRIDES_CHARS = 8192  # ECS limit on the size of containerOverrides
-READ_ONLY_FIELDS = frozenset({"lastRun", "lastRunTasks", "estimatedNextRun", "link"})
+READ_ONLY_FIELDS = frozenset({"lastRun", "lastRunTasks", "lastRunFailures", "estimatedNextRun", "link"})
+_STATUS_FIELDS: set[str] = {"last_run", "last_run_tasks", "last_run_failures", "estimated_next_run"}
 
 Name = Annotated[str, StringConstraints(min_length=1, max_length=255, pattern=r"^[A-Za-z0-9_-]+$")]
 ShortText = Annotated[str, StringConstraints(min_length=1, max_length=255)]
@@ -130,6 +131,14 @@ class LaunchedTask(ApiModel):
     host_id: str | None = None
 
 
+class LaunchFailure(ApiModel):
+    """A RunTask failure as ECS reported it (or the error that stopped the launch)."""
+
+    reason: str
+    detail: str | None = None
+    arn: str | None = None
+
+
 class _UserFields(ApiModel):
     """Every field a user may set; all optional here, required ones tightened below."""
 
@@ -188,6 +197,7 @@ class JobStatus(ApiModel):
 
     last_run: Timestamp | None = None
     last_run_tasks: list[LaunchedTask] | None = None
+    last_run_failures: list[LaunchFailure] | None = None
     estimated_next_run: Timestamp | None = None
 
     def changes(self) -> dict[str, Any]:
@@ -207,6 +217,7 @@ class Job(_UserFields):
     task_count: TaskCount = 1
     last_run: Timestamp | None = None
     last_run_tasks: list[LaunchedTask] | None = None
+    last_run_failures: list[LaunchFailure] | None = None
     estimated_next_run: Timestamp | None = None
 
     @field_validator("schedule")
@@ -217,11 +228,7 @@ class Job(_UserFields):
 
     @property
     def status(self) -> JobStatus:
-        return JobStatus(
-            last_run=self.last_run,
-            last_run_tasks=self.last_run_tasks,
-            estimated_next_run=self.estimated_next_run,
-        )
+        return JobStatus.model_validate(self.model_dump(include=_STATUS_FIELDS))
 
     def user_document(self) -> dict[str, Any]:
         """The user-owned part of the document (no status fields)."""
@@ -229,7 +236,7 @@ class Job(_UserFields):
             mode="json",
             by_alias=True,
             exclude_none=True,
-            exclude={"last_run", "last_run_tasks", "estimated_next_run"},
+            exclude=_STATUS_FIELDS,
         )
 
     @property

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
+import signal
+from collections.abc import Iterator
+from types import FrameType
+
 from common.config import Settings
 from webapi.app import create_app
 
@@ -9,10 +14,27 @@ __all__ = ["create_app", "serve"]
 
 
 def serve(settings: Settings) -> int:
-    """Serve the API with uvicorn: ONE process, since the app is the source of change events."""
+    """Serve the API with uvicorn in ONE process: each process would publish its own events
+    and the seed warned against multi-process hosting; scale with more containers instead.
+    SIGTERM/SIGINT shut down gracefully and the process exits 0."""
     import uvicorn
 
-    uvicorn.run(
+    class Server(uvicorn.Server):
+        @contextlib.contextmanager
+        def capture_signals(self) -> Iterator[None]:
+            """uvicorn re-raises the signal after shutting down; a clean stop should exit 0."""
+
+            def handle(signum: int, frame: FrameType | None) -> None:
+                self.handle_exit(signum, frame)
+
+            previous = {sig: signal.signal(sig, handle) for sig in (signal.SIGINT, signal.SIGTERM)}
+            try:
+                yield
+            finally:
+                for sig, handler in previous.items():
+                    signal.signal(sig, handler)
+
+    config = uvicorn.Config(
         create_app(settings),
         host=settings.webapi.host,
         port=settings.webapi.port,
@@ -21,4 +43,5 @@ def serve(settings: Settings) -> int:
         access_log=settings.log_level == "DEBUG",
         timeout_graceful_shutdown=10,
     )
+    Server(config).run()
     return 0

@@ -1,0 +1,237 @@
+"""scheduld's life: load the schedule, consume change events, reconcile, shut down cleanly.
+
+The store is the truth. A change event only names a job: whatever its ``op``, the job is
+re-read and the schedule made to match, so late, duplicated or reordered messages are
+harmless. A message is acked only once applied; one that does not parse goes to the
+dead-letter queue at once; one whose handling keeps failing is dead-lettered by SQS's redrive
+policy. A periodic reconcile heals lost messages and changes made while scheduld was down.
+Outages are logged and retried with capped exponential backoff; no thread dies silently.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+from common.bus.base import EventBus, ReceivedMessage
+from common.config import Settings
+from common.errors import JobNotFoundError, SchedulerError
+from common.models import Job, JobStatus
+from common.schedule import ScheduleError
+from common.store.base import JobStore
+from scheduld.executor import TaskLauncher
+from scheduld.firing import Firing
+from scheduld.scheduler import Schedule
+from scheduld.triggers import TriggerRegistry
+
+logger = logging.getLogger(__name__)
+
+
+class Backoff:
+    """Capped exponential waits after consecutive failures, interruptible by shutdown."""
+
+    def __init__(self, first: float, stop: threading.Event, cap: float = 60.0) -> None:
+        self._first, self._cap, self._stop = first, cap, stop
+        self._failures = 0
+
+    def reset(self) -> None:
+        self._failures = 0
+
+    def wait(self) -> None:
+        delay = min(self._cap, self._first * 2**self._failures)
+        self._failures += 1
+        self._stop.wait(delay)
+
+
+class Daemon:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        store: JobStore,
+        bus: EventBus,
+        launcher: TaskLauncher,
+        triggers: TriggerRegistry,
+    ) -> None:
+        self._settings = settings.scheduler
+        self._store = store
+        self._bus = bus
+        self._stop = threading.Event()
+        self._estimates: queue.Queue[str] = queue.Queue()
+        self._threads: list[threading.Thread] = []
+        self._schedule = Schedule(settings.scheduler, self._fire_later)
+        self._firing = Firing(
+            store=store,
+            launcher=launcher,
+            triggers=triggers,
+            next_fire_time=self._schedule.next_fire_time,
+            on_missing=self._schedule.remove,
+        )
+        self.loaded = threading.Event()
+
+    # --- lifecycle ---------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Load every job (retrying while the store is down), then start all loops."""
+        self._schedule.start()
+        self._spawn("load", self._initial_load)
+        self._spawn("consume", self._consume_loop)
+        self._spawn("estimates", self._estimate_loop)
+
+    def stop(self, timeout: float | None = None) -> None:
+        """Stop polling, let fires under way finish (bounded), stop the scheduler."""
+        timeout = self._settings.shutdown_timeout_seconds if timeout is None else timeout
+        logger.info("scheduld stopping (waiting up to %.0f s for launches under way)", timeout)
+        self._stop.set()
+        closer = threading.Thread(target=self._schedule.shutdown, kwargs={"wait": True}, daemon=True)
+        closer.start()
+        closer.join(timeout)
+        if closer.is_alive():
+            logger.warning("launches still under way after %.0f s; stopping anyway", timeout)
+        for thread in self._threads:
+            thread.join(timeout=1)
+        logger.info("scheduld stopped")
+
+    def request_stop(self) -> None:
+        """Signal-safe: only sets the flag ``wait`` returns on."""
+        self._stop.set()
+
+    def wait(self) -> None:
+        while not self._stop.wait(1.0):
+            pass
+
+    @property
+    def schedule(self) -> Schedule:
+        return self._schedule
+
+    # --- loops -------------------------------------------------------------------------------
+
+    def _spawn(self, name: str, target: Callable[[], None]) -> None:
+        thread = threading.Thread(target=self._guarded(name, target), name=f"scheduld-{name}", daemon=True)
+        self._threads.append(thread)
+        thread.start()
+
+    def _guarded(self, name: str, target: Callable[[], None]) -> Callable[[], None]:
+        def run() -> None:
+            while not self._stop.is_set():
+                try:
+                    target()
+                    return
+                except Exception:
+                    logger.exception("scheduld %s loop crashed; restarting it", name)
+                    self._stop.wait(self._settings.error_backoff_seconds)
+
+        return run
+
+    def _initial_load(self) -> None:
+        backoff = Backoff(self._settings.error_backoff_seconds, self._stop)
+        while not self._stop.is_set():
+            try:
+                count = self.reconcile(catch_up=True)
+                logger.info("loaded %d jobs into the schedule", count)
+                break
+            except SchedulerError as exc:
+                logger.warning("loading jobs failed (%s); retrying", exc.message)
+                backoff.wait()
+        self.loaded.set()
+        interval = self._settings.reconcile_interval_seconds
+        while not self._stop.wait(interval):
+            try:
+                self.reconcile()
+            except SchedulerError as exc:
+                logger.warning("reconcile failed (%s); next try in %.0f s", exc.message, interval)
+
+    def _consume_loop(self) -> None:
+        backoff = Backoff(self._settings.error_backoff_seconds, self._stop)
+        while not self._stop.is_set():
+            try:
+                messages = self._bus.receive()
+            except SchedulerError as exc:
+                logger.warning("receiving change events failed (%s); backing off", exc.message)
+                backoff.wait()
+                continue
+            backoff.reset()
+            for message in messages:
+                if self._stop.is_set():
+                    return  # unacked: SQS delivers it again
+                if not self.handle(message):
+                    backoff.wait()
+
+    def _estimate_loop(self) -> None:
+        """Keeps estimatedNextRun current off the hot paths (startup, event handling)."""
+        while not self._stop.is_set():
+            try:
+                job_id = self._estimates.get(timeout=0.5)
+            except queue.Empty:
+                continue
+            try:
+                self._store.update_status(
+                    job_id, JobStatus(estimated_next_run=self._schedule.next_fire_time(job_id))
+                )
+            except JobNotFoundError:
+                pass
+            except SchedulerError as exc:
+                logger.warning("job %s: estimatedNextRun not written (%s)", job_id, exc.message)
+
+    # --- applying changes --------------------------------------------------------------------
+
+    def handle(self, message: ReceivedMessage) -> bool:
+        """Apply one message; True when it was acked (applied or dead-lettered)."""
+        try:
+            if message.event is None:
+                self._bus.dead_letter(message, reason=message.error or "not a change event")
+                return True
+            self.sync_job(message.event.job_id)
+            self._bus.ack(message)
+            logger.debug(
+                "applied %s of job %s (message %s)",
+                message.event.op,
+                message.event.job_id,
+                message.message_id,
+            )
+            return True
+        except SchedulerError as exc:
+            logger.warning(
+                "message %s not applied (%s); it will be delivered again", message.message_id, exc.message
+            )
+        except Exception:
+            logger.exception("message %s crashed its handler; it will be retried", message.message_id)
+        return False
+
+    def sync_job(self, job_id: str) -> None:
+        """Make the schedule match the store for one job."""
+        try:
+            job = self._store.get_job(job_id)
+        except JobNotFoundError:
+            self._schedule.remove(job_id)
+            return
+        self._put(job)
+
+    def reconcile(self, *, catch_up: bool = False) -> int:
+        """Diff the whole schedule against the store and fix it; returns the jobs seen."""
+        seen: set[str] = set()
+        for job in self._store.iter_jobs():
+            seen.add(job.id)
+            self._put(job, catch_up=catch_up)
+        for stale in self._schedule.scheduled_ids() - seen:
+            logger.info("job %s is no longer stored; unscheduling it", stale)
+            self._schedule.remove(stale)
+        return len(seen)
+
+    def _put(self, job: Job, *, catch_up: bool = False) -> None:
+        try:
+            changed = self._schedule.put(job, catch_up=catch_up)
+        except ScheduleError as exc:  # stored before a parser change, say: skip, never crash
+            logger.error("job %s has an unschedulable schedule %r: %s", job.id, job.schedule, exc)
+            return
+        if changed and job.estimated_next_run != self._schedule.next_fire_time(job.id):
+            self._estimates.put(job.id)
+
+    def _fire_later(self, job_id: str, scheduled: datetime) -> None:
+        if self._stop.is_set():
+            logger.info("job %s: not firing at %s, scheduld is stopping", job_id, scheduled)
+            return
+        self._firing(job_id, scheduled.astimezone(UTC))

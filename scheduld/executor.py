@@ -1,0 +1,200 @@
+"""ECS: count a job's running tasks and start more with RunTask.
+
+Attribution: ``startedBy`` is ``<prefix>/<16-hex hash of the job id>`` (ECS allows 36
+characters, so long job ids still fit, and two jobs on one task definition never count each
+other's tasks); each task is also tagged ``ecs-scheduler:job-id`` for people. RunTask starts at
+most 10 tasks a call, so launches are batched, and every call passes a client-side token
+bucket so a herd of jobs firing at once queues instead of tripping ECS throttling. Throttling
+and transient errors are retried by botocore (standard mode, bounded attempts).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import logging
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from common.config import ECSSettings
+from common.errors import LaunchError
+from common.models import Job, LaunchedTask, LaunchFailure
+
+if TYPE_CHECKING:
+    from mypy_boto3_ecs import ECSClient
+
+logger = logging.getLogger(__name__)
+
+RUN_TASK_BATCH = 10
+JOB_TAG = "ecs-scheduler:job-id"
+_PASS_THROUGH = (
+    "launchType",
+    "capacityProviderStrategy",
+    "platformVersion",
+    "networkConfiguration",
+    "group",
+    "propagateTags",
+    "enableExecuteCommand",
+)
+
+
+def started_by(prefix: str, job_id: str) -> str:
+    """The job's startedBy marker: fits ECS's 36 characters whatever the id's length."""
+    return f"{prefix}/{hashlib.blake2b(job_id.encode(), digest_size=8).hexdigest()}"
+
+
+class TokenBucket:
+    """Thread-safe rate limit: ``rate`` calls a second, bursts up to ``rate``; 0 disables."""
+
+    def __init__(self, rate: float) -> None:
+        self._rate = rate
+        self._capacity = max(1.0, rate)
+        self._tokens = self._capacity
+        self._updated = time.monotonic()
+        self._lock = threading.Lock()
+
+    def acquire(self) -> float:
+        """Take one token, sleeping until one is free; returns the seconds waited."""
+        if self._rate <= 0:
+            return 0.0
+        waited = 0.0
+        while True:
+            with self._lock:
+                now = time.monotonic()
+                self._tokens = min(self._capacity, self._tokens + (now - self._updated) * self._rate)
+                self._updated = now
+                if self._tokens >= 1:
+                    self._tokens -= 1
+                    return waited
+                delay = (1 - self._tokens) / self._rate
+            time.sleep(delay)
+            waited += delay
+
+
+@dataclass
+class LaunchResult:
+    tasks: list[LaunchedTask] = field(default_factory=list)
+    failures: list[LaunchFailure] = field(default_factory=list)
+
+
+class TaskLauncher:
+    def __init__(self, ecs: ECSClient, settings: ECSSettings) -> None:
+        self._ecs = ecs
+        self._cluster = settings.cluster
+        self._prefix = settings.started_by
+        self._bucket = TokenBucket(settings.launch_rate_per_second)
+
+    def running_count(self, job: Job) -> int:
+        """This job's tasks still PENDING or RUNNING.
+
+        ListTasks takes startedBy as its only filter and may still list recently stopped
+        tasks, so DescribeTasks confirms which are live.
+        """
+        marker = started_by(self._prefix, job.id)
+        with _translate(job.id, "ListTasks"):
+            arns = [
+                arn
+                for page in self._ecs.get_paginator("list_tasks").paginate(
+                    cluster=self._cluster, startedBy=marker
+                )
+                for arn in page["taskArns"]
+            ]
+        live = 0
+        for start in range(0, len(arns), 100):
+            with _translate(job.id, "DescribeTasks"):
+                tasks = self._ecs.describe_tasks(cluster=self._cluster, tasks=arns[start : start + 100])[
+                    "tasks"
+                ]
+            live += sum(
+                1
+                for task in tasks
+                if task.get("desiredStatus") == "RUNNING" and task.get("lastStatus") != "STOPPED"
+            )
+        return live
+
+    def launch(self, job: Job, count: int, *, scheduled: datetime) -> LaunchResult:
+        """Start ``count`` tasks in batches of ≤ 10; ECS's per-task failures are collected."""
+        result = LaunchResult()
+        base = self._run_task_params(job)
+        remaining, batch = count, 0
+        while remaining > 0:
+            size = min(RUN_TASK_BATCH, remaining)
+            self._bucket.acquire()
+            params = {**base, "count": size, "clientToken": _client_token(job.id, scheduled, batch)}
+            try:
+                with _translate(job.id, "RunTask"):
+                    response = self._ecs.run_task(**params)
+            except LaunchError as exc:
+                result.failures.append(LaunchFailure(reason="RunTaskError", detail=exc.message))
+                logger.warning("job %s: RunTask batch %d of %d tasks failed: %s", job.id, batch, size, exc)
+                break
+            for task in response.get("tasks", []):
+                result.tasks.append(
+                    LaunchedTask(task_id=task["taskArn"], host_id=task.get("containerInstanceArn"))
+                )
+            for failure in response.get("failures", []):
+                result.failures.append(
+                    LaunchFailure(
+                        reason=failure.get("reason", "unknown"),
+                        detail=failure.get("detail"),
+                        arn=failure.get("arn"),
+                    )
+                )
+                logger.warning(
+                    "job %s: RunTask failure %s %s (%s)",
+                    job.id,
+                    failure.get("reason"),
+                    failure.get("detail", ""),
+                    failure.get("arn", ""),
+                )
+            remaining -= size
+            batch += 1
+        return result
+
+    def _run_task_params(self, job: Job) -> dict[str, Any]:
+        document = job.to_document()
+        params: dict[str, Any] = {
+            "cluster": self._cluster,
+            "taskDefinition": job.task_definition,
+            "startedBy": started_by(self._prefix, job.id),
+            "tags": [{"key": JOB_TAG, "value": job.id}, *document.get("tags", [])],
+        }
+        params.update({name: document[name] for name in _PASS_THROUGH if name in document})
+        if job.overrides:
+            params["overrides"] = {
+                "containerOverrides": [_container_override(o) for o in document["overrides"]]
+            }
+        return params
+
+
+def _container_override(override: dict[str, Any]) -> dict[str, Any]:
+    converted: dict[str, Any] = {"name": override["containerName"]}
+    if "environment" in override:
+        converted["environment"] = [{"name": k, "value": v} for k, v in override["environment"].items()]
+    if "command" in override:
+        converted["command"] = override["command"]
+    return converted
+
+
+def _client_token(job_id: str, scheduled: datetime, batch: int) -> str:
+    """Same fire, same batch → same token, so ECS ignores a retried call (≤ 64 characters)."""
+    seed = f"{job_id}|{scheduled.isoformat()}|{batch}".encode()
+    return hashlib.sha256(seed).hexdigest()[:64]
+
+
+@contextlib.contextmanager
+def _translate(job_id: str, action: str) -> Iterator[None]:
+    """botocore's errors (after its own bounded retries) become LaunchError, chained."""
+    try:
+        yield
+    except ClientError as exc:
+        error = exc.response.get("Error", {})
+        raise LaunchError(job_id, f"{action}: {error.get('Code')}: {error.get('Message')}") from exc
+    except BotoCoreError as exc:
+        raise LaunchError(job_id, f"{action}: {exc}") from exc

@@ -1,0 +1,159 @@
+"""The schedule: a thin wrapper over APScheduler 3.x, the only module that imports it.
+
+Deliberate settings: UTC; coalesce (missed fires collapse into one run); misfire grace from
+config (APScheduler's default of 1 s would drop fires under load); one instance per job at a
+time; a thread pool sized from config (APScheduler's default is 10 workers). The fire callback
+receives the *scheduled* fire time, which becomes the job's ``lastRun``.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from apscheduler.executors.base import run_job
+from apscheduler.executors.pool import ThreadPoolExecutor
+from apscheduler.jobstores.base import JobLookupError
+from apscheduler.schedulers.background import BackgroundScheduler
+
+from common import schedule as schedule_syntax
+from common.config import SchedulerSettings
+from common.models import Job
+
+logger = logging.getLogger(__name__)
+
+FireCallback = Callable[[str, datetime], None]
+"""Called on a worker thread with (job id, scheduled fire time)."""
+
+_current = threading.local()
+
+
+class _FireTimeExecutor(ThreadPoolExecutor):  # type: ignore[misc]
+    """APScheduler's thread pool, but the callback learns which scheduled time it runs for."""
+
+    def _do_submit_job(self, job: Any, run_times: list[datetime]) -> None:
+        def run() -> Any:
+            _current.run_time = run_times[-1]  # coalesced: one run time per submission
+            return run_job(job, job._jobstore_alias, run_times, self._logger.name)
+
+        def done(future: Any) -> None:
+            error = future.exception()
+            if error is not None:
+                self._run_job_error(job.id, error, error.__traceback__)
+            else:
+                self._run_job_success(job.id, future.result())
+
+        self._pool.submit(run).add_done_callback(done)
+
+
+@dataclass(frozen=True)
+class _Fingerprint:
+    """What decides when a job fires; other edits (taskCount, overrides) need no reschedule."""
+
+    schedule: str
+    timezone: str | None
+    start: datetime | None
+    end: datetime | None
+    suspended: bool
+
+    @classmethod
+    def of(cls, job: Job) -> _Fingerprint:
+        return cls(job.schedule, job.timezone, job.schedule_start, job.schedule_end, bool(job.suspended))
+
+
+class Schedule:
+    """Which jobs fire when. Thread-safe; ``put`` is idempotent."""
+
+    def __init__(self, settings: SchedulerSettings, on_fire: FireCallback) -> None:
+        self._grace = settings.misfire_grace_seconds
+        self._on_fire = on_fire
+        self._fingerprints: dict[str, _Fingerprint] = {}
+        self._lock = threading.Lock()
+        self._scheduler = BackgroundScheduler(
+            executors={"default": _FireTimeExecutor(max_workers=settings.max_workers)},
+            job_defaults={
+                "coalesce": True,
+                "max_instances": 1,
+                "misfire_grace_time": int(settings.misfire_grace_seconds),
+            },
+            timezone=UTC,
+        )
+
+    def start(self) -> None:
+        self._scheduler.start()
+
+    def shutdown(self, *, wait: bool) -> None:
+        if self._scheduler.running:
+            self._scheduler.shutdown(wait=wait)
+
+    def put(self, job: Job, *, catch_up: bool = False) -> bool:
+        """Schedule ``job`` or apply its changes; False when nothing changed.
+
+        With ``catch_up`` (startup), the first fire after ``lastRun`` is kept if it was missed
+        by less than the misfire grace, so it runs once now; ``lastRun`` itself never re-fires.
+        """
+        fingerprint = _Fingerprint.of(job)
+        with self._lock:
+            if self._fingerprints.get(job.id) == fingerprint:
+                return False
+            trigger = schedule_syntax.build_trigger(
+                job.schedule, timezone=job.timezone, start=job.schedule_start, end=job.schedule_end
+            )
+            next_run = None if job.suspended else self._first_run(job, trigger, catch_up=catch_up)
+            self._scheduler.add_job(
+                self._fire,
+                trigger=trigger,
+                args=[job.id],
+                id=job.id,
+                name=job.id,
+                replace_existing=True,
+                next_run_time=next_run,
+            )
+            self._fingerprints[job.id] = fingerprint
+        logger.info("scheduled job %s: next fire %s", job.id, next_run or "never (suspended/ended)")
+        return True
+
+    def remove(self, job_id: str) -> bool:
+        """Drop a job; False if it was not scheduled."""
+        with self._lock:
+            self._fingerprints.pop(job_id, None)
+            try:
+                self._scheduler.remove_job(job_id)
+            except JobLookupError:
+                return False
+        logger.info("unscheduled job %s", job_id)
+        return True
+
+    def scheduled_ids(self) -> set[str]:
+        with self._lock:
+            return set(self._fingerprints)
+
+    def next_fire_time(self, job_id: str) -> datetime | None:
+        job = self._scheduler.get_job(job_id)
+        result: datetime | None = None if job is None else job.next_run_time
+        return result
+
+    def _first_run(self, job: Job, trigger: Any, *, catch_up: bool) -> datetime | None:
+        now = datetime.now(UTC)
+        if catch_up and job.last_run is not None:
+            # with a previous fire time, CronTrigger answers the first fire strictly after it
+            missed: datetime | None = trigger.get_next_fire_time(job.last_run, now)
+            if missed is not None and missed < now:
+                if now - missed <= timedelta(seconds=self._grace):
+                    logger.info("job %s missed its fire at %s; running it once now", job.id, missed)
+                    return missed
+                logger.warning(
+                    "job %s missed fires since %s, beyond the %.0f s grace: skipped",
+                    job.id,
+                    missed,
+                    self._grace,
+                )
+        return schedule_syntax.next_fire_time(trigger, now - timedelta(microseconds=1))
+
+    def _fire(self, job_id: str) -> None:
+        scheduled: datetime = getattr(_current, "run_time", None) or datetime.now(UTC)
+        self._on_fire(job_id, scheduled)
