@@ -42,6 +42,8 @@ def run_stack() -> int:
     from honcho.manager import Manager
 
     env = local_environment()
+    if hasattr(sys.stdout, "reconfigure"):
+        sys.stdout.reconfigure(line_buffering=True)  # prefixed log lines appear as they come
     manager = Manager()
     for line in (ROOT / "Procfile").read_text().splitlines():
         if line.strip() and not line.lstrip().startswith("#"):

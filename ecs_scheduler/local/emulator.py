@@ -51,8 +51,7 @@ def seed(settings: Settings, *, endpoint_url: str) -> None:
     for family, container in TASK_DEFINITIONS.items():
         ecs.register_task_definition(
             family=family,
-            networkMode="bridge",
-            requiresCompatibilities=["EC2", "FARGATE"],
+            networkMode="bridge",  # moto would demand a networkConfiguration for awsvpc
             containerDefinitions=[
                 {
                     "name": container,

@@ -126,7 +126,11 @@ async def update_job(
 ) -> Response:
     update = parse_update(await json_body(request, limit=settings.webapi.max_body_bytes))
     await run_in_threadpool(store.update_job, job_id, lambda job: apply_update(job, update))
-    logger.info("updated job %s: %s", job_id, ", ".join(sorted(update.model_fields_set)))
+    logger.info(
+        "updated job %s: %s",
+        job_id,
+        ", ".join(sorted(update.model_dump(by_alias=True, include=update.model_fields_set))),
+    )
     reply = job_ref(job_id)
     await _publish(bus, ChangeEvent(op="modify", job_id=job_id), reply)
     return JSONReply(reply)
