@@ -111,11 +111,8 @@ class TaskLauncher:
                 tasks = self._ecs.describe_tasks(cluster=self._cluster, tasks=arns[start : start + 100])[
                     "tasks"
                 ]
-            live += sum(
-                1
-                for task in tasks
-                if task.get("desiredStatus") == "RUNNING" and task.get("lastStatus") != "STOPPED"
-            )
+            # ECS sets desiredStatus STOPPED once a task ends or is stopped
+            live += sum(1 for task in tasks if task.get("desiredStatus") == "RUNNING")
         return live
 
     def launch(self, job: Job, count: int, *, scheduled: datetime) -> LaunchResult:

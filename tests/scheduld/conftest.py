@@ -1,0 +1,164 @@
+"""scheduld under test: real ECS and SQS on the moto server, a SQLite store in tmp_path.
+
+``RecordingECS`` is a tiny HTTP endpoint speaking the ECS JSON protocol, used only where moto
+cannot serve: RunTask with an awsvpc networkConfiguration crashes moto 5.2.5, and moto does
+not enforce clientToken or throttle, so those are checked on what boto3 actually sent.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import boto3
+import pytest
+from botocore.config import Config
+
+from common.config import ECSSettings, SchedulerSettings, Settings, SQSSettings
+from common.models import Job
+from common.store.base import JobStore
+from scheduld.executor import TaskLauncher
+from scheduld.firing import Firing
+from scheduld.triggers import TriggerRegistry, default_registry
+from tests.conftest import aws_client
+from tests.servers import MotoServer
+
+TASK_FAMILY = "sleeper-task"
+CONTAINER = "sleeper-container"
+
+
+@pytest.fixture
+def cluster(moto: MotoServer, unique_name: str) -> str:
+    ecs = aws_client(moto, "ecs")
+    name = f"{unique_name}-cluster"
+    ecs.create_cluster(clusterName=name)
+    ecs.register_task_definition(
+        family=TASK_FAMILY,
+        networkMode="bridge",
+        containerDefinitions=[{"name": CONTAINER, "image": "busybox", "memory": 64}],
+    )
+    return name
+
+
+@pytest.fixture
+def ecs_settings(cluster: str) -> ECSSettings:
+    return ECSSettings(cluster=cluster, launch_rate_per_second=0)
+
+
+@pytest.fixture
+def launcher(ecs_client: Any, ecs_settings: ECSSettings) -> TaskLauncher:
+    return TaskLauncher(ecs_client, ecs_settings)
+
+
+@pytest.fixture
+def triggers(sqs_client: Any) -> TriggerRegistry:
+    return default_registry(sqs_client)
+
+
+@pytest.fixture
+def firing(sqlite_store: JobStore, launcher: TaskLauncher, triggers: TriggerRegistry) -> Firing:
+    return Firing(
+        store=sqlite_store,
+        launcher=launcher,
+        triggers=triggers,
+        next_fire_time=lambda job_id: None,
+        on_missing=lambda job_id: None,
+    )
+
+
+@pytest.fixture
+def daemon_settings(ecs_settings: ECSSettings, sqs_settings: SQSSettings) -> Settings:
+    return Settings(
+        ecs=ecs_settings,
+        sqs=sqs_settings,
+        scheduler=SchedulerSettings(
+            reconcile_interval_seconds=1, error_backoff_seconds=0.2, shutdown_timeout_seconds=5
+        ),
+    )
+
+
+def job(job_id: str = "job", **fields: Any) -> Job:
+    base = {"id": job_id, "taskDefinition": TASK_FAMILY, "schedule": "0 0 0", "launchType": "FARGATE"}
+    return Job.model_validate(base | fields)
+
+
+def running_tasks(ecs: Any, cluster: str) -> list[dict[str, Any]]:
+    arns = ecs.list_tasks(cluster=cluster, desiredStatus="RUNNING")["taskArns"]
+    return ecs.describe_tasks(cluster=cluster, tasks=arns)["tasks"] if arns else []
+
+
+class RecordingECS:
+    """Answers RunTask/ListTasks/DescribeTasks like ECS and records each request body."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, dict[str, Any]]] = []
+        self.throttle_next = 0
+        self.lock = threading.Lock()
+        recorder = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802 - http.server's name
+                action = self.headers.get("X-Amz-Target", "").rsplit(".", 1)[-1]
+                body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", "0"))) or b"{}")
+                status, reply = recorder.answer(action, body)
+                data = json.dumps(reply).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/x-amz-json-1.1")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    def answer(self, action: str, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        with self.lock:
+            self.calls.append((action, body))
+            if action == "RunTask" and self.throttle_next > 0:
+                self.throttle_next -= 1
+                return 400, {"__type": "ThrottlingException", "message": "Rate exceeded"}
+        if action == "RunTask":
+            tasks = [
+                {"taskArn": f"arn:aws:ecs:us-east-1:123456789012:task/c/{len(self.calls)}-{i}"}
+                for i in range(body.get("count", 1))
+            ]
+            return 200, {"tasks": tasks, "failures": []}
+        if action == "ListTasks":
+            return 200, {"taskArns": []}
+        if action == "DescribeTasks":
+            return 200, {"tasks": [], "failures": []}
+        return 400, {"__type": "InvalidParameterException", "message": f"unsupported {action}"}
+
+    def run_task_calls(self) -> list[dict[str, Any]]:
+        return [body for action, body in self.calls if action == "RunTask"]
+
+    def client(self, max_attempts: int = 3) -> Any:
+        return boto3.client(
+            "ecs",
+            endpoint_url=self.url,
+            region_name="us-east-1",
+            aws_access_key_id="testing",
+            aws_secret_access_key="testing",
+            config=Config(retries={"mode": "standard", "max_attempts": max_attempts}),
+        )
+
+    def __enter__(self) -> RecordingECS:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+
+@pytest.fixture
+def recording_ecs() -> Iterator[RecordingECS]:
+    with RecordingECS() as endpoint:
+        yield endpoint

@@ -1,0 +1,135 @@
+"""A fire, end to end against moto: trigger depth → running count → RunTask → status."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from common.store.base import JobStore
+from scheduld.firing import Firing
+from scheduld.triggers import TriggerRegistry
+from tests.scheduld.conftest import job, running_tasks
+
+FIRE = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+def queue(sqs_client: Any, unique_name: str) -> tuple[str, str]:
+    name = f"{unique_name}-work"
+    return name, sqs_client.create_queue(QueueName=name)["QueueUrl"]
+
+
+def fill(sqs_client: Any, url: str, count: int) -> None:
+    for start in range(0, count, 10):
+        entries = [{"Id": str(i), "MessageBody": "m"} for i in range(start, min(count, start + 10))]
+        sqs_client.send_message_batch(QueueUrl=url, Entries=entries)
+
+
+def test_fire_launches_expected_and_records_status(
+    firing: Firing, sqlite_store: JobStore, ecs_client: Any, cluster: str
+) -> None:
+    sqlite_store.create_job(job("plain", taskCount=3, maxCount=2))
+    firing("plain", FIRE)
+    assert len(running_tasks(ecs_client, cluster)) == 2  # min(taskCount, maxCount)
+    stored = sqlite_store.get_job("plain")
+    assert stored.last_run == FIRE
+    assert {t.task_id for t in stored.last_run_tasks or []} == {
+        t["taskArn"] for t in running_tasks(ecs_client, cluster)
+    }
+    assert stored.last_run_failures is None
+
+
+def test_second_fire_while_tasks_run_starts_none(
+    firing: Firing, sqlite_store: JobStore, ecs_client: Any, cluster: str
+) -> None:
+    sqlite_store.create_job(job("busy", taskCount=2))
+    firing("busy", FIRE)
+    firing("busy", FIRE + timedelta(minutes=1))
+    assert len(running_tasks(ecs_client, cluster)) == 2
+    assert sqlite_store.get_job("busy").last_run_tasks == []
+    one = running_tasks(ecs_client, cluster)[0]["taskArn"]
+    ecs_client.stop_task(cluster=cluster, task=one, reason="finished")
+    firing("busy", FIRE + timedelta(minutes=2))
+    assert len(running_tasks(ecs_client, cluster)) == 2  # only the difference was started
+    assert len(sqlite_store.get_job("busy").last_run_tasks or []) == 1
+
+
+@pytest.mark.parametrize(
+    ("fields", "reason"),
+    [
+        ({"suspended": True}, "suspended"),
+        ({"scheduleEnd": "2026-11-25T11:00:00Z"}, "ended"),
+        ({"scheduleStart": "2026-11-25T13:00:00Z"}, "not started"),
+    ],
+)
+def test_suspended_or_out_of_window_jobs_never_fire(
+    firing: Firing, sqlite_store: JobStore, ecs_client: Any, cluster: str, fields: dict[str, Any], reason: str
+) -> None:
+    sqlite_store.create_job(job("quiet", **fields))
+    firing("quiet", FIRE)
+    assert running_tasks(ecs_client, cluster) == [], reason
+    assert sqlite_store.get_job("quiet").last_run is None
+
+
+def test_deleted_job_is_dropped_not_fired(
+    sqlite_store: JobStore, launcher: Any, triggers: TriggerRegistry, ecs_client: Any, cluster: str
+) -> None:
+    dropped: list[str] = []
+    firing = Firing(
+        store=sqlite_store,
+        launcher=launcher,
+        triggers=triggers,
+        next_fire_time=lambda job_id: None,
+        on_missing=dropped.append,
+    )
+    firing("gone", FIRE)
+    assert dropped == ["gone"] and running_tasks(ecs_client, cluster) == []
+
+
+@pytest.mark.parametrize(
+    ("depth", "task_count", "per_task", "max_count", "expected"),
+    [
+        (0, 1, 5, None, 0),  # empty queue: nothing
+        (1, 1, 5, None, 1),
+        (1, 3, 5, None, 3),  # at least taskCount
+        (6, 1, 5, None, 2),  # messagesPerTask + 1 → 2
+        (6, 1, None, None, 1),  # without messagesPerTask: taskCount
+        (120, 1, 1, None, 50),  # huge: capped at 50
+        (120, 1, 1, 7, 7),  # and by maxCount
+    ],
+)
+def test_sqs_trigger_scales_with_depth(
+    firing: Firing,
+    sqlite_store: JobStore,
+    sqs_client: Any,
+    queue: tuple[str, str],
+    ecs_client: Any,
+    cluster: str,
+    depth: int,
+    task_count: int,
+    per_task: int | None,
+    max_count: int | None,
+    expected: int,
+) -> None:
+    name, url = queue
+    fill(sqs_client, url, depth)
+    trigger: dict[str, Any] = {"type": "sqs", "queueName": name}
+    if per_task:
+        trigger["messagesPerTask"] = per_task
+    fields: dict[str, Any] = {"taskCount": task_count, "trigger": trigger}
+    if max_count:
+        fields["maxCount"] = max_count
+    sqlite_store.create_job(job("consumer", **fields))
+    firing("consumer", FIRE)
+    assert len(running_tasks(ecs_client, cluster)) == expected
+    assert sqlite_store.get_job("consumer").last_run == FIRE
+
+
+def test_missing_trigger_queue_is_recorded_not_raised(firing: Firing, sqlite_store: JobStore) -> None:
+    sqlite_store.create_job(job("lost", trigger={"type": "sqs", "queueName": "no-such-queue"}))
+    firing("lost", FIRE)
+    stored = sqlite_store.get_job("lost")
+    assert stored.last_run == FIRE and stored.last_run_tasks == []
+    assert stored.last_run_failures and stored.last_run_failures[0].reason == "TriggerError"
