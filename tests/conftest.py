@@ -69,6 +69,9 @@ def osmem() -> Iterator[Any]:
     server = OsmemServer.start(addr="127.0.0.1:0", japanese=False)
     yield server
     server.close()
+    for stream in (server.process.stdin, server.process.stdout):
+        if stream is not None:
+            stream.close()
 
 
 def _search_store(request: pytest.FixtureRequest, flavour: str) -> JobStore:

@@ -206,7 +206,11 @@ def test_every_field_round_trips(store: JobStore) -> None:
         launchType="FARGATE",
         platformVersion="LATEST",
         networkConfiguration={
-            "awsvpcConfiguration": {"subnets": ["s-1"], "securityGroups": ["sg-1"], "assignPublicIp": "ENABLED"}
+            "awsvpcConfiguration": {
+                "subnets": ["s-1"],
+                "securityGroups": ["sg-1"],
+                "assignPublicIp": "ENABLED",
+            }
         },
         group="g",
         tags=[{"key": "team", "value": "data"}],
