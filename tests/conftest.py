@@ -75,9 +75,8 @@ def osmem() -> Iterator[Any]:
 
 
 def _search_store(request: pytest.FixtureRequest, flavour: str) -> JobStore:
-    from common.store.elasticsearch import ElasticsearchJobStore
-
     from common.config import ElasticsearchSettings
+    from common.store.elasticsearch import ElasticsearchJobStore
 
     if flavour == "opensearch":
         clone = request.getfixturevalue("osmem").clone()
