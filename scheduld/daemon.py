@@ -24,7 +24,7 @@ from common.schedule import ScheduleError
 from common.store.base import JobStore
 from scheduld.executor import TaskLauncher
 from scheduld.firing import Firing
-from scheduld.scheduler import Schedule
+from scheduld.scheduler import Schedule, Scheduled
 from scheduld.triggers import TriggerRegistry
 
 logger = logging.getLogger(__name__)
@@ -75,8 +75,11 @@ class Daemon:
     # --- lifecycle ---------------------------------------------------------------------------
 
     def start(self) -> None:
-        """Load every job (retrying while the store is down), then start all loops."""
-        self._schedule.start()
+        """Load every job (retrying while the store is down), then start all loops.
+
+        Jobs are added before the scheduler starts, so a cold start does not wake the
+        scheduler thread once per job; events received meanwhile queue up as pending jobs.
+        """
         self._spawn("load", self._initial_load)
         self._spawn("consume", self._consume_loop)
         self._spawn("estimates", self._estimate_loop)
@@ -136,6 +139,7 @@ class Daemon:
             except SchedulerError as exc:
                 logger.warning("loading jobs failed (%s); retrying", exc.message)
                 backoff.wait()
+        self._schedule.start()
         self.loaded.set()
         interval = self._settings.reconcile_interval_seconds
         while not self._stop.wait(interval):
@@ -162,6 +166,8 @@ class Daemon:
 
     def _estimate_loop(self) -> None:
         """Keeps estimatedNextRun current off the hot paths (startup, event handling)."""
+        while not self._stop.is_set() and not self.loaded.wait(0.5):
+            pass  # lookups before the scheduler starts would scan its pending list
         while not self._stop.is_set():
             try:
                 job_id = self._estimates.get(timeout=0.5)
@@ -208,7 +214,9 @@ class Daemon:
         except JobNotFoundError:
             self._schedule.remove(job_id)
             return
-        self._put(job)
+        scheduled = self._put(job)
+        if scheduled is not None:
+            logger.info("job %s scheduled: next fire %s", job_id, scheduled.next_run or "none (suspended/ended)")
 
     def reconcile(self, *, catch_up: bool = False) -> int:
         """Diff the whole schedule against the store and fix it; returns the jobs seen."""
@@ -221,14 +229,15 @@ class Daemon:
             self._schedule.remove(stale)
         return len(seen)
 
-    def _put(self, job: Job, *, catch_up: bool = False) -> None:
+    def _put(self, job: Job, *, catch_up: bool = False) -> Scheduled | None:
         try:
-            changed = self._schedule.put(job, catch_up=catch_up)
+            scheduled = self._schedule.put(job, catch_up=catch_up)
         except ScheduleError as exc:  # stored before a parser change, say: skip, never crash
             logger.error("job %s has an unschedulable schedule %r: %s", job.id, job.schedule, exc)
-            return
-        if changed and job.estimated_next_run != self._schedule.next_fire_time(job.id):
+            return None
+        if scheduled is not None and job.estimated_next_run != scheduled.next_run:
             self._estimates.put(job.id)
+        return scheduled
 
     def _fire_later(self, job_id: str, scheduled: datetime) -> None:
         if self._stop.is_set():

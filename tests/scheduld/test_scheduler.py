@@ -51,10 +51,11 @@ def test_callback_gets_the_scheduled_second(schedule: Schedule, fired: list[tupl
 
 
 def test_put_is_idempotent_and_reschedules_on_change(schedule: Schedule) -> None:
-    assert schedule.put(job("a", schedule="0 0 0")) is True
+    assert schedule.put(job("a", schedule="0 0 0")) is not None
     first = schedule.next_fire_time("a")
-    assert schedule.put(job("a", schedule="0 0 0", taskCount=5)) is False  # no timing change
-    assert schedule.put(job("a", schedule="0 30 0")) is True
+    assert schedule.put(job("a", schedule="0 0 0", taskCount=5)) is None  # no timing change
+    rescheduled = schedule.put(job("a", schedule="0 30 0"))
+    assert rescheduled is not None and rescheduled.next_run == schedule.next_fire_time("a")
     assert schedule.next_fire_time("a") != first
     assert schedule.scheduled_ids() == {"a"}
 
