@@ -1,0 +1,107 @@
+"""A fast fake ECS endpoint for benchmarks: records when each RunTask arrives, and for which
+job (from the ``ecs-scheduler:job-id`` tag). ListTasks/DescribeTasks answer "nothing running",
+so every fire launches. asyncio, keep-alive, minimal HTTP/1.1: cheap enough not to be the
+bottleneck. Listens on 127.0.0.1 only."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass
+class Arrival:
+    at: float  # time.time() when the request was read
+    job_id: str
+    count: int
+
+
+@dataclass
+class FakeECS:
+    port: int = 0
+    arrivals: list[Arrival] = field(default_factory=list)
+    _loop: asyncio.AbstractEventLoop | None = None
+    _thread: threading.Thread | None = None
+    _ready: threading.Event = field(default_factory=threading.Event)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> FakeECS:
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+        if not self._ready.wait(10):
+            raise RuntimeError("fake ECS did not start")
+        return self
+
+    def stop(self) -> None:
+        if self._loop is not None:
+            self._loop.call_soon_threadsafe(self._loop.stop)
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+
+    def take(self) -> list[Arrival]:
+        taken, self.arrivals = self.arrivals, []
+        return taken
+
+    def _run(self) -> None:
+        loop = asyncio.new_event_loop()
+        self._loop = loop
+        server = loop.run_until_complete(asyncio.start_server(self._serve, "127.0.0.1", self.port))
+        self.port = server.sockets[0].getsockname()[1]
+        self._ready.set()
+        try:
+            loop.run_forever()
+        finally:
+            server.close()
+            loop.close()
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while True:
+                head = await reader.readuntil(b"\r\n\r\n")
+                arrived = time.time()
+                headers = {}
+                for line in head.decode("latin-1").split("\r\n")[1:]:
+                    if ":" in line:
+                        name, value = line.split(":", 1)
+                        headers[name.strip().lower()] = value.strip()
+                body = await reader.readexactly(int(headers.get("content-length", "0")))
+                target = headers.get("x-amz-target", "").rsplit(".", 1)[-1]
+                payload = self._answer(target, json.loads(body or b"{}"), arrived)
+                data = json.dumps(payload).encode()
+                writer.write(
+                    b"HTTP/1.1 200 OK\r\nContent-Type: application/x-amz-json-1.1\r\n"
+                    + f"Content-Length: {len(data)}\r\n\r\n".encode()
+                    + data
+                )
+                await writer.drain()
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        finally:
+            writer.close()
+
+    def _answer(self, target: str, request: dict[str, Any], arrived: float) -> dict[str, Any]:
+        if target == "RunTask":
+            job_id = next(
+                (tag["value"] for tag in request.get("tags", []) if tag.get("key") == "ecs-scheduler:job-id"),
+                "?",
+            )
+            count = int(request.get("count", 1))
+            self.arrivals.append(Arrival(arrived, job_id, count))
+            return {
+                "tasks": [
+                    {"taskArn": f"arn:aws:ecs:us-east-1:1:task/bench/{job_id}-{i}"} for i in range(count)
+                ],
+                "failures": [],
+            }
+        if target == "ListTasks":
+            return {"taskArns": []}
+        if target == "DescribeTasks":
+            return {"tasks": [], "failures": []}
+        return {}

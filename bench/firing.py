@@ -1,0 +1,135 @@
+"""Firing precision and herds: scheduld as its own process, RunTask answered by FakeECS.
+
+precision  10 000 jobs loaded; each fires every 10 minutes at its own (minute, second), so
+           about 17 fires/s spread over every second of the minute (under ECS's ~20 RunTask/s
+           Fargate limit, so the default client-side rate limit stays on). Lag = RunTask arrival
+           minus the scheduled second. Missed = scheduled in the window, never arrived.
+herd       1 000 jobs on the same second: time from that second to the last RunTask, with the
+           rate limit off (our own overhead) and at the default 20/s.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from bench.fake_ecs import FakeECS
+from bench.harness import MotoServer, component, moto_server, percentiles, preload, wait_for_line
+
+PRECISION_JOBS = 10_000
+PRECISION_WINDOW = 60.0
+HERD_JOBS = 1_000
+
+
+def run(quick: bool = False) -> dict[str, Any]:
+    figures: dict[str, Any] = {}
+    with moto_server() as moto:
+        fake = FakeECS().start()
+        try:
+            figures["precision"] = precision(
+                moto,
+                fake,
+                jobs=2_000 if quick else PRECISION_JOBS,
+                window=20.0 if quick else PRECISION_WINDOW,
+            )
+            figures["herd_unlimited"] = herd(moto, fake, jobs=200 if quick else HERD_JOBS, rate=0)
+            figures["herd_rate_limited"] = herd(moto, fake, jobs=100 if quick else HERD_JOBS, rate=20)
+        finally:
+            fake.stop()
+    return figures
+
+
+def _scheduld_env(fake: FakeECS, *, rate: float) -> dict[str, str]:
+    return {
+        "AWS_ENDPOINT_URL_ECS": fake.url,
+        "ECS__CLUSTER": "bench",
+        "ECS__LAUNCH_RATE_PER_SECOND": str(rate),
+        "SCHEDULER__RECONCILE_INTERVAL_SECONDS": "600",
+        "LOG_LEVEL": "WARNING",
+    }
+
+
+def precision(moto: MotoServer, fake: FakeECS, *, jobs: int, window: float) -> dict[str, Any]:
+    spec = {i: (i % 60, (i // 60) % 10) for i in range(jobs)}  # job → (second, minute offset)
+    documents = [
+        {"id": f"p{i:05d}", "taskDefinition": "bench-task", "schedule": f"{s} {m}-59/10"}
+        for i, (s, m) in spec.items()
+    ]
+    with tempfile.TemporaryDirectory() as tmp:
+        db, log = Path(tmp) / "jobs.db", Path(tmp) / "scheduld.log"
+        preload(db, documents)
+        env = _scheduld_env(fake, rate=20) | {"LOG_LEVEL": "INFO"}
+        with component("scheduld", moto=moto, sqlite_path=db, log=log, extra=env):
+            wait_for_line(log, "jobs into the schedule", timeout=120)
+            time.sleep(2.0)  # let the estimate writer settle
+            fake.take()
+            start = time.time()
+            time.sleep(window)
+            end = time.time()
+            time.sleep(3.0)  # fires scheduled before `end` may still arrive
+            arrivals = fake.take()
+    lags: list[float] = []
+    seen: set[tuple[str, int]] = set()
+    for arrival in arrivals:
+        index = int(arrival.job_id[1:])
+        second, _ = spec[index]
+        lag = (arrival.at - second) % 60.0
+        scheduled = int(arrival.at - lag)
+        if start <= scheduled < end:
+            lags.append(lag * 1000)
+            seen.add((arrival.job_id, scheduled))
+    expected = {
+        (f"p{i:05d}", t)
+        for t in range(int(start) + 1, int(end))
+        for i, (s, m) in spec.items()
+        if t % 60 == s and (t // 60) % 10 == m
+    }
+    stats = percentiles(lags)
+    return {
+        "jobs": jobs,
+        "window_s": round(end - start, 1),
+        "fires": len(seen & expected),
+        "missed": len(expected - seen),
+        "lag_ms_p50": round(stats["p50"], 2),
+        "lag_ms_p99": round(stats["p99"], 2),
+        "lag_ms_max": round(stats["max"], 2),
+    }
+
+
+def herd(moto: MotoServer, fake: FakeECS, *, jobs: int, rate: float) -> dict[str, Any]:
+    fire_at = (datetime.now(UTC) + timedelta(seconds=25)).replace(microsecond=0)
+    schedule = f"{fire_at.second} {fire_at.minute} {fire_at.hour}"
+    documents = [
+        {"id": f"h{i:05d}", "taskDefinition": "bench-task", "schedule": schedule} for i in range(jobs)
+    ]
+    with tempfile.TemporaryDirectory() as tmp:
+        db, log = Path(tmp) / "jobs.db", Path(tmp) / "scheduld.log"
+        preload(db, documents)
+        with component(
+            "scheduld",
+            moto=moto,
+            sqlite_path=db,
+            log=log,
+            extra=_scheduld_env(fake, rate=rate) | {"LOG_LEVEL": "INFO"},
+        ):
+            wait_for_line(log, "jobs into the schedule", timeout=60)
+            fake.take()
+            deadline = fire_at.timestamp() + 5 + (jobs / rate if rate else 0) * 1.5
+            while time.time() < deadline:
+                if len({a.job_id for a in fake.arrivals}) >= jobs:
+                    break
+                time.sleep(0.05)
+            arrivals = fake.take()
+    launched = {a.job_id for a in arrivals}
+    last = max((a.at for a in arrivals), default=fire_at.timestamp())
+    first = min((a.at for a in arrivals), default=fire_at.timestamp())
+    return {
+        "jobs": jobs,
+        "rate_limit_per_s": rate,
+        "launched": len(launched),
+        "first_runtask_ms": round((first - fire_at.timestamp()) * 1000, 1),
+        "last_runtask_ms": round((last - fire_at.timestamp()) * 1000, 1),
+    }
