@@ -57,7 +57,10 @@ def _flatten(figures: dict[str, Any], prefix: str = "") -> dict[str, Any]:
 
 def _print_targets(results: dict[str, Any], targets: list[tuple[str, str, str, float, str]]) -> None:
     sys.stdout.write("\n== targets\n")
-    compare: dict[str, Callable[[float, float], bool]] = {"<=": lambda a, b: a <= b, ">=": lambda a, b: a >= b}
+    compare: dict[str, Callable[[float, float], bool]] = {
+        "<=": lambda a, b: a <= b,
+        ">=": lambda a, b: a >= b,
+    }
     for section, path, op, target, meaning in targets:
         value = _lookup(results.get(section, {}), path)
         verdict = "n/a" if value is None else ("PASS" if compare[op](float(value), target) else "MISS")

@@ -37,6 +37,7 @@ def run(quick: bool = False) -> dict[str, Any]:
             )
             figures["herd_unlimited"] = herd(moto, fake, jobs=200 if quick else HERD_JOBS, rate=0)
             figures["herd_rate_limited"] = herd(moto, fake, jobs=100 if quick else HERD_JOBS, rate=20)
+            figures["boto3_floor"] = boto3_floor(fake, calls=200 if quick else HERD_JOBS)
         finally:
             fake.stop()
     return figures
@@ -96,6 +97,43 @@ def precision(moto: MotoServer, fake: FakeECS, *, jobs: int, window: float) -> d
         "lag_ms_p50": round(stats["p50"], 2),
         "lag_ms_p99": round(stats["p99"], 2),
         "lag_ms_max": round(stats["max"], 2),
+    }
+
+
+_FLOOR_SCRIPT = """
+import sys, time
+from common import aws
+ecs = aws.client("ecs", endpoint_url=sys.argv[1], region_name="us-east-1",
+                 aws_access_key_id="x", aws_secret_access_key="x")
+params = {"cluster": "bench", "taskDefinition": "bench-task", "count": 1, "startedBy": "bench/x",
+          "tags": [{"key": "ecs-scheduler:job-id", "value": "floor"}]}
+ecs.run_task(**params)
+started = time.perf_counter()
+for _ in range(int(sys.argv[2])):
+    ecs.run_task(**params)
+print(time.perf_counter() - started)
+"""
+
+
+def boto3_floor(fake: FakeECS, *, calls: int) -> dict[str, Any]:
+    """What boto3 RunTask calls cost here, one after another in a process of their own with
+    nothing else to do: the floor under a herd, which needs one call per job (one job's tasks
+    cannot share another job's call) and runs them under one interpreter lock."""
+    import subprocess
+    import sys
+
+    output = subprocess.run(
+        [sys.executable, "-c", _FLOOR_SCRIPT, fake.url, str(calls)],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    elapsed = float(output.strip().splitlines()[-1])
+    fake.take()
+    return {
+        "calls": calls,
+        "total_ms": round(elapsed * 1000, 1),
+        "per_call_ms": round(elapsed * 1000 / calls, 3),
     }
 
 
