@@ -8,7 +8,8 @@
     ├── StoreUnavailableError               the store cannot be reached (temporary)
     ├── PublishError                        a change event could not be sent (the write stands)
     ├── BusUnavailableError                 the event bus cannot be reached (temporary)
-    └── LaunchError                         ECS refused or failed a RunTask call
+    ├── LaunchError                         ECS refused or failed a RunTask call
+    └── LeaseLostError                      this replica no longer holds the leadership lease
 
 Each error builds its own message from its arguments, so every raise site reads the same.
 Backends translate their library's exceptions into these (chained with ``from exc``);
@@ -88,3 +89,12 @@ class LaunchError(SchedulerError):
     def __init__(self, job_id: str, detail: str) -> None:
         super().__init__(f"Launching tasks for job {job_id} failed: {detail}")
         self.job_id = job_id
+
+
+class LeaseLostError(SchedulerError):
+    """A write guarded by a lease was refused: the lease expired or another replica holds it."""
+
+    def __init__(self, holder: str, token: int) -> None:
+        super().__init__(f"Replica {holder} no longer holds the lease (fencing token {token})")
+        self.holder = holder
+        self.token = token

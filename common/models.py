@@ -383,3 +383,51 @@ def _path(loc: tuple[int | str, ...]) -> str:
 
 def _alias(name: str) -> str:
     return to_camel(name)
+
+
+# --- runs and leadership (exactly-once firing) ---------------------------------------------
+
+RunStatus = Literal["claimed", "launched", "partially_launched", "failed", "skipped"]
+
+
+class Run(ApiModel):
+    """One scheduled fire of one job: claimed once (create-if-absent), then finished.
+
+    ``coalescedFrom`` is the earliest missed fire time this run stands for, when missed
+    fires were collapsed into it (after downtime or a failover).
+    """
+
+    model_config = ConfigDict(extra="ignore")
+
+    job_id: Name
+    scheduled_for: Timestamp
+    coalesced_from: Timestamp | None = None
+    status: RunStatus = "claimed"
+    replica: str
+    token: int
+    expected: int | None = None
+    running: int | None = None
+    started: int | None = None
+    tasks: list[LaunchedTask] = Field(default_factory=list)
+    failures: list[LaunchFailure] = Field(default_factory=list)
+    error: str | None = None
+    claimed_at: Timestamp = Field(default_factory=lambda: datetime.now(UTC))
+    finished_at: Timestamp | None = None
+
+    @property
+    def run_id(self) -> str:
+        return run_id(self.job_id, self.scheduled_for)
+
+
+def run_id(job_id: str, scheduled_for: datetime) -> str:
+    """``<job id>@<scheduled UTC time>``: the unique key of a fire."""
+    return f"{job_id}@{scheduled_for.astimezone(UTC).strftime('%Y-%m-%dT%H:%M:%S.%fZ')}"
+
+
+class Lease(ApiModel):
+    """Who leads: ``token`` grows with every change of holder (a fencing token)."""
+
+    name: str
+    holder: str
+    token: int
+    expires_at: Timestamp

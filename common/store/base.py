@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
+from datetime import datetime
 
-from common.models import Job, JobStatus
+from common.models import Job, JobStatus, Lease, Run
 
 JobChange = Callable[[Job], Job]
 """Computes a job's new state from its current one (may raise InvalidJobError)."""
@@ -44,7 +45,7 @@ class JobStore(ABC):
 
     @abstractmethod
     def delete_job(self, job_id: str) -> None:
-        """Remove the job. JobNotFoundError if absent."""
+        """Remove the job and its runs. JobNotFoundError if absent."""
 
     @abstractmethod
     def list_jobs(self, *, skip: int = 0, count: int = 10) -> list[Job]:
@@ -67,6 +68,46 @@ class JobStore(ABC):
         Never overwrites user fields, so a concurrent user update is never lost.
         JobNotFoundError if the job was deleted meanwhile (it is not recreated).
         """
+
+    # --- runs: one record per (job, scheduled fire time) -----------------------------------
+
+    @abstractmethod
+    def claim_run(self, run: Run, lease: Lease) -> bool:
+        """Record ``run`` if no run exists for its (job, scheduled time): True if claimed.
+
+        Atomic create-if-absent, so of several replicas exactly one wins a fire. A run left
+        ``claimed`` by a holder with an older fencing token (it died before finishing) may be
+        re-claimed by the current lease holder. Raises LeaseLostError if ``lease`` is no
+        longer the current, unexpired lease.
+        """
+
+    @abstractmethod
+    def finish_run(self, run: Run) -> None:
+        """Store the outcome of a run this replica claimed (only if it still owns the claim)."""
+
+    @abstractmethod
+    def list_runs(self, job_id: str, *, skip: int = 0, count: int = 10) -> list[Run]:
+        """A job's runs, newest scheduled time first."""
+
+    @abstractmethod
+    def prune_runs(self, job_id: str, *, keep: int, older_than: datetime | None = None) -> int:
+        """Delete a job's runs beyond the newest ``keep`` and those scheduled before
+        ``older_than``, through the (job, time) index; returns how many went."""
+
+    # --- leases: leadership among scheduld replicas ------------------------------------------
+
+    @abstractmethod
+    def acquire_lease(self, name: str, *, holder: str, ttl: float) -> Lease | None:
+        """Take or renew the lease ``name`` for ``ttl`` seconds; None if another holds it.
+
+        Conditional write: a free or expired lease is taken with the fencing token + 1; the
+        current holder renews it (same token while unexpired). Time is the store's clock
+        (SQLite: this machine's), so replicas need clocks closer than the ttl.
+        """
+
+    @abstractmethod
+    def release_lease(self, lease: Lease) -> None:
+        """Give the lease up (if still held by ``lease``), so a standby takes over at once."""
 
     def iter_jobs(self, *, page_size: int = PAGE_LIMIT) -> Iterator[Job]:
         """Every job, ordered by id, read in keyset pages (no deep offsets)."""

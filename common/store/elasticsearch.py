@@ -20,6 +20,7 @@ import random
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from common.config import ElasticsearchSettings
@@ -27,9 +28,10 @@ from common.errors import (
     ConcurrentUpdateError,
     JobExistsError,
     JobNotFoundError,
+    LeaseLostError,
     StoreUnavailableError,
 )
-from common.models import Job, JobStatus
+from common.models import Job, JobStatus, Lease, Run
 from common.store.base import PAGE_LIMIT, JobChange, JobStore
 
 logger = logging.getLogger(__name__)
@@ -40,6 +42,24 @@ MAPPINGS: dict[str, Any] = {
         "id": {"type": "keyword"},
         "job": {"type": "object", "enabled": False},
         "status": {"type": "object", "enabled": False},
+    },
+}
+RUN_MAPPINGS: dict[str, Any] = {
+    "dynamic": "strict",
+    "properties": {
+        "job_id": {"type": "keyword"},
+        "scheduled_for": {"type": "keyword"},  # fixed-width UTC text: orders like time
+        "token": {"type": "long"},
+        "status": {"type": "keyword"},
+        "run": {"type": "object", "enabled": False},
+    },
+}
+LEASE_MAPPINGS: dict[str, Any] = {
+    "dynamic": "strict",
+    "properties": {
+        "holder": {"type": "keyword"},
+        "token": {"type": "long"},
+        "expires_at": {"type": "double"},
     },
 }
 DEFAULT_RESULT_WINDOW = 10_000
@@ -64,7 +84,8 @@ class _Versioned:
 class _Client(Protocol):
     """What the store needs from a cluster; each flavour adapts its client to it."""
 
-    def ensure_index(self, index: str, settings: dict[str, Any]) -> None: ...
+    def ensure_index(self, index: str, settings: dict[str, Any], mappings: dict[str, Any] = ...) -> None: ...
+    def delete_by_query(self, index: str, query: dict[str, Any]) -> int: ...
     def create(self, index: str, doc_id: str, document: dict[str, Any], refresh: bool) -> None: ...
     def get(self, index: str, doc_id: str) -> _Versioned: ...
     def replace(
@@ -140,12 +161,12 @@ class _ElasticsearchAdapter(_Adapter):
         self.request_error = (elasticsearch.BadRequestError,)
         self.unavailable = (elasticsearch.ApiError, elasticsearch.TransportError)
 
-    def ensure_index(self, index: str, settings: dict[str, Any]) -> None:
+    def ensure_index(self, index: str, settings: dict[str, Any], mappings: dict[str, Any] = MAPPINGS) -> None:
         with self.errors("create index", index):
             if self.client.indices.exists(index=index):
                 return
             try:
-                self.client.indices.create(index=index, mappings=MAPPINGS, settings=settings)
+                self.client.indices.create(index=index, mappings=mappings, settings=settings)
             except self.request_error as exc:
                 if "resource_already_exists" not in str(exc):
                     raise
@@ -172,6 +193,11 @@ class _ElasticsearchAdapter(_Adapter):
             hits: list[dict[str, Any]] = self.client.search(index=index, **body)["hits"]["hits"]
         return hits
 
+    def delete_by_query(self, index: str, query: dict[str, Any]) -> int:
+        with self.errors("delete by query", index):
+            result = self.client.delete_by_query(index=index, query=query, refresh=True, conflicts="proceed")
+        return int(result.get("deleted", 0))
+
 
 class _OpenSearchAdapter(_Adapter):
     def __init__(self, settings: ElasticsearchSettings) -> None:
@@ -183,12 +209,12 @@ class _OpenSearchAdapter(_Adapter):
         self.request_error = (opensearchpy.RequestError,)
         self.unavailable = (opensearchpy.TransportError, opensearchpy.ImproperlyConfigured)
 
-    def ensure_index(self, index: str, settings: dict[str, Any]) -> None:
+    def ensure_index(self, index: str, settings: dict[str, Any], mappings: dict[str, Any] = MAPPINGS) -> None:
         with self.errors("create index", index):
             if self.client.indices.exists(index=index):
                 return
             try:
-                self.client.indices.create(index=index, body={"mappings": MAPPINGS, "settings": settings})
+                self.client.indices.create(index=index, body={"mappings": mappings, "settings": settings})
             except self.request_error as exc:
                 if "resource_already_exists" not in str(exc):
                     raise
@@ -217,6 +243,13 @@ class _OpenSearchAdapter(_Adapter):
             hits: list[dict[str, Any]] = self.client.search(index=index, body=body)["hits"]["hits"]
         return hits
 
+    def delete_by_query(self, index: str, query: dict[str, Any]) -> int:
+        with self.errors("delete by query", index):
+            result = self.client.delete_by_query(
+                index=index, body={"query": query}, refresh=True, conflicts="proceed"
+            )
+        return int(result.get("deleted", 0))
+
 
 class ElasticsearchJobStore(JobStore):
     blocking = True
@@ -226,6 +259,10 @@ class ElasticsearchJobStore(JobStore):
         self._index = index
         settings = {"index": {"max_result_window": result_window}} if result_window else {}
         self._client.ensure_index(index, settings)
+        self._runs = f"{index}-runs"
+        self._leases = f"{index}-leases"
+        self._client.ensure_index(self._runs, {}, RUN_MAPPINGS)
+        self._client.ensure_index(self._leases, {}, LEASE_MAPPINGS)
         self._window = self._client.result_window(index)
 
     @classmethod
@@ -264,6 +301,7 @@ class ElasticsearchJobStore(JobStore):
             self._client.delete(self._index, job_id, refresh=True)
         except _NotFound as exc:
             raise JobNotFoundError(job_id) from exc
+        self._client.delete_by_query(self._runs, {"term": {"job_id": job_id}})
 
     def list_jobs(self, *, skip: int = 0, count: int = 10) -> list[Job]:
         if skip + count <= self._window:
@@ -291,9 +329,131 @@ class ElasticsearchJobStore(JobStore):
 
         self._compare_and_set(job_id, merge, refresh=False)
 
+    # --- runs --------------------------------------------------------------------------------
+
+    def claim_run(self, run: Run, lease: Lease) -> bool:
+        # The lease check and the claim are two requests (no multi-document transactions);
+        # exactly-once still holds: the claim itself is create-if-absent per (job, time).
+        self._check_lease(lease)
+        run_key = run.run_id
+        document = _run_document(run, lease.token)
+        try:
+            self._client.create(self._runs, run_key, document, refresh=True)
+            return True
+        except _Conflict:
+            pass
+        try:
+            current = self._client.get(self._runs, run_key)
+        except _NotFound:
+            return False
+        if current.source.get("status") != "claimed" or int(current.source.get("token", 0)) >= lease.token:
+            return False
+        try:  # its claimer died before finishing: take it over, unless someone else just did
+            self._client.replace(self._runs, run_key, document, current, refresh=True)
+            return True
+        except (_Conflict, _NotFound):
+            return False
+
+    def finish_run(self, run: Run) -> None:
+        try:
+            current = self._client.get(self._runs, run.run_id)
+            if int(current.source.get("token", -1)) == run.token:
+                self._client.replace(
+                    self._runs, run.run_id, _run_document(run, run.token), current, refresh=True
+                )
+        except (_Conflict, _NotFound):
+            logger.info("run %s was taken over; outcome of token %d not stored", run.run_id, run.token)
+
+    def list_runs(self, job_id: str, *, skip: int = 0, count: int = 10) -> list[Run]:
+        hits = self._client.search(
+            self._runs,
+            {
+                "query": {"term": {"job_id": job_id}},
+                "sort": [{"scheduled_for": "desc"}],
+                "from_": skip,
+                "size": count,
+            },
+        )
+        return [Run.model_validate(hit["_source"]["run"]) for hit in hits]
+
+    def prune_runs(self, job_id: str, *, keep: int, older_than: datetime | None = None) -> int:
+        removed = 0
+        boundary = self._client.search(
+            self._runs,
+            {
+                "query": {"term": {"job_id": job_id}},
+                "sort": [{"scheduled_for": "desc"}],
+                "from_": max(0, keep - 1),
+                "size": 1,
+                "_source": False,
+            },
+        )
+        if boundary:
+            cutoff = str(boundary[0]["sort"][0])
+            removed += self._delete_runs(job_id, cutoff)
+        if older_than is not None:
+            removed += self._delete_runs(job_id, _time_key(older_than))
+        return removed
+
+    # --- leases ------------------------------------------------------------------------------
+
+    def acquire_lease(self, name: str, *, holder: str, ttl: float) -> Lease | None:
+        now = time.time()
+        try:
+            current: _Versioned | None = self._client.get(self._leases, name)
+        except _NotFound:
+            current = None
+        if current is None:
+            token = 1
+        else:
+            source = current.source
+            if source["holder"] == holder and source["expires_at"] > now:
+                token = int(source["token"])
+            elif source["expires_at"] <= now:
+                token = int(source["token"]) + 1
+            else:
+                return None
+        document = {"holder": holder, "token": token, "expires_at": now + ttl}
+        try:
+            if current is None:
+                self._client.create(self._leases, name, document, refresh=False)
+            else:
+                self._client.replace(self._leases, name, document, current, refresh=False)
+        except (_Conflict, _NotFound):
+            return None  # another replica wrote in between
+        return Lease(name=name, holder=holder, token=token, expires_at=datetime.fromtimestamp(now + ttl, UTC))
+
+    def release_lease(self, lease: Lease) -> None:
+        try:
+            current = self._client.get(self._leases, lease.name)
+            if current.source["holder"] == lease.holder and int(current.source["token"]) == lease.token:
+                document = {**current.source, "expires_at": 0.0}
+                self._client.replace(self._leases, lease.name, document, current, refresh=False)
+        except (_Conflict, _NotFound):
+            pass
+
+    def _check_lease(self, lease: Lease) -> None:
+        try:
+            source = self._client.get(self._leases, lease.name).source
+        except _NotFound as exc:
+            raise LeaseLostError(lease.holder, lease.token) from exc
+        if (
+            source["holder"] != lease.holder
+            or int(source["token"]) != lease.token
+            or source["expires_at"] <= time.time()
+        ):
+            raise LeaseLostError(lease.holder, lease.token)
+
+    def _delete_runs(self, job_id: str, before: str) -> int:
+        query = {
+            "bool": {"filter": [{"term": {"job_id": job_id}}, {"range": {"scheduled_for": {"lt": before}}}]}
+        }
+        return self._client.delete_by_query(self._runs, query)
+
     def drop_index(self) -> None:
-        """Delete the whole index (tests and tear-down)."""
-        self._client.drop(self._index)
+        """Delete the indices (tests and tear-down)."""
+        for index in (self._index, self._runs, self._leases):
+            self._client.drop(index)
 
     def close(self) -> None:
         self._client.close()
@@ -341,6 +501,20 @@ class ElasticsearchJobStore(JobStore):
             if len(hits) < size:
                 return None if remaining > 0 else after
         return after
+
+
+def _run_document(run: Run, token: int) -> dict[str, Any]:
+    return {
+        "job_id": run.job_id,
+        "scheduled_for": _time_key(run.scheduled_for),
+        "token": token,
+        "status": run.status,
+        "run": run.model_copy(update={"token": token}).to_document(),
+    }
+
+
+def _time_key(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def _job(source: dict[str, Any]) -> Job:

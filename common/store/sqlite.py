@@ -11,27 +11,44 @@ import contextlib
 import logging
 import sqlite3
 import threading
+import time
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import orjson
 
 from common.config import SQLiteSettings
-from common.errors import JobExistsError, JobNotFoundError, StoreUnavailableError
-from common.models import Job, JobStatus
+from common.errors import JobExistsError, JobNotFoundError, LeaseLostError, StoreUnavailableError
+from common.models import Job, JobStatus, Lease, Run
 from common.store.base import PAGE_LIMIT, JobChange, JobStore
 
 logger = logging.getLogger(__name__)
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS jobs (
-    id TEXT PRIMARY KEY NOT NULL,
-    document BLOB NOT NULL,
-    status BLOB NOT NULL DEFAULT '{}',
-    version INTEGER NOT NULL DEFAULT 1
-);
-"""
+_SCHEMA = (
+    """CREATE TABLE IF NOT EXISTS jobs (
+        id TEXT PRIMARY KEY NOT NULL,
+        document BLOB NOT NULL,
+        status BLOB NOT NULL DEFAULT '{}',
+        version INTEGER NOT NULL DEFAULT 1
+    )""",
+    # one row per (job, scheduled time): the primary key makes a claim create-if-absent
+    """CREATE TABLE IF NOT EXISTS runs (
+        job_id TEXT NOT NULL,
+        scheduled_for TEXT NOT NULL,
+        token INTEGER NOT NULL,
+        status TEXT NOT NULL,
+        document BLOB NOT NULL,
+        PRIMARY KEY (job_id, scheduled_for)
+    ) WITHOUT ROWID""",
+    """CREATE TABLE IF NOT EXISTS leases (
+        name TEXT PRIMARY KEY NOT NULL,
+        holder TEXT NOT NULL,
+        token INTEGER NOT NULL,
+        expires_at REAL NOT NULL
+    )""",
+)
 
 
 class SQLiteJobStore(JobStore):
@@ -44,8 +61,9 @@ class SQLiteJobStore(JobStore):
         self._connections: list[sqlite3.Connection] = []
         self._lock = threading.Lock()
         self._path.parent.mkdir(parents=True, exist_ok=True)
-        with self._translate():
-            self._db().execute(_SCHEMA)
+        with self._translate(), self._write() as db:
+            for statement in _SCHEMA:
+                db.execute(statement)
 
     # --- JobStore ------------------------------------------------------------------------
 
@@ -83,6 +101,7 @@ class SQLiteJobStore(JobStore):
         with self._translate(), self._write() as db:
             if db.execute("DELETE FROM jobs WHERE id = ?", (job_id,)).rowcount == 0:
                 raise JobNotFoundError(job_id)
+            db.execute("DELETE FROM runs WHERE job_id = ?", (job_id,))
 
     def list_jobs(self, *, skip: int = 0, count: int = 10) -> list[Job]:
         # The inner query walks only the primary-key index, never the documents.
@@ -123,6 +142,110 @@ class SQLiteJobStore(JobStore):
                 raise JobNotFoundError(job_id)
             merged = {k: v for k, v in (orjson.loads(row[0]) | changes).items() if v is not None}
             db.execute("UPDATE jobs SET status = ? WHERE id = ?", (orjson.dumps(merged), job_id))
+
+    # --- runs --------------------------------------------------------------------------------
+
+    def claim_run(self, run: Run, lease: Lease) -> bool:
+        key = (run.job_id, _time_key(run.scheduled_for))
+        with self._translate(), self._write() as db:
+            self._check_lease(db, lease)
+            existing = db.execute(
+                "SELECT token, status FROM runs WHERE job_id = ? AND scheduled_for = ?", key
+            ).fetchone()
+            document = orjson.dumps(run.to_document())
+            if existing is None:
+                db.execute(
+                    "INSERT INTO runs (job_id, scheduled_for, token, status, document) "
+                    "VALUES (?, ?, ?, ?, ?)",
+                    (*key, lease.token, run.status, document),
+                )
+                return True
+            token, status = existing
+            if status == "claimed" and token < lease.token:  # its claimer died before finishing
+                db.execute(
+                    "UPDATE runs SET token = ?, status = ?, document = ? "
+                    "WHERE job_id = ? AND scheduled_for = ?",
+                    (lease.token, run.status, document, *key),
+                )
+                return True
+            return False
+
+    def finish_run(self, run: Run) -> None:
+        with self._translate(), self._write() as db:
+            db.execute(
+                "UPDATE runs SET status = ?, document = ? "
+                "WHERE job_id = ? AND scheduled_for = ? AND token = ?",
+                (
+                    run.status,
+                    orjson.dumps(run.to_document()),
+                    run.job_id,
+                    _time_key(run.scheduled_for),
+                    run.token,
+                ),
+            )
+
+    def list_runs(self, job_id: str, *, skip: int = 0, count: int = 10) -> list[Run]:
+        with self._translate():
+            rows = (
+                self._db()
+                .execute(
+                    "SELECT document FROM runs WHERE job_id = ? ORDER BY scheduled_for DESC LIMIT ? OFFSET ?",
+                    (job_id, count, skip),
+                )
+                .fetchall()
+            )
+        return [Run.model_validate(orjson.loads(row[0])) for row in rows]
+
+    def prune_runs(self, job_id: str, *, keep: int, older_than: datetime | None = None) -> int:
+        with self._translate(), self._write() as db:
+            removed = db.execute(
+                "DELETE FROM runs WHERE job_id = ? AND scheduled_for < ("
+                " SELECT scheduled_for FROM runs WHERE job_id = ? ORDER BY scheduled_for DESC LIMIT 1 OFFSET ?)",
+                (job_id, job_id, max(0, keep - 1)),
+            ).rowcount
+            if older_than is not None:
+                removed += db.execute(
+                    "DELETE FROM runs WHERE job_id = ? AND scheduled_for < ?", (job_id, _time_key(older_than))
+                ).rowcount
+        return int(removed)
+
+    # --- leases ------------------------------------------------------------------------------
+
+    def acquire_lease(self, name: str, *, holder: str, ttl: float) -> Lease | None:
+        now = time.time()
+        with self._translate(), self._write() as db:
+            row = db.execute(
+                "SELECT holder, token, expires_at FROM leases WHERE name = ?", (name,)
+            ).fetchone()
+            if row is None:
+                token = 1
+            elif row[0] == holder and row[2] > now:
+                token = row[1]  # renewal keeps the token
+            elif row[2] <= now:
+                token = row[1] + 1  # expired: a new term, whoever takes it
+            else:
+                return None
+            db.execute(
+                "INSERT INTO leases (name, holder, token, expires_at) VALUES (?, ?, ?, ?) "
+                "ON CONFLICT(name) DO UPDATE SET holder = excluded.holder, token = excluded.token, "
+                "expires_at = excluded.expires_at",
+                (name, holder, token, now + ttl),
+            )
+        return Lease(name=name, holder=holder, token=token, expires_at=datetime.fromtimestamp(now + ttl, UTC))
+
+    def release_lease(self, lease: Lease) -> None:
+        with self._translate(), self._write() as db:
+            db.execute(
+                "UPDATE leases SET expires_at = 0 WHERE name = ? AND holder = ? AND token = ?",
+                (lease.name, lease.holder, lease.token),
+            )
+
+    def _check_lease(self, db: sqlite3.Connection, lease: Lease) -> None:
+        row = db.execute(
+            "SELECT holder, token, expires_at FROM leases WHERE name = ?", (lease.name,)
+        ).fetchone()
+        if row is None or row[0] != lease.holder or row[1] != lease.token or row[2] <= time.time():
+            raise LeaseLostError(lease.holder, lease.token)
 
     def close(self) -> None:
         with self._lock:
@@ -167,6 +290,11 @@ class SQLiteJobStore(JobStore):
         except sqlite3.Error as exc:
             logger.warning("SQLite store %s failed: %s", self._path, exc)
             raise StoreUnavailableError(f"sqlite {self._path}: {exc}") from exc
+
+
+def _time_key(moment: datetime) -> str:
+    """Fixed-width UTC text, so ordering text orders time."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def _job(row: tuple[Any, Any]) -> Job:

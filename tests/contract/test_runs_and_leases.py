@@ -1,0 +1,138 @@
+"""Run claims and leadership leases: the JobStore contract behind exactly-once firing,
+run unchanged against every store (conftest ``store``)."""
+
+from __future__ import annotations
+
+import threading
+import time
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from common.errors import LeaseLostError
+from common.models import Job, Lease, LaunchedTask, Run
+from common.store.base import JobStore
+
+T0 = datetime(2026, 11, 25, 12, 0, 0, tzinfo=UTC)
+
+
+def lead(store: JobStore, holder: str = "a", ttl: float = 30) -> Lease:
+    lease = store.acquire_lease("scheduld", holder=holder, ttl=ttl)
+    assert lease is not None
+    return lease
+
+
+def run(lease: Lease, job_id: str = "j", at: datetime = T0, **fields: object) -> Run:
+    return Run.model_validate(
+        {"jobId": job_id, "scheduledFor": at, "replica": lease.holder, "token": lease.token, **fields}
+    )
+
+
+def test_lease_is_exclusive_renewable_and_fenced(store: JobStore) -> None:
+    first = lead(store, "a")
+    assert store.acquire_lease("scheduld", holder="b", ttl=30) is None
+    renewed = lead(store, "a")
+    assert renewed.token == first.token and renewed.expires_at >= first.expires_at
+    store.release_lease(renewed)
+    taken = lead(store, "b")
+    assert taken.token > first.token  # a new term has a higher fencing token
+    assert store.acquire_lease("scheduld", holder="a", ttl=30) is None
+
+
+def test_expired_lease_is_taken_over(store: JobStore) -> None:
+    old = lead(store, "a", ttl=0.2)
+    time.sleep(0.3)
+    new = lead(store, "b")
+    assert new.token == old.token + 1
+
+
+def test_claim_is_create_if_absent(store: JobStore) -> None:
+    lease = lead(store)
+    assert store.claim_run(run(lease), lease) is True
+    assert store.claim_run(run(lease), lease) is False
+    assert store.claim_run(run(lease, at=T0 + timedelta(seconds=1)), lease) is True
+
+
+def test_only_one_of_many_concurrent_claims_wins(store: JobStore) -> None:
+    lease = lead(store)
+    wins: list[bool] = []
+    barrier = threading.Barrier(8)
+
+    def claim() -> None:
+        barrier.wait()
+        wins.append(store.claim_run(run(lease), lease))
+
+    threads = [threading.Thread(target=claim) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(wins) == [False] * 7 + [True]
+
+
+def test_stale_leader_with_expired_token_cannot_claim(store: JobStore) -> None:
+    stale = lead(store, "a", ttl=0.2)
+    time.sleep(0.3)
+    with pytest.raises(LeaseLostError):
+        store.claim_run(run(stale), stale)
+    current = lead(store, "b")
+    with pytest.raises(LeaseLostError):
+        store.claim_run(run(stale), stale)  # a token from an older term is refused too
+    assert store.claim_run(run(current), current) is True
+
+
+def test_unfinished_claim_of_a_dead_leader_can_be_reclaimed_once(store: JobStore) -> None:
+    dead = lead(store, "a", ttl=0.2)
+    assert store.claim_run(run(dead), dead) is True  # then "a" dies before finishing
+    time.sleep(0.3)
+    heir = lead(store, "b")
+    assert store.claim_run(run(heir), heir) is True
+    assert store.claim_run(run(heir), heir) is False
+    finished = run(heir, status="launched", tasks=[LaunchedTask(task_id="t1")])
+    store.finish_run(finished)
+    third = lead(store, "b")
+    assert store.claim_run(run(third), third) is False  # finished runs are never re-claimed
+
+
+def test_finish_and_list_newest_first(store: JobStore) -> None:
+    lease = lead(store)
+    for second in range(5):
+        claimed = run(lease, at=T0 + timedelta(seconds=second))
+        assert store.claim_run(claimed, lease)
+        store.finish_run(claimed.model_copy(update={"status": "launched", "started": second}))
+    runs = store.list_runs("j", skip=0, count=3)
+    assert [r.scheduled_for.second for r in runs] == [4, 3, 2]
+    assert runs[0].status == "launched" and runs[0].started == 4
+    assert [r.scheduled_for.second for r in store.list_runs("j", skip=3, count=3)] == [1, 0]
+    assert store.list_runs("other") == []
+
+
+def test_finish_by_a_replica_that_lost_the_claim_is_ignored(store: JobStore) -> None:
+    dead = lead(store, "a", ttl=0.2)
+    store.claim_run(run(dead), dead)
+    time.sleep(0.3)
+    heir = lead(store, "b")
+    store.claim_run(run(heir), heir)
+    store.finish_run(run(dead, status="failed", error="late"))
+    (only,) = store.list_runs("j")
+    assert only.replica == "b" and only.status == "claimed"
+
+
+def test_prune_keeps_newest_and_drops_old(store: JobStore) -> None:
+    lease = lead(store)
+    for second in range(10):
+        store.claim_run(run(lease, at=T0 + timedelta(seconds=second)), lease)
+    store.claim_run(run(lease, job_id="other"), lease)
+    assert store.prune_runs("j", keep=4) == 6
+    assert [r.scheduled_for.second for r in store.list_runs("j", count=100)] == [9, 8, 7, 6]
+    assert store.prune_runs("j", keep=100, older_than=T0 + timedelta(seconds=8)) == 2
+    assert [r.scheduled_for.second for r in store.list_runs("j", count=100)] == [9, 8]
+    assert len(store.list_runs("other")) == 1
+
+
+def test_deleting_a_job_deletes_its_runs(store: JobStore) -> None:
+    store.create_job(Job.model_validate({"id": "j", "taskDefinition": "t", "schedule": "0"}))
+    lease = lead(store)
+    store.claim_run(run(lease), lease)
+    store.delete_job("j")
+    assert store.list_runs("j") == []
