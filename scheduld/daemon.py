@@ -216,7 +216,8 @@ class Daemon:
             return
         scheduled = self._put(job)
         if scheduled is not None:
-            logger.info("job %s scheduled: next fire %s", job_id, scheduled.next_run or "none (suspended/ended)")
+            next_fire = scheduled.next_run or "none (suspended/ended)"
+            logger.info("job %s scheduled: next fire %s", job_id, next_fire)
 
     def reconcile(self, *, catch_up: bool = False) -> int:
         """Diff the whole schedule against the store and fix it; returns the jobs seen."""

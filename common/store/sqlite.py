@@ -200,7 +200,8 @@ class SQLiteJobStore(JobStore):
         with self._translate(), self._write() as db:
             removed = db.execute(
                 "DELETE FROM runs WHERE job_id = ? AND scheduled_for < ("
-                " SELECT scheduled_for FROM runs WHERE job_id = ? ORDER BY scheduled_for DESC LIMIT 1 OFFSET ?)",
+                " SELECT scheduled_for FROM runs WHERE job_id = ?"
+                " ORDER BY scheduled_for DESC LIMIT 1 OFFSET ?)",
                 (job_id, job_id, max(0, keep - 1)),
             ).rowcount
             if older_than is not None:

@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from common.errors import LeaseLostError
-from common.models import Job, Lease, LaunchedTask, Run
+from common.models import Job, LaunchedTask, Lease, Run
 from common.store.base import JobStore
 
 T0 = datetime(2026, 11, 25, 12, 0, 0, tzinfo=UTC)
