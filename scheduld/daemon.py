@@ -19,11 +19,12 @@ from datetime import UTC, datetime
 from common.bus.base import EventBus, ReceivedMessage
 from common.config import Settings
 from common.errors import JobNotFoundError, SchedulerError
-from common.models import Job, JobStatus
+from common.models import Job, JobStatus, Lease
 from common.schedule import ScheduleError
 from common.store.base import JobStore
 from scheduld.executor import TaskLauncher
 from scheduld.firing import Firing
+from scheduld.leadership import Leadership, replica_id
 from scheduld.scheduler import Schedule, Scheduled
 from scheduld.triggers import TriggerRegistry
 
@@ -47,6 +48,8 @@ class Backoff:
 
 
 class Daemon:
+    """One scheduld replica: leads (runs the schedule, consumes events) or stands by."""
+
     def __init__(
         self,
         settings: Settings,
@@ -55,47 +58,65 @@ class Daemon:
         bus: EventBus,
         launcher: TaskLauncher,
         triggers: TriggerRegistry,
+        replica: str | None = None,
     ) -> None:
         self._settings = settings.scheduler
         self._store = store
         self._bus = bus
         self._stop = threading.Event()
+        self._active = threading.Event()
         self._estimates: queue.Queue[str] = queue.Queue()
         self._threads: list[threading.Thread] = []
+        self.replica = replica or replica_id()
+        self._leadership = Leadership(
+            store,
+            holder=self.replica,
+            ttl=settings.scheduler.lease_ttl_seconds,
+            on_elected=self._elected,
+            on_deposed=self._deposed,
+        )
         self._schedule = Schedule(settings.scheduler, self._fire_later)
+        self._term = 0
+        self._term_lock = threading.Lock()
         self._firing = Firing(
             store=store,
             launcher=launcher,
             triggers=triggers,
-            next_fire_time=self._schedule.next_fire_time,
-            on_missing=self._schedule.remove,
+            next_fire_time=lambda job_id: self._schedule.next_fire_time(job_id),
+            on_missing=lambda job_id: self._schedule.remove(job_id),
+            lease=self._leadership.current,
+            replica=self.replica,
+            first_fire_after=lambda job, after, until: self._schedule.first_fire_after(job, after, until),
+            settings=settings.scheduler,
         )
         self.loaded = threading.Event()
 
     # --- lifecycle ---------------------------------------------------------------------------
 
     def start(self) -> None:
-        """Load every job (retrying while the store is down), then start all loops.
+        """Start competing for leadership; the leader loads every job and fires them.
 
         Jobs are added before the scheduler starts, so a cold start does not wake the
-        scheduler thread once per job; events received meanwhile queue up as pending jobs.
+        scheduler thread once per job; events received meanwhile wait in the queue.
         """
-        self._spawn("load", self._initial_load)
+        self._spawn("lease", lambda: self._leadership.run(self._stop))
         self._spawn("consume", self._consume_loop)
+        self._spawn("reconcile", self._reconcile_loop)
         self._spawn("estimates", self._estimate_loop)
 
     def stop(self, timeout: float | None = None) -> None:
-        """Stop polling, let fires under way finish (bounded), stop the scheduler."""
+        """Stop polling, let fires under way finish (bounded), stop the scheduler, step down."""
         timeout = self._settings.shutdown_timeout_seconds if timeout is None else timeout
         logger.info("scheduld stopping (waiting up to %.0f s for launches under way)", timeout)
         self._stop.set()
+        self._active.clear()
         closer = threading.Thread(target=self._schedule.shutdown, kwargs={"wait": True}, daemon=True)
         closer.start()
         closer.join(timeout)
         if closer.is_alive():
             logger.warning("launches still under way after %.0f s; stopping anyway", timeout)
         for thread in self._threads:
-            thread.join(timeout=1)
+            thread.join(timeout=2)
         logger.info("scheduld stopped")
 
     def request_stop(self) -> None:
@@ -110,10 +131,53 @@ class Daemon:
     def schedule(self) -> Schedule:
         return self._schedule
 
+    @property
+    def leading(self) -> bool:
+        return self._active.is_set() and self._leadership.current() is not None
+
+    # --- leadership --------------------------------------------------------------------------
+
+    def _elected(self, lease: Lease) -> None:
+        with self._term_lock:
+            self._term += 1
+            term = self._term
+        self._spawn("activate", lambda: self._activate(lease, term), restart=False)
+
+    def _activate(self, lease: Lease, term: int) -> None:
+        """Take over: finish runs a dead leader left claimed, load every job, start firing."""
+        backoff = Backoff(self._settings.error_backoff_seconds, self._stop)
+        while not self._stop.is_set() and self._term == term:
+            try:
+                for run in self._store.unfinished_runs(older_than_token=lease.token):
+                    self._firing.recover(run, lease)
+                count = self.reconcile(catch_up=True)
+                break
+            except SchedulerError as exc:
+                logger.warning("taking over failed (%s); retrying", exc.message)
+                backoff.wait()
+        else:
+            return
+        with self._term_lock:
+            if self._term != term or self._stop.is_set():
+                return
+            self._schedule.start()
+            self._active.set()
+        logger.info("leading: %d jobs scheduled", count)
+        self.loaded.set()
+
+    def _deposed(self) -> None:
+        with self._term_lock:
+            self._term += 1
+            self._active.clear()
+            self._schedule.shutdown(wait=False)
+            self._schedule = self._schedule.fresh()
+        self.loaded.clear()
+
     # --- loops -------------------------------------------------------------------------------
 
-    def _spawn(self, name: str, target: Callable[[], None]) -> None:
-        thread = threading.Thread(target=self._guarded(name, target), name=f"scheduld-{name}", daemon=True)
+    def _spawn(self, name: str, target: Callable[[], None], *, restart: bool = True) -> None:
+        body = self._guarded(name, target) if restart else target
+        thread = threading.Thread(target=body, name=f"scheduld-{name}", daemon=True)
         self._threads.append(thread)
         thread.start()
 
@@ -129,20 +193,11 @@ class Daemon:
 
         return run
 
-    def _initial_load(self) -> None:
-        backoff = Backoff(self._settings.error_backoff_seconds, self._stop)
-        while not self._stop.is_set():
-            try:
-                count = self.reconcile(catch_up=True)
-                logger.info("loaded %d jobs into the schedule", count)
-                break
-            except SchedulerError as exc:
-                logger.warning("loading jobs failed (%s); retrying", exc.message)
-                backoff.wait()
-        self._schedule.start()
-        self.loaded.set()
+    def _reconcile_loop(self) -> None:
         interval = self._settings.reconcile_interval_seconds
         while not self._stop.wait(interval):
+            if not self.leading:
+                continue
             try:
                 self.reconcile()
             except SchedulerError as exc:
@@ -151,6 +206,9 @@ class Daemon:
     def _consume_loop(self) -> None:
         backoff = Backoff(self._settings.error_backoff_seconds, self._stop)
         while not self._stop.is_set():
+            if not self.leading:  # standbys leave the ops queue to the leader
+                self._stop.wait(0.2)
+                continue
             try:
                 messages = self._bus.receive()
             except SchedulerError as exc:
@@ -159,16 +217,16 @@ class Daemon:
                 continue
             backoff.reset()
             for message in messages:
-                if self._stop.is_set():
-                    return  # unacked: SQS delivers it again
+                if self._stop.is_set() or not self.leading:
+                    break  # unacked: SQS delivers it again
                 if not self.handle(message):
                     backoff.wait()
 
     def _estimate_loop(self) -> None:
         """Keeps estimatedNextRun current off the hot paths (startup, event handling)."""
-        while not self._stop.is_set() and not self.loaded.wait(0.5):
-            pass  # lookups before the scheduler starts would scan its pending list
         while not self._stop.is_set():
+            if not self._active.wait(0.5):
+                continue  # during a takeover, estimates queue up until the schedule runs
             try:
                 job_id = self._estimates.get(timeout=0.5)
             except queue.Empty:
@@ -241,7 +299,7 @@ class Daemon:
         return scheduled
 
     def _fire_later(self, job_id: str, scheduled: datetime) -> None:
-        if self._stop.is_set():
+        if self._stop.is_set() or not self._active.is_set():
             logger.info("job %s: not firing at %s, scheduld is stopping", job_id, scheduled)
             return
         self._firing(job_id, scheduled.astimezone(UTC))

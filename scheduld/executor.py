@@ -17,14 +17,14 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
 from common.config import ECSSettings
 from common.errors import LaunchError
-from common.models import Job, LaunchedTask, LaunchFailure
+from common.models import Job, LaunchedTask, LaunchFailure, run_id
 
 if TYPE_CHECKING:
     from mypy_boto3_ecs import ECSClient
@@ -33,6 +33,7 @@ logger = logging.getLogger(__name__)
 
 RUN_TASK_BATCH = 10
 JOB_TAG = "ecs-scheduler:job-id"
+SCHEDULED_TAG = "ecs-scheduler:scheduled-for"
 _PASS_THROUGH = (
     "launchType",
     "capacityProviderStrategy",
@@ -123,7 +124,15 @@ class TaskLauncher:
         while remaining > 0:
             size = min(RUN_TASK_BATCH, remaining)
             self._bucket.acquire()
-            params = {**base, "count": size, "clientToken": _client_token(job.id, scheduled, batch)}
+            params = {
+                **base,
+                "count": size,
+                "clientToken": _client_token(job.id, scheduled, batch),
+                "tags": [
+                    *base["tags"],
+                    {"key": SCHEDULED_TAG, "value": scheduled.astimezone(UTC).isoformat()},
+                ],
+            }
             try:
                 with _translate(job.id, "RunTask"):
                     response = self._ecs.run_task(**params)
@@ -180,8 +189,9 @@ def _container_override(override: dict[str, Any]) -> dict[str, Any]:
 
 
 def _client_token(job_id: str, scheduled: datetime, batch: int) -> str:
-    """Same fire, same batch → same token, so ECS ignores a retried call (≤ 64 characters)."""
-    seed = f"{job_id}|{scheduled.isoformat()}|{batch}".encode()
+    """The run id (job, fire time) and batch, shortened to ECS's 64 characters: the same fire
+    sends the same tokens, so ECS does not launch again for a retried or recovered call."""
+    seed = f"{run_id(job_id, scheduled)}#{batch}".encode()
     return hashlib.sha256(seed).hexdigest()[:64]
 
 

@@ -1,10 +1,13 @@
-"""What happens when a job fires: ensure the expected number of its tasks are running.
+"""What happens when a job fires: claim the fire, then ensure the expected number of its
+tasks are running.
 
-The job is re-read from the store first (it may have been suspended, changed or deleted since
-it was scheduled); then expected count − this job's running tasks are started, and lastRun,
-lastRunTasks, lastRunFailures and estimatedNextRun are written back through the store's status
-update, which never touches user fields. One INFO line per fire; errors are logged with the
-job id and never escape into the scheduler.
+The job is re-read from the store first (it may have been suspended, changed or deleted).
+The expected and running counts are computed, then the fire is claimed in the store as a run
+(create-if-absent per job and fire time, guarded by the leadership lease), so whatever the
+number of replicas, crashes or retries, one fire launches once. The tasks are started with
+RunTask client tokens derived from the run id; the run is finished with its outcome, and
+lastRun, lastRunTasks, lastRunFailures and estimatedNextRun are written from it. One INFO line
+per fire; errors are logged with the job id and never escape into the scheduler.
 """
 
 from __future__ import annotations
@@ -12,12 +15,13 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import tenacity
 
-from common.errors import JobNotFoundError, LaunchError, SchedulerError, StoreUnavailableError
-from common.models import Job, JobStatus, LaunchFailure
+from common.config import SchedulerSettings
+from common.errors import JobNotFoundError, LaunchError, LeaseLostError, SchedulerError, StoreUnavailableError
+from common.models import Job, JobStatus, LaunchFailure, Lease, Run, RunStatus
 from common.store.base import JobStore
 from scheduld.executor import LaunchResult, TaskLauncher
 from scheduld.triggers import TriggerError, TriggerRegistry
@@ -25,6 +29,7 @@ from scheduld.triggers import TriggerError, TriggerRegistry
 logger = logging.getLogger(__name__)
 
 NextFireTime = Callable[[str], datetime | None]
+FirstFireAfter = Callable[[Job, datetime, datetime], datetime | None]
 
 
 class Firing:
@@ -36,13 +41,21 @@ class Firing:
         triggers: TriggerRegistry,
         next_fire_time: NextFireTime,
         on_missing: Callable[[str], object],
+        lease: Callable[[], Lease | None],
+        replica: str,
+        first_fire_after: FirstFireAfter | None = None,
+        settings: SchedulerSettings | None = None,
     ) -> None:
         self._store = store
         self._launcher = launcher
         self._triggers = triggers
         self._next_fire_time = next_fire_time
         self._on_missing = on_missing
-        self._write_status = tenacity.Retrying(
+        self._lease = lease
+        self._replica = replica
+        self._first_fire_after = first_fire_after
+        self._settings = settings or SchedulerSettings()
+        self._retry_store = tenacity.Retrying(
             retry=tenacity.retry_if_exception_type(StoreUnavailableError),
             stop=tenacity.stop_after_attempt(5),
             wait=tenacity.wait_exponential(multiplier=0.1, max=2),
@@ -55,10 +68,33 @@ class Firing:
         lag = (datetime.now(UTC) - scheduled).total_seconds()
         try:
             self._fire(job_id, scheduled, started, lag)
+        except LeaseLostError as exc:
+            logger.warning("job %s: fire at %s not claimed: %s", job_id, scheduled.isoformat(), exc.message)
         except Exception:  # one bad fire must never stop the scheduler
             logger.exception("job %s: fire at %s failed", job_id, scheduled.isoformat())
 
+    def recover(self, run: Run, lease: Lease) -> None:
+        """Complete a run whose claimer died: same run id, so the same RunTask client tokens."""
+        if not self._store.claim_run(
+            run.model_copy(update={"replica": self._replica, "token": lease.token}), lease
+        ):
+            return
+        mine = run.model_copy(update={"replica": self._replica, "token": lease.token})
+        try:
+            job = self._store.get_job(run.job_id)
+        except JobNotFoundError:
+            self._finish(mine, LaunchResult(), status="failed", error="job deleted before its run completed")
+            return
+        to_start = max(0, (mine.expected or 0) - (mine.running or 0))
+        result = self._launch(job, to_start, mine.scheduled_for)
+        self._complete(job, mine, to_start, result)
+        logger.info("job %s: recovered run for %s, started %d", job.id, run.scheduled_for, len(result.tasks))
+
     def _fire(self, job_id: str, scheduled: datetime, started: float, lag: float) -> None:
+        lease = self._lease()
+        if lease is None:
+            logger.info("job %s: not firing at %s, this replica does not lead", job_id, scheduled)
+            return
         try:
             job = self._store.get_job(job_id)
         except JobNotFoundError:
@@ -69,20 +105,35 @@ class Firing:
             logger.info("job %s: not firing at %s (suspended or outside its window)", job_id, scheduled)
             return
         expected = running = 0
-        result = LaunchResult()
+        failures: list[LaunchFailure] = []
         try:
             expected = self._triggers.expected_count(job)
             running = self._launcher.running_count(job) if expected else 0
-            if expected > running:
-                result = self._launcher.launch(job, expected - running, scheduled=scheduled)
         except (TriggerError, LaunchError) as exc:
-            result.failures.append(LaunchFailure(reason=type(exc).__name__, detail=exc.message))
-            logger.warning("job %s: fire at %s could not launch: %s", job_id, scheduled, exc.message)
-        self._record(job, scheduled, result)
+            failures.append(LaunchFailure(reason=type(exc).__name__, detail=exc.message))
+            logger.warning("job %s: fire at %s cannot count tasks: %s", job_id, scheduled, exc.message)
+        run = Run(
+            job_id=job.id,
+            scheduled_for=scheduled,
+            coalesced_from=self._coalesced_from(job, scheduled),
+            replica=self._replica,
+            token=lease.token,
+            expected=expected,
+            running=running,
+        )
+        if not self._retry_store(self._store.claim_run, run, lease):
+            logger.info("job %s: fire at %s already claimed", job_id, scheduled.isoformat())
+            return
+        to_start = 0 if failures else max(0, expected - running)
+        result = self._launch(job, to_start, scheduled)
+        result.failures[:0] = failures
+        status = self._complete(job, run, to_start, result)
         logger.info(
-            "job %s fired for %s: expected %d, running %d, started %d, failed %d; lag %.3f s, took %.3f s",
+            "job %s fired for %s: %s; expected %d, running %d, started %d, failed %d; lag %.3f s, "
+            "took %.3f s",
             job_id,
             scheduled.isoformat(),
+            status,
             expected,
             running,
             len(result.tasks),
@@ -90,6 +141,51 @@ class Firing:
             lag,
             time.monotonic() - started,
         )
+
+    def _launch(self, job: Job, count: int, scheduled: datetime) -> LaunchResult:
+        if count <= 0:
+            return LaunchResult()
+        try:
+            return self._launcher.launch(job, count, scheduled=scheduled)
+        except LaunchError as exc:
+            return LaunchResult(failures=[LaunchFailure(reason="LaunchError", detail=exc.message)])
+
+    def _complete(self, job: Job, run: Run, to_start: int, result: LaunchResult) -> RunStatus:
+        status: RunStatus
+        if result.failures and not result.tasks:
+            status = "failed"
+        elif to_start == 0:
+            status = "skipped"
+        elif len(result.tasks) >= to_start:
+            status = "launched"
+        else:
+            status = "partially_launched"
+        if status in ("failed", "partially_launched"):
+            logger.warning("job %s: run for %s %s: %s", job.id, run.scheduled_for, status, result.failures)
+        self._finish(run, result, status=status)
+        self._record(job, run.scheduled_for, result)
+        return status
+
+    def _finish(self, run: Run, result: LaunchResult, *, status: RunStatus, error: str | None = None) -> None:
+        finished = run.model_copy(
+            update={
+                "status": status,
+                "started": len(result.tasks),
+                "tasks": result.tasks,
+                "failures": result.failures,
+                "error": error or (result.failures[0].detail if result.failures else None),
+                "finished_at": datetime.now(UTC),
+            }
+        )
+        try:
+            self._retry_store(self._store.finish_run, finished)
+            self._store.prune_runs(
+                run.job_id,
+                keep=self._settings.run_history_per_job,
+                older_than=datetime.now(UTC) - timedelta(days=self._settings.run_history_days),
+            )
+        except SchedulerError as exc:
+            logger.error("job %s: run for %s not recorded: %s", run.job_id, run.scheduled_for, exc.message)
 
     def _record(self, job: Job, scheduled: datetime, result: LaunchResult) -> None:
         status = JobStatus(
@@ -99,11 +195,18 @@ class Firing:
             estimated_next_run=self._next_fire_time(job.id),
         )
         try:
-            self._write_status(self._store.update_status, job.id, status)
+            self._retry_store(self._store.update_status, job.id, status)
         except JobNotFoundError:
             logger.info("job %s was deleted while firing; status not recorded", job.id)
         except SchedulerError as exc:
             logger.error("job %s: could not record fire at %s: %s", job.id, scheduled, exc.message)
+
+    def _coalesced_from(self, job: Job, scheduled: datetime) -> datetime | None:
+        """The earliest missed fire time this fire stands for, when fires were collapsed."""
+        if self._first_fire_after is None or job.last_run is None or job.last_run >= scheduled:
+            return None
+        first = self._first_fire_after(job, job.last_run, scheduled)
+        return first if first is not None and first < scheduled else None
 
 
 def _should_fire(job: Job, scheduled: datetime) -> bool:

@@ -83,6 +83,7 @@ class Schedule:
     """Which jobs fire when. Thread-safe; ``put`` is idempotent."""
 
     def __init__(self, settings: SchedulerSettings, on_fire: FireCallback) -> None:
+        self._settings = settings
         self._grace = settings.misfire_grace_seconds
         self._on_fire = on_fire
         self._fingerprints: dict[str, _Fingerprint] = {}
@@ -96,6 +97,10 @@ class Schedule:
             },
             timezone=UTC,
         )
+
+    def fresh(self) -> Schedule:
+        """An empty schedule with the same settings (after stepping down as leader)."""
+        return Schedule(self._settings, self._on_fire)
 
     def start(self) -> None:
         self._scheduler.start()
@@ -143,6 +148,12 @@ class Schedule:
     def scheduled_ids(self) -> set[str]:
         with self._lock:
             return set(self._fingerprints)
+
+    def first_fire_after(self, job: Job, moment: datetime, until: datetime) -> datetime | None:
+        """The job's first fire time after ``moment`` (None if none up to ``until``)."""
+        trigger = _trigger(_Fingerprint.of(job))
+        first: datetime | None = trigger.get_next_fire_time(moment, until)
+        return first if first is not None and first <= until else None
 
     def next_fire_time(self, job_id: str) -> datetime | None:
         job = self._scheduler.get_job(job_id)

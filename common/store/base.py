@@ -86,6 +86,14 @@ class JobStore(ABC):
         """Store the outcome of a run this replica claimed (only if it still owns the claim)."""
 
     @abstractmethod
+    def unfinished_runs(self, *, older_than_token: int, limit: int = 1000) -> list[Run]:
+        """Runs still ``claimed`` by an earlier leadership term: their claimer died mid-fire.
+
+        A new leader re-claims and completes them (same RunTask clientToken, so a launch that
+        did reach ECS is not repeated). Served by an index on claimed runs, not a scan.
+        """
+
+    @abstractmethod
     def list_runs(self, job_id: str, *, skip: int = 0, count: int = 10) -> list[Run]:
         """A job's runs, newest scheduled time first."""
 

@@ -364,6 +364,15 @@ class ElasticsearchJobStore(JobStore):
         except (_Conflict, _NotFound):
             logger.info("run %s was taken over; outcome of token %d not stored", run.run_id, run.token)
 
+    def unfinished_runs(self, *, older_than_token: int, limit: int = 1000) -> list[Run]:
+        query = {
+            "bool": {
+                "filter": [{"term": {"status": "claimed"}}, {"range": {"token": {"lt": older_than_token}}}]
+            }
+        }
+        hits = self._client.search(self._runs, {"query": query, "size": limit})
+        return [Run.model_validate(hit["_source"]["run"]) for hit in hits]
+
     def list_runs(self, job_id: str, *, skip: int = 0, count: int = 10) -> list[Run]:
         hits = self._client.search(
             self._runs,

@@ -42,6 +42,7 @@ _SCHEMA = (
         document BLOB NOT NULL,
         PRIMARY KEY (job_id, scheduled_for)
     ) WITHOUT ROWID""",
+    "CREATE INDEX IF NOT EXISTS runs_claimed ON runs (token) WHERE status = 'claimed'",
     """CREATE TABLE IF NOT EXISTS leases (
         name TEXT PRIMARY KEY NOT NULL,
         holder TEXT NOT NULL,
@@ -183,6 +184,18 @@ class SQLiteJobStore(JobStore):
                     run.token,
                 ),
             )
+
+    def unfinished_runs(self, *, older_than_token: int, limit: int = 1000) -> list[Run]:
+        with self._translate():
+            rows = (
+                self._db()
+                .execute(
+                    "SELECT document FROM runs WHERE status = 'claimed' AND token < ? LIMIT ?",
+                    (older_than_token, limit),
+                )
+                .fetchall()
+            )
+        return [Run.model_validate(orjson.loads(row[0])) for row in rows]
 
     def list_runs(self, job_id: str, *, skip: int = 0, count: int = 10) -> list[Run]:
         with self._translate():

@@ -94,6 +94,19 @@ def test_unfinished_claim_of_a_dead_leader_can_be_reclaimed_once(store: JobStore
     assert store.claim_run(run(third), third) is False  # finished runs are never re-claimed
 
 
+def test_unfinished_runs_of_earlier_terms_are_found(store: JobStore) -> None:
+    dead = lead(store, "a", ttl=0.2)
+    store.claim_run(run(dead, job_id="x"), dead)
+    done = run(dead, job_id="y")
+    store.claim_run(done, dead)
+    store.finish_run(done.model_copy(update={"status": "launched"}))
+    time.sleep(0.3)
+    heir = lead(store, "b")
+    assert [r.job_id for r in store.unfinished_runs(older_than_token=heir.token)] == ["x"]
+    store.claim_run(run(heir, job_id="x"), heir)
+    assert store.unfinished_runs(older_than_token=heir.token) == []
+
+
 def test_finish_and_list_newest_first(store: JobStore) -> None:
     lease = lead(store)
     for second in range(5):

@@ -18,7 +18,7 @@ import pytest
 from botocore.config import Config
 
 from common.config import ECSSettings, SchedulerSettings, Settings, SQSSettings
-from common.models import Job
+from common.models import Job, Lease
 from common.store.base import JobStore
 from scheduld.executor import TaskLauncher
 from scheduld.firing import Firing
@@ -59,14 +59,27 @@ def triggers(sqs_client: Any) -> TriggerRegistry:
 
 
 @pytest.fixture
-def firing(sqlite_store: JobStore, launcher: TaskLauncher, triggers: TriggerRegistry) -> Firing:
-    return Firing(
-        store=sqlite_store,
-        launcher=launcher,
-        triggers=triggers,
-        next_fire_time=lambda job_id: None,
-        on_missing=lambda job_id: None,
-    )
+def lease(sqlite_store: JobStore) -> Lease:
+    held = sqlite_store.acquire_lease("scheduld", holder="test-replica", ttl=3600)
+    assert held is not None
+    return held
+
+
+def make_firing(
+    store: JobStore, launcher: TaskLauncher, triggers: TriggerRegistry, held: Lease, **kwargs: Any
+) -> Firing:
+    options: dict[str, Any] = {
+        "next_fire_time": lambda job_id: None,
+        "on_missing": lambda job_id: None,
+        "lease": lambda: held,
+        "replica": held.holder,
+    }
+    return Firing(store=store, launcher=launcher, triggers=triggers, **(options | kwargs))
+
+
+@pytest.fixture
+def firing(sqlite_store: JobStore, launcher: TaskLauncher, triggers: TriggerRegistry, lease: Lease) -> Firing:
+    return make_firing(sqlite_store, launcher, triggers, lease)
 
 
 @pytest.fixture

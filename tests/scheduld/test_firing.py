@@ -7,10 +7,11 @@ from typing import Any
 
 import pytest
 
+from common.models import Job, Lease
 from common.store.base import JobStore
 from scheduld.firing import Firing
 from scheduld.triggers import TriggerRegistry
-from tests.scheduld.conftest import job, running_tasks
+from tests.scheduld.conftest import job, make_firing, running_tasks
 
 FIRE = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 
@@ -74,16 +75,15 @@ def test_suspended_or_out_of_window_jobs_never_fire(
 
 
 def test_deleted_job_is_dropped_not_fired(
-    sqlite_store: JobStore, launcher: Any, triggers: TriggerRegistry, ecs_client: Any, cluster: str
+    sqlite_store: JobStore,
+    launcher: Any,
+    triggers: TriggerRegistry,
+    ecs_client: Any,
+    cluster: str,
+    lease: Lease,
 ) -> None:
     dropped: list[str] = []
-    firing = Firing(
-        store=sqlite_store,
-        launcher=launcher,
-        triggers=triggers,
-        next_fire_time=lambda job_id: None,
-        on_missing=dropped.append,
-    )
+    firing = make_firing(sqlite_store, launcher, triggers, lease, on_missing=dropped.append)
     firing("gone", FIRE)
     assert dropped == ["gone"] and running_tasks(ecs_client, cluster) == []
 
@@ -133,3 +133,44 @@ def test_missing_trigger_queue_is_recorded_not_raised(firing: Firing, sqlite_sto
     stored = sqlite_store.get_job("lost")
     assert stored.last_run == FIRE and stored.last_run_tasks == []
     assert stored.last_run_failures and stored.last_run_failures[0].reason == "TriggerError"
+
+
+def test_a_fire_is_claimed_once(
+    firing: Firing, sqlite_store: JobStore, ecs_client: Any, cluster: str
+) -> None:
+    sqlite_store.create_job(job("once", taskCount=1))
+    firing("once", FIRE)
+    for task in running_tasks(ecs_client, cluster):  # tasks ended: a second launch would happen
+        ecs_client.stop_task(cluster=cluster, task=task["taskArn"], reason="done")
+    firing("once", FIRE)  # the same fire again (a retry, another replica): already claimed
+    assert running_tasks(ecs_client, cluster) == []
+    (run,) = sqlite_store.list_runs("once")
+    assert (run.status, run.expected, run.running, run.started) == ("launched", 1, 0, 1)
+    assert run.replica == "test-replica" and len(run.tasks) == 1
+
+
+def test_no_lease_no_fire(
+    sqlite_store: JobStore,
+    launcher: Any,
+    triggers: TriggerRegistry,
+    ecs_client: Any,
+    cluster: str,
+    lease: Lease,
+) -> None:
+    sqlite_store.create_job(job("leaderless"))
+    make_firing(sqlite_store, launcher, triggers, lease, lease=lambda: None)("leaderless", FIRE)
+    assert running_tasks(ecs_client, cluster) == [] and sqlite_store.list_runs("leaderless") == []
+
+
+def test_runs_record_skips_and_failures(firing: Firing, sqlite_store: JobStore) -> None:
+    sqlite_store.create_job(job("busy2", taskCount=1))
+    firing("busy2", FIRE)
+    firing("busy2", FIRE + timedelta(seconds=1))  # the first task still runs
+    sqlite_store.create_job(
+        Job.model_validate({"id": "broken", "taskDefinition": "no-such-task", "schedule": "0"})
+    )
+    firing("broken", FIRE)
+    statuses = [run.status for run in sqlite_store.list_runs("busy2")]
+    assert statuses == ["skipped", "launched"]
+    (failed,) = sqlite_store.list_runs("broken")
+    assert failed.status == "failed" and failed.failures and failed.error
