@@ -206,6 +206,13 @@ class Firing:
         if self._first_fire_after is None or job.last_run is None or job.last_run >= scheduled:
             return None
         first = self._first_fire_after(job, job.last_run, scheduled)
+        if first is None or first >= scheduled:
+            return None
+        # A gap: fires were missed, or a run finished without its status being written
+        # (its replica died). Only what no run stands for yet is coalesced into this one.
+        newest = self._store.list_runs(job.id, count=1)
+        if newest and newest[0].scheduled_for > job.last_run:
+            first = self._first_fire_after(job, newest[0].scheduled_for, scheduled)
         return first if first is not None and first < scheduled else None
 
 

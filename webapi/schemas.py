@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import BaseModel
 
-from common.models import Job
+from common.models import Job, Run
 
 
 class JobLink(BaseModel):
@@ -34,6 +34,12 @@ class JobReply(Job):
 
 class JobsPage(BaseModel):
     jobs: list[JobReply]
+    prev: str | None = None
+    next: str | None = None
+
+
+class RunsPage(BaseModel):
+    runs: list[Run]
     prev: str | None = None
     next: str | None = None
 

@@ -346,3 +346,39 @@ def test_unknown_route_and_method_are_json(client: httpx.Client) -> None:
     assert missing.status_code == 404 and "message" in missing.json()
     wrong = client.patch("/jobs")
     assert wrong.status_code == 405 and "message" in wrong.json()
+
+
+# --- run history -------------------------------------------------------------------------
+
+
+def test_runs_are_listed_newest_first_and_paged(client: httpx.Client, sqlite_store: JobStore) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from common.models import Run
+
+    create(client, id="r")
+    lease = sqlite_store.acquire_lease("scheduld", holder="replica-1", ttl=60)
+    assert lease is not None
+    start = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
+    for second in range(12):
+        run = Run(
+            job_id="r",
+            scheduled_for=start + timedelta(seconds=second),
+            replica="replica-1",
+            token=lease.token,
+        )
+        sqlite_store.claim_run(run, lease)
+        sqlite_store.finish_run(run.model_copy(update={"status": "launched", "started": 1}))
+    first = client.get("/jobs/r/runs").json()
+    assert [r["scheduledFor"] for r in first["runs"]][:2] == ["2026-11-25T12:00:11Z", "2026-11-25T12:00:10Z"]
+    assert (
+        len(first["runs"]) == 10 and first["next"] == "/jobs/r/runs?skip=10&count=10" and "prev" not in first
+    )
+    assert first["runs"][0]["status"] == "launched" and first["runs"][0]["replica"] == "replica-1"
+    second = client.get(first["next"]).json()
+    assert len(second["runs"]) == 2 and "next" not in second
+    assert client.get("/jobs/r/runs?count=0").status_code == 400
+    missing = client.get("/jobs/nope/runs")
+    assert missing.status_code == 404 and missing.json() == {"message": "Job nope does not exist"}
+    client.delete("/jobs/r")
+    assert sqlite_store.list_runs("r") == []

@@ -28,7 +28,16 @@ from common.store.base import JobStore
 from webapi.body import json_body
 from webapi.deps import BusDep, SettingsDep, StoreDep
 from webapi.errors import JSONReply
-from webapi.schemas import DeletedJob, ErrorReply, JobRef, JobReply, JobsPage, job_ref, job_reply
+from webapi.schemas import (
+    DeletedJob,
+    ErrorReply,
+    JobRef,
+    JobReply,
+    JobsPage,
+    RunsPage,
+    job_ref,
+    job_reply,
+)
 
 logger = logging.getLogger(__name__)
 router = APIRouter(prefix="/jobs", tags=["jobs"])
@@ -112,6 +121,30 @@ async def create_job(request: Request, store: StoreDep, bus: BusDep, settings: S
 async def get_job(job_id: str, store: StoreDep) -> Response:
     job = await _read(store, store.get_job, job_id)
     return JSONReply(job_reply(job))
+
+
+@router.get(
+    "/{job_id}/runs",
+    summary="A job's run history, newest first (one run per scheduled fire)",
+    response_model=RunsPage,
+    response_model_exclude_none=True,
+    responses=_responses(400, 404, 503),
+)
+async def list_runs(
+    job_id: str,
+    store: StoreDep,
+    skip: Annotated[int, Query(ge=0, le=2**62, description="Runs to skip")] = 0,
+    count: Annotated[int, Query(ge=1, le=MAX_PAGE, description="Runs per page")] = 10,
+) -> Response:
+    await _read(store, store.get_job, job_id)  # 404 for an unknown job
+    runs = await _read(store, store.list_runs, job_id, skip=skip, count=count + 1)
+    base = f"/jobs/{job_id}/runs"
+    page: dict[str, Any] = {"runs": [run.to_document() for run in runs[:count]]}
+    if skip > 0:
+        page["prev"] = f"{base}?skip={max(0, skip - count)}&count={count}"
+    if len(runs) > count:
+        page["next"] = f"{base}?skip={skip + count}&count={count}"
+    return JSONReply(page)
 
 
 @router.put(
