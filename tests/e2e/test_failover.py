@@ -1,0 +1,200 @@
+"""Exactly-once firing through failovers: 2 and 3 scheduld processes share one SQLite store
+and one moto server (SQS); 200 jobs fire every second; the leader is killed with SIGKILL
+several times, mid-fire. From the ECS side no (job, fire time) may be launched twice; from the
+run history every second of the test is covered by exactly one run (a run may stand for
+several seconds when missed fires were coalesced after a failover).
+
+ECS here is ``IdempotentECS``, a recording endpoint that honours RunTask ``clientToken`` like
+real ECS does (moto accepts the token but does not enforce it): a retried call with a used
+token returns the first call's tasks instead of launching again.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from common.config import SQLiteSettings
+from common.models import Job
+from common.store.sqlite import SQLiteJobStore
+from tests.e2e.conftest import eventually, tail
+from tests.servers import MotoServer, component_env
+
+pytestmark = pytest.mark.slow
+
+JOBS = 200
+KILLS = 3
+
+
+class IdempotentECS:
+    def __init__(self) -> None:
+        self.launches: dict[str, tuple[str, str, float]] = {}  # token → (job, scheduled, arrived)
+        self.retries = 0
+        self.lock = threading.Lock()
+        recorder = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_POST(self) -> None:  # noqa: N802 - http.server's name
+                body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", "0"))) or b"{}")
+                action = self.headers.get("X-Amz-Target", "").rsplit(".", 1)[-1]
+                data = json.dumps(recorder.answer(action, body)).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/x-amz-json-1.1")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        class Server(ThreadingHTTPServer):
+            daemon_threads = True
+
+            def handle_error(self, request: Any, client_address: Any) -> None:
+                """A killed replica resets its connections: expected here, not an error."""
+
+        self.server = Server(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def answer(self, action: str, body: dict[str, Any]) -> dict[str, Any]:
+        if action != "RunTask":
+            return {"taskArns": []} if action == "ListTasks" else {"tasks": [], "failures": []}
+        tags = {tag["key"]: tag["value"] for tag in body.get("tags", [])}
+        token = body["clientToken"]
+        with self.lock:
+            if token in self.launches:
+                self.retries += 1
+            else:
+                scheduled = tags["ecs-scheduler:scheduled-for"]
+                self.launches[token] = (tags["ecs-scheduler:job-id"], scheduled, time.time())
+        return {"tasks": [{"taskArn": f"arn:aws:ecs:us-east-1:1:task/c/{token[:12]}"}], "failures": []}
+
+    def arrivals_after(self, moment: float) -> int:
+        with self.lock:
+            return sum(1 for _, _, arrived in self.launches.values() if arrived > moment)
+
+
+@pytest.fixture
+def ecs() -> Iterator[IdempotentECS]:
+    endpoint = IdempotentECS()
+    yield endpoint
+    endpoint.server.shutdown()
+    endpoint.server.server_close()
+
+
+@pytest.mark.parametrize("replicas", [2, 3])
+def test_leader_killed_repeatedly_fires_every_second_exactly_once(
+    replicas: int, moto: MotoServer, ecs: IdempotentECS, tmp_path: Path, unique_name: str
+) -> None:
+    db = tmp_path / "jobs.db"
+    store = SQLiteJobStore(SQLiteSettings(path=db))
+    for n in range(JOBS):
+        store.create_job(Job.model_validate({"id": f"job{n:03d}", "taskDefinition": "t", "schedule": "*"}))
+    env = component_env(
+        moto=moto,
+        sqlite_path=db,
+        extra={
+            "COMPONENT_NAME": "scheduld",
+            "AWS_ENDPOINT_URL_ECS": ecs.url,
+            "ECS__LAUNCH_RATE_PER_SECOND": "0",
+            "SCHEDULER__LEASE_TTL_SECONDS": "2",
+            "SCHEDULER__RECONCILE_INTERVAL_SECONDS": "60",
+            "SQS__QUEUE_NAME": f"{unique_name}-ops",
+            "SQS__DEAD_LETTER_QUEUE_NAME": f"{unique_name}-dlq",
+            "LOG_LEVEL": "WARNING",
+        },
+    )
+    processes: list[subprocess.Popen[bytes]] = []
+
+    def spawn() -> None:
+        with (tmp_path / f"scheduld-{len(processes)}.log").open("wb") as log:
+            command = [sys.executable, "-m", "ecs_scheduler"]
+            processes.append(subprocess.Popen(command, env=env, stdout=log, stderr=log))
+
+    for _ in range(replicas):
+        spawn()
+    failovers: list[float] = []
+    try:
+        eventually(lambda: ecs.arrivals_after(0) >= JOBS, timeout=60, what="the first leader to fire")
+        started = datetime.now(UTC)
+        for _ in range(KILLS):
+            time.sleep(3)
+            holder = _leader(store)
+            leader = next(p for p in processes if f":{p.pid}:" in holder)
+            leader.send_signal(signal.SIGKILL)  # mid-fire: 200 fires every second
+            killed = time.time()
+            leader.wait()
+            spawn()  # keep the number of replicas
+            eventually(
+                lambda since=killed + 0.5: ecs.arrivals_after(since) > 0,
+                timeout=30,
+                what="a new leader firing",
+            )
+            resumed = min(t for _, _, t in list(ecs.launches.values()) if t > killed + 0.5)
+            failovers.append(resumed - killed)
+        time.sleep(3)
+        ended = datetime.now(UTC) - timedelta(seconds=2)
+    finally:
+        for process in processes:
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+        for process in processes:
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                process.kill()
+    logs = "\n".join(tail(tmp_path / f"scheduld-{n}.log", 20) for n in range(len(processes)))
+
+    launches = Counter((job_id, scheduled) for job_id, scheduled, _ in ecs.launches.values())
+    duplicates = sum(count - 1 for count in launches.values() if count > 1)
+    checked = missed = 0
+    double_covered = 0
+    for n in range(JOBS):
+        job_id = f"job{n:03d}"
+        runs = store.list_runs(job_id, count=10_000)
+        for second in _seconds(started, ended):
+            covering = [r for r in runs if (r.coalesced_from or r.scheduled_for) <= second <= r.scheduled_for]
+            checked += 1
+            missed += not covering
+            double_covered += len(covering) > 1
+        for run in runs:
+            if run.status == "launched":
+                assert (job_id, run.scheduled_for.isoformat()) in launches, (job_id, run)
+    store.close()
+    sys.stdout.write(
+        f"\nfailover[{replicas} replicas]: fires checked {checked}, duplicates {duplicates}, "
+        f"missed {missed}, seconds covered twice {double_covered}, deduplicated RunTask retries "
+        f"{ecs.retries}, failover times {', '.join(f'{f:.1f} s' for f in failovers)}\n"
+    )
+    assert duplicates == 0, logs
+    assert missed == 0, logs
+    assert double_covered == 0, logs
+    assert len(failovers) == KILLS
+
+
+def _leader(store: SQLiteJobStore) -> str:
+    row = store._db().execute("SELECT holder FROM leases WHERE name = 'scheduld'").fetchone()  # noqa: SLF001
+    assert row is not None
+    return str(row[0])
+
+
+def _seconds(start: datetime, end: datetime) -> Iterator[datetime]:
+    moment = start.replace(microsecond=0) + timedelta(seconds=1)
+    while moment <= end:
+        yield moment
+        moment += timedelta(seconds=1)
