@@ -1,4 +1,4 @@
-"""Firing precision and herds: scheduld as its own process, RunTask answered by FakeECS.
+"""Firing precision and herds: scheduld as its own process, RunTask answered by FakeAWS.
 
 precision  10 000 jobs loaded; each fires every 10 minutes at its own (minute, second), so
            about 17 fires/s spread over every second of the minute (under ECS's ~20 RunTask/s
@@ -16,7 +16,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from bench.fake_ecs import FakeECS
+from bench.fake_aws import FakeAWS
 from bench.harness import MotoServer, component, moto_server, percentiles, preload, wait_for_line
 
 PRECISION_JOBS = 10_000
@@ -27,7 +27,7 @@ HERD_JOBS = 1_000
 def run(quick: bool = False) -> dict[str, Any]:
     figures: dict[str, Any] = {}
     with moto_server() as moto:
-        fake = FakeECS().start()
+        fake = FakeAWS().start()
         try:
             figures["precision"] = precision(
                 moto,
@@ -43,7 +43,7 @@ def run(quick: bool = False) -> dict[str, Any]:
     return figures
 
 
-def _scheduld_env(fake: FakeECS, *, rate: float) -> dict[str, str]:
+def _scheduld_env(fake: FakeAWS, *, rate: float) -> dict[str, str]:
     return {
         "AWS_ENDPOINT_URL_ECS": fake.url,
         "ECS__CLUSTER": "bench",
@@ -53,7 +53,7 @@ def _scheduld_env(fake: FakeECS, *, rate: float) -> dict[str, str]:
     }
 
 
-def precision(moto: MotoServer, fake: FakeECS, *, jobs: int, window: float) -> dict[str, Any]:
+def precision(moto: MotoServer, fake: FakeAWS, *, jobs: int, window: float) -> dict[str, Any]:
     spec = {i: (i % 60, (i // 60) % 10) for i in range(jobs)}  # job → (second, minute offset)
     documents = [
         {"id": f"p{i:05d}", "taskDefinition": "bench-task", "schedule": f"{s} {m}-59/10"}
@@ -115,7 +115,7 @@ print(time.perf_counter() - started)
 """
 
 
-def boto3_floor(fake: FakeECS, *, calls: int) -> dict[str, Any]:
+def boto3_floor(fake: FakeAWS, *, calls: int) -> dict[str, Any]:
     """What boto3 RunTask calls cost here, one after another in a process of their own with
     nothing else to do: the floor under a herd, which needs one call per job (one job's tasks
     cannot share another job's call) and runs them under one interpreter lock."""
@@ -137,7 +137,7 @@ def boto3_floor(fake: FakeECS, *, calls: int) -> dict[str, Any]:
     }
 
 
-def herd(moto: MotoServer, fake: FakeECS, *, jobs: int, rate: float) -> dict[str, Any]:
+def herd(moto: MotoServer, fake: FakeAWS, *, jobs: int, rate: float) -> dict[str, Any]:
     fire_at = (datetime.now(UTC) + timedelta(seconds=25)).replace(microsecond=0)
     schedule = f"{fire_at.second} {fire_at.minute} {fire_at.hour}"
     documents = [

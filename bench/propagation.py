@@ -15,7 +15,7 @@ from typing import Any
 
 import httpx
 
-from bench.fake_ecs import FakeECS
+from bench.fake_aws import FakeAWS
 from bench.harness import component, free_port, moto_server, percentiles, wait_for_line
 
 CHANGES = 60
@@ -25,7 +25,7 @@ def run(quick: bool = False) -> dict[str, Any]:
     changes = 15 if quick else CHANGES
     port = free_port()
     with moto_server() as moto, tempfile.TemporaryDirectory() as tmp:
-        fake = FakeECS().start()
+        fake = FakeAWS().start()
         db = Path(tmp) / "jobs.db"
         extra = {
             "WEBAPI__PORT": str(port),

@@ -14,7 +14,7 @@ from typing import Any
 
 import httpx
 
-from bench.fake_ecs import FakeECS
+from bench.fake_aws import FakeAWS
 from bench.harness import component, free_port, moto_server, peak_rss_mib, percentiles, preload, wait_for_line
 
 JOBS = 100_000
@@ -33,7 +33,7 @@ def run(quick: bool = False) -> dict[str, Any]:
     ]
     figures: dict[str, Any] = {"jobs": jobs}
     with moto_server() as moto, tempfile.TemporaryDirectory() as tmp:
-        fake = FakeECS().start()
+        fake = FakeAWS().start()
         db = Path(tmp) / "jobs.db"
         started = time.perf_counter()
         preload(db, documents)

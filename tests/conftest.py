@@ -88,11 +88,19 @@ def _search_store(request: pytest.FixtureRequest, flavour: str) -> JobStore:
             pytest.skip(f"no Elasticsearch cluster: set {ELASTICSEARCH_URL_ENV} to run these")
         hosts = [url]
     index = f"ecss-test-{uuid.uuid4().hex[:10]}"
-    store = ElasticsearchJobStore.from_settings(
-        ElasticsearchSettings(flavour=flavour, hosts=hosts, index=index)  # type: ignore[arg-type]
-    )
-    request.addfinalizer(store.drop_index)
-    return store
+    settings = ElasticsearchSettings(flavour=flavour, hosts=hosts, index=index)  # type: ignore[arg-type]
+
+    def drop_indices() -> None:
+        # ``store`` itself is closed before this runs (the elasticsearch client is then
+        # unusable), so the indices are dropped over a client of their own.
+        cleaner = ElasticsearchJobStore.from_settings(settings)
+        try:
+            cleaner.drop_index()
+        finally:
+            cleaner.close()
+
+    request.addfinalizer(drop_indices)
+    return ElasticsearchJobStore.from_settings(settings)
 
 
 @pytest.fixture(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel
 
@@ -57,8 +57,7 @@ def job_ref(job_id: str) -> dict[str, object]:
     return {"id": job_id, "link": job_link(job_id)}
 
 
-def job_reply(job: Job) -> dict[str, object]:
-    """The served form of a job: id and link first, then every set field."""
-    document = job.to_document()
-    document.pop("id", None)
-    return {"id": job.id, "link": job_link(job.id), **document}
+def job_reply(document: dict[str, Any]) -> dict[str, object]:
+    """The served form of a job document: id and link first, then every set field."""
+    job_id = document.pop("id")
+    return {"id": job_id, "link": job_link(job_id), **document}

@@ -5,6 +5,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
 from datetime import datetime
+from typing import Any
 
 from common.models import Job, JobStatus, Lease, Run
 
@@ -32,6 +33,15 @@ class JobStore(ABC):
     @abstractmethod
     def get_job(self, job_id: str) -> Job:
         """The job with its status. JobNotFoundError if absent."""
+
+    def get_job_document(self, job_id: str) -> dict[str, Any]:
+        """The job as served (API names, unset fields left out); a store may skip re-validation
+        since it only holds validated jobs. JobNotFoundError if absent."""
+        return self.get_job(job_id).to_document()
+
+    def list_job_documents(self, *, skip: int = 0, count: int = 10) -> list[dict[str, Any]]:
+        """``list_jobs`` as served documents (see ``get_job_document``)."""
+        return [job.to_document() for job in self.list_jobs(skip=skip, count=count)]
 
     @abstractmethod
     def update_job(self, job_id: str, change: JobChange) -> Job:

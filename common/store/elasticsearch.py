@@ -2,14 +2,20 @@
 
 One class, two client flavours (``store.elasticsearch.flavour``): the official
 ``elasticsearch`` client, or ``opensearch-py`` for OpenSearch (e.g. Amazon OpenSearch
-Service). The flavours differ only in call shapes and exception classes, kept in the two small
-adapters below; the store logic is written once.
+Service). Both accept the same calls (``body=`` with the REST API's JSON), so a flavour is just
+a client and its exception classes (``_Flavour``); the store logic is written once.
 
 Each job is one document ``{"id", "job": {user fields}, "status": {scheduld fields}}`` in an
-index created with an explicit mapping (only ``id`` is indexed, as a keyword, for ordering).
-Every change is compare-and-set on ``if_seq_no``/``if_primary_term`` and retried on conflict,
-so neither a user update nor a scheduld status write can overwrite the other. Pages come from
-``from``/``size`` inside the index's result window and from ``search_after`` hops beyond it.
+index created with an explicit mapping: only ``id`` is indexed (a keyword, for ordering), user
+data is stored but never indexed, so no user value can clash with a mapping. A user update is
+compare-and-set on ``if_seq_no``/``if_primary_term`` (re-read and re-applied on conflict); a
+status write is a partial ``update`` of ``status`` alone, so neither overwrites the other.
+
+Reads are read-your-writes: search (near-real-time) supplies only the ordered ids and a
+real-time multi-get the documents, so a list shows an update at once; writes that add or remove
+ids (create, delete) wait for the refresh that makes them searchable (``refresh=wait_for``).
+Pages come from ``from``/``size`` inside the index's result window and from ``search_after``
+hops over sort values beyond it.
 """
 
 from __future__ import annotations
@@ -18,10 +24,10 @@ import contextlib
 import logging
 import random
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any, Literal
 
 from common.config import ElasticsearchSettings
 from common.errors import (
@@ -64,14 +70,18 @@ LEASE_MAPPINGS: dict[str, Any] = {
 }
 DEFAULT_RESULT_WINDOW = 10_000
 CAS_ATTEMPTS = 50
+STATUS_RETRIES = 10
+"""``retry_on_conflict`` of a status write: the cluster re-applies it if a user update lands."""
+_BY_ID: list[dict[str, str]] = [{"id": "asc"}]
+_Refresh = bool | Literal["wait_for"]
 
 
 class _NotFound(Exception):
-    pass
+    """The document is absent (an absent index is StoreUnavailableError instead)."""
 
 
 class _Conflict(Exception):
-    pass
+    """A create found the id taken, or a conditional write lost to another writer."""
 
 
 @dataclass(frozen=True)
@@ -81,153 +91,106 @@ class _Versioned:
     primary_term: int
 
 
-class _Client(Protocol):
-    """What the store needs from a cluster; each flavour adapts its client to it."""
+@dataclass(frozen=True)
+class _Flavour:
+    """All that differs between the two client libraries: the client and what it raises."""
 
-    def ensure_index(self, index: str, settings: dict[str, Any], mappings: dict[str, Any] = ...) -> None: ...
-    def delete_by_query(self, index: str, query: dict[str, Any]) -> int: ...
-    def create(self, index: str, doc_id: str, document: dict[str, Any], refresh: bool) -> None: ...
-    def get(self, index: str, doc_id: str) -> _Versioned: ...
-    def replace(
-        self, index: str, doc_id: str, document: dict[str, Any], version: _Versioned, refresh: bool
-    ) -> None: ...
-    def delete(self, index: str, doc_id: str, refresh: bool) -> None: ...
-    def search(self, index: str, body: dict[str, Any]) -> list[dict[str, Any]]: ...
-    def count(self, index: str) -> int: ...
-    def result_window(self, index: str) -> int: ...
-    def drop(self, index: str) -> None: ...
-    def close(self) -> None: ...
+    client: Any
+    not_found: type[Exception]
+    conflict: type[Exception]
+    failures: tuple[type[Exception], ...]  # base classes of everything the library raises
 
 
-class _Adapter:
-    """Shared adapter logic; subclasses bind a client and its exception classes."""
+def _elasticsearch(settings: ElasticsearchSettings, client: Any) -> _Flavour:
+    import elasticsearch
 
-    not_found: tuple[type[Exception], ...] = ()
-    conflict: tuple[type[Exception], ...] = ()
-    request_error: tuple[type[Exception], ...] = ()
-    unavailable: tuple[type[Exception], ...] = ()
+    return _Flavour(
+        client or elasticsearch.Elasticsearch(hosts=settings.hosts, **settings.client_options),
+        elasticsearch.NotFoundError,
+        elasticsearch.ConflictError,
+        (elasticsearch.ApiError, elasticsearch.TransportError),
+    )
 
-    def __init__(self, client: Any) -> None:
-        self.client = client
+
+def _opensearch(settings: ElasticsearchSettings, client: Any) -> _Flavour:
+    import opensearchpy
+
+    return _Flavour(
+        client or opensearchpy.OpenSearch(hosts=settings.hosts, **settings.client_options),
+        opensearchpy.NotFoundError,
+        opensearchpy.ConflictError,
+        (opensearchpy.OpenSearchException,),
+    )
+
+
+_FLAVOURS: dict[str, Callable[[ElasticsearchSettings, Any], _Flavour]] = {
+    "elasticsearch": _elasticsearch,
+    "opensearch": _opensearch,
+}
+
+
+class _Client:
+    """The cluster calls the store makes, identical for both flavours, errors translated."""
+
+    def __init__(self, flavour: _Flavour) -> None:
+        self._flavour = flavour
+        self._raw = flavour.client
 
     @contextlib.contextmanager
-    def errors(self, action: str, index: str) -> Iterator[None]:
-        """Library exceptions → _NotFound/_Conflict or StoreUnavailableError, chained."""
+    def _translate(self, op: str, index: str) -> Iterator[None]:
+        """The one place library exceptions are caught: an absent document and a version
+        conflict become _NotFound/_Conflict for the store to name; anything else (connection
+        error, timeout, 5xx, a missing index) is StoreUnavailableError, chained."""
+        flavour = self._flavour
         try:
             yield
-        except self.not_found as exc:
-            raise _NotFound() from exc
-        except self.conflict as exc:
-            raise _Conflict() from exc
-        except self.unavailable as exc:
-            logger.warning("search store: %s on index %s failed: %s", action, index, exc)
-            raise StoreUnavailableError(f"{action} on index {index}: {exc}") from exc
+        except flavour.failures as exc:
+            if isinstance(exc, flavour.conflict):
+                raise _Conflict() from exc
+            if isinstance(exc, flavour.not_found) and _error_type(exc) != "index_not_found_exception":
+                raise _NotFound() from exc
+            logger.warning("search store: %s on index %s failed: %s", op, index, exc)
+            raise StoreUnavailableError(f"{op} on index {index}: {exc}") from exc
 
-    def get(self, index: str, doc_id: str) -> _Versioned:
-        with self.errors("get", index):
-            found = self.client.get(index=index, id=doc_id)
-        return _Versioned(found["_source"], found["_seq_no"], found["_primary_term"])
-
-    def delete(self, index: str, doc_id: str, refresh: bool) -> None:
-        with self.errors("delete", index):
-            self.client.delete(index=index, id=doc_id, refresh=refresh)
-
-    def count(self, index: str) -> int:
-        with self.errors("count", index):
-            return int(self.client.count(index=index)["count"])
+    def ensure_index(self, index: str, settings: dict[str, Any], mappings: dict[str, Any] = MAPPINGS) -> None:
+        """Create the index unless it exists (another process may create it at the same time)."""
+        with self._translate("create index", index):
+            if self._raw.indices.exists(index=index):
+                return
+            try:
+                self._raw.indices.create(index=index, body={"settings": settings, "mappings": mappings})
+            except self._flavour.failures as exc:
+                if _error_type(exc) != "resource_already_exists_exception":
+                    raise
 
     def result_window(self, index: str) -> int:
-        with self.errors("get settings", index):
-            settings = self.client.indices.get_settings(index=index, name="index.max_result_window")
-        index_settings: dict[str, Any] = next(iter(dict(settings).values()), {})
-        value = index_settings.get("settings", {}).get("index", {}).get("max_result_window")
+        with self._translate("get settings", index):
+            found = self._raw.indices.get_settings(index=index, name="index.max_result_window")
+        settings: dict[str, Any] = next(iter(dict(found).values()), {})
+        value = settings.get("settings", {}).get("index", {}).get("max_result_window")
         return int(value) if value else DEFAULT_RESULT_WINDOW
 
-    def drop(self, index: str) -> None:
-        with contextlib.suppress(*self.not_found), self.errors("delete index", index):
-            self.client.indices.delete(index=index)
+    def create(self, index: str, doc_id: str, document: dict[str, Any], refresh: _Refresh) -> None:
+        with self._translate("create", index):
+            self._raw.create(index=index, id=doc_id, body=document, refresh=refresh)
 
-    def close(self) -> None:
-        self.client.close()
+    def get(self, index: str, doc_id: str) -> _Versioned:
+        with self._translate("get", index):
+            found = self._raw.get(index=index, id=doc_id)
+        return _Versioned(found["_source"], found["_seq_no"], found["_primary_term"])
 
-
-class _ElasticsearchAdapter(_Adapter):
-    def __init__(self, settings: ElasticsearchSettings) -> None:
-        import elasticsearch
-
-        super().__init__(elasticsearch.Elasticsearch(hosts=settings.hosts, **settings.client_options))
-        self.not_found = (elasticsearch.NotFoundError,)
-        self.conflict = (elasticsearch.ConflictError,)
-        self.request_error = (elasticsearch.BadRequestError,)
-        self.unavailable = (elasticsearch.ApiError, elasticsearch.TransportError)
-
-    def ensure_index(self, index: str, settings: dict[str, Any], mappings: dict[str, Any] = MAPPINGS) -> None:
-        with self.errors("create index", index):
-            if self.client.indices.exists(index=index):
-                return
-            try:
-                self.client.indices.create(index=index, mappings=mappings, settings=settings)
-            except self.request_error as exc:
-                if "resource_already_exists" not in str(exc):
-                    raise
-
-    def create(self, index: str, doc_id: str, document: dict[str, Any], refresh: bool) -> None:
-        with self.errors("create", index):
-            self.client.create(index=index, id=doc_id, document=document, refresh=refresh)
+    def get_many(self, index: str, ids: list[str]) -> list[dict[str, Any]]:
+        """Sources of the documents still present, in the order of ``ids`` (real-time)."""
+        with self._translate("mget", index):
+            docs: list[dict[str, Any]] = self._raw.mget(index=index, body={"ids": ids})["docs"]
+        return [doc["_source"] for doc in docs if doc.get("found")]
 
     def replace(
-        self, index: str, doc_id: str, document: dict[str, Any], version: _Versioned, refresh: bool
+        self, index: str, doc_id: str, document: dict[str, Any], version: _Versioned, refresh: _Refresh
     ) -> None:
-        with self.errors("index", index):
-            self.client.index(
-                index=index,
-                id=doc_id,
-                document=document,
-                if_seq_no=version.seq_no,
-                if_primary_term=version.primary_term,
-                refresh=refresh,
-            )
-
-    def search(self, index: str, body: dict[str, Any]) -> list[dict[str, Any]]:
-        with self.errors("search", index):
-            hits: list[dict[str, Any]] = self.client.search(index=index, **body)["hits"]["hits"]
-        return hits
-
-    def delete_by_query(self, index: str, query: dict[str, Any]) -> int:
-        with self.errors("delete by query", index):
-            result = self.client.delete_by_query(index=index, query=query, refresh=True, conflicts="proceed")
-        return int(result.get("deleted", 0))
-
-
-class _OpenSearchAdapter(_Adapter):
-    def __init__(self, settings: ElasticsearchSettings) -> None:
-        import opensearchpy
-
-        super().__init__(opensearchpy.OpenSearch(hosts=settings.hosts, **settings.client_options))
-        self.not_found = (opensearchpy.NotFoundError,)
-        self.conflict = (opensearchpy.ConflictError,)
-        self.request_error = (opensearchpy.RequestError,)
-        self.unavailable = (opensearchpy.TransportError, opensearchpy.ImproperlyConfigured)
-
-    def ensure_index(self, index: str, settings: dict[str, Any], mappings: dict[str, Any] = MAPPINGS) -> None:
-        with self.errors("create index", index):
-            if self.client.indices.exists(index=index):
-                return
-            try:
-                self.client.indices.create(index=index, body={"mappings": mappings, "settings": settings})
-            except self.request_error as exc:
-                if "resource_already_exists" not in str(exc):
-                    raise
-
-    def create(self, index: str, doc_id: str, document: dict[str, Any], refresh: bool) -> None:
-        with self.errors("create", index):
-            self.client.create(index=index, id=doc_id, body=document, refresh=refresh)
-
-    def replace(
-        self, index: str, doc_id: str, document: dict[str, Any], version: _Versioned, refresh: bool
-    ) -> None:
-        with self.errors("index", index):
-            self.client.index(
+        """Write ``document`` only if it is still at ``version`` (_Conflict otherwise)."""
+        with self._translate("index", index):
+            self._raw.index(
                 index=index,
                 id=doc_id,
                 body=document,
@@ -236,19 +199,37 @@ class _OpenSearchAdapter(_Adapter):
                 refresh=refresh,
             )
 
-    def search(self, index: str, body: dict[str, Any]) -> list[dict[str, Any]]:
-        if "from_" in body:
-            body = {**{k: v for k, v in body.items() if k != "from_"}, "from": body["from_"]}
-        with self.errors("search", index):
-            hits: list[dict[str, Any]] = self.client.search(index=index, body=body)["hits"]["hits"]
-        return hits
+    def merge(self, index: str, doc_id: str, partial: dict[str, Any], retries: int) -> None:
+        """Merge ``partial`` into an existing document; the cluster retries its own conflicts."""
+        with self._translate("update", index):
+            self._raw.update(index=index, id=doc_id, body={"doc": partial}, retry_on_conflict=retries)
+
+    def delete(self, index: str, doc_id: str, refresh: _Refresh) -> None:
+        with self._translate("delete", index):
+            self._raw.delete(index=index, id=doc_id, refresh=refresh)
 
     def delete_by_query(self, index: str, query: dict[str, Any]) -> int:
-        with self.errors("delete by query", index):
-            result = self.client.delete_by_query(
+        with self._translate("delete by query", index):
+            result = self._raw.delete_by_query(
                 index=index, body={"query": query}, refresh=True, conflicts="proceed"
             )
         return int(result.get("deleted", 0))
+
+    def search(self, index: str, body: dict[str, Any]) -> list[dict[str, Any]]:
+        with self._translate("search", index):
+            hits: list[dict[str, Any]] = self._raw.search(index=index, body=body)["hits"]["hits"]
+        return hits
+
+    def count(self, index: str) -> int:
+        with self._translate("count", index):
+            return int(self._raw.count(index=index)["count"])
+
+    def drop(self, index: str) -> None:
+        with self._translate("delete index", index):
+            self._raw.indices.delete(index=index, ignore_unavailable=True)
+
+    def close(self) -> None:
+        self._raw.close()
 
 
 class ElasticsearchJobStore(JobStore):
@@ -267,21 +248,28 @@ class ElasticsearchJobStore(JobStore):
 
     @classmethod
     def from_settings(
-        cls, settings: ElasticsearchSettings, *, result_window: int | None = None
+        cls, settings: ElasticsearchSettings, *, client: Any = None, result_window: int | None = None
     ) -> ElasticsearchJobStore:
-        adapter = (
-            _OpenSearchAdapter(settings)
-            if settings.flavour == "opensearch"
-            else _ElasticsearchAdapter(settings)
-        )
-        return cls(adapter, index=settings.index, result_window=result_window)
+        """A store over ``client`` (an ``Elasticsearch`` or ``OpenSearch`` client matching
+        ``settings.flavour``), or over one built from ``hosts`` and ``client_options``.
+
+        ``result_window`` sets ``index.max_result_window`` if the index is created here (tests
+        use a tiny one to reach the deep-page path); an existing index keeps its own.
+        """
+        wrapped = _Client(_FLAVOURS[settings.flavour](settings, client))
+        try:
+            return cls(wrapped, index=settings.index, result_window=result_window)
+        except BaseException:
+            if client is None:  # ours to close
+                wrapped.close()
+            raise
 
     # --- JobStore ------------------------------------------------------------------------
 
     def create_job(self, job: Job) -> Job:
         document = {"id": job.id, "job": job.user_document(), "status": {}}
         try:
-            self._client.create(self._index, job.id, document, refresh=True)
+            self._client.create(self._index, job.id, document, refresh="wait_for")
         except _Conflict as exc:
             raise JobExistsError(job.id) from exc
         return Job.model_validate(job.user_document())
@@ -291,43 +279,44 @@ class ElasticsearchJobStore(JobStore):
 
     def update_job(self, job_id: str, change: JobChange) -> Job:
         def rewrite(source: dict[str, Any]) -> dict[str, Any]:
-            updated = change(_job(source))
-            return {**source, "job": updated.user_document()}
+            return {**source, "job": change(_job(source)).user_document()}
 
-        return _job(self._compare_and_set(job_id, rewrite, refresh=True))
+        return _job(self._compare_and_set(job_id, rewrite))
 
     def delete_job(self, job_id: str) -> None:
         try:
-            self._client.delete(self._index, job_id, refresh=True)
+            self._client.delete(self._index, job_id, refresh="wait_for")
         except _NotFound as exc:
             raise JobNotFoundError(job_id) from exc
         self._client.delete_by_query(self._runs, {"term": {"job_id": job_id}})
 
     def list_jobs(self, *, skip: int = 0, count: int = 10) -> list[Job]:
         if skip + count <= self._window:
-            return self._page({"from_": skip, "size": count})
-        after = self._id_at(skip - 1) if skip else None
-        if skip and after is None:
+            body = {"from": skip, "size": count, "sort": _BY_ID, "_source": False, "track_total_hits": False}
+            return self._fetch([hit["_id"] for hit in self._client.search(self._index, body)])
+        # Beyond the window ``from`` is refused: hop over the first ``skip`` ids instead.
+        walked, after = 0, None
+        for ids in self._id_batches(after=None, count=skip):
+            walked, after = walked + len(ids), ids[-1]
+        if walked < skip:
             return []
         return self.scan_jobs(after=after, limit=count)
 
     def scan_jobs(self, *, after: str | None = None, limit: int = PAGE_LIMIT) -> list[Job]:
-        body: dict[str, Any] = {"size": limit}
-        if after is not None:
-            body["search_after"] = [after]
-        return self._page(body)
+        return self._fetch([job_id for ids in self._id_batches(after=after, count=limit) for job_id in ids])
 
     def count_jobs(self) -> int:
         return self._client.count(self._index)
 
     def update_status(self, job_id: str, status: JobStatus) -> None:
-        changes = status.changes()
-
-        def merge(source: dict[str, Any]) -> dict[str, Any]:
-            merged = {**source.get("status", {}), **changes}
-            return {**source, "status": {key: value for key, value in merged.items() if value is not None}}
-
-        self._compare_and_set(job_id, merge, refresh=False)
+        # A partial update of ``status`` only: fields not given stay, None is stored as null
+        # (read back as unset), and user fields are never part of the write.
+        try:
+            self._client.merge(self._index, job_id, {"status": status.changes()}, STATUS_RETRIES)
+        except _NotFound as exc:  # no upsert: a deleted job stays deleted
+            raise JobNotFoundError(job_id) from exc
+        except _Conflict as exc:
+            raise ConcurrentUpdateError(job_id) from exc
 
     # --- runs --------------------------------------------------------------------------------
 
@@ -379,7 +368,7 @@ class ElasticsearchJobStore(JobStore):
             {
                 "query": {"term": {"job_id": job_id}},
                 "sort": [{"scheduled_for": "desc"}],
-                "from_": skip,
+                "from": skip,
                 "size": count,
             },
         )
@@ -392,7 +381,7 @@ class ElasticsearchJobStore(JobStore):
             {
                 "query": {"term": {"job_id": job_id}},
                 "sort": [{"scheduled_for": "desc"}],
-                "from_": max(0, keep - 1),
+                "from": max(0, keep - 1),
                 "size": 1,
                 "_source": False,
             },
@@ -475,41 +464,42 @@ class ElasticsearchJobStore(JobStore):
         except _NotFound as exc:
             raise JobNotFoundError(job_id) from exc
 
-    def _compare_and_set(self, job_id: str, rewrite: Any, *, refresh: bool) -> dict[str, Any]:
-        """Read, rewrite, write only if nobody wrote in between; re-read and retry if they did."""
+    def _compare_and_set(
+        self, job_id: str, rewrite: Callable[[dict[str, Any]], dict[str, Any]]
+    ) -> dict[str, Any]:
+        """Read, rewrite, write only if nobody wrote in between; re-read and retry if they did.
+
+        No refresh: the ids do not change, and lists read documents in real time.
+        """
         for attempt in range(CAS_ATTEMPTS):
             current = self._get(job_id)
             document = rewrite(current.source)
             try:
-                self._client.replace(self._index, job_id, document, current, refresh=refresh)
-                return dict(document)
-            except _Conflict:
+                self._client.replace(self._index, job_id, document, current, refresh=False)
+                return document
+            except _Conflict:  # also when the job was deleted: the re-read then says so
                 time.sleep(random.uniform(0, 0.002 * (attempt + 1)))
-            except _NotFound as exc:
-                raise JobNotFoundError(job_id) from exc
         raise ConcurrentUpdateError(job_id)
 
-    def _page(self, body: dict[str, Any]) -> list[Job]:
-        hits = self._client.search(self._index, {**body, "sort": [{"id": "asc"}]})
-        return [_job(hit["_source"]) for hit in hits]
-
-    def _id_at(self, position: int) -> str | None:
-        """The id at a 0-based position, walking sort values only (no documents) in big hops."""
-        after: str | None = None
-        remaining = position + 1
-        while remaining > 0:
-            size = min(self._window, remaining)
-            body: dict[str, Any] = {"size": size, "_source": False, "sort": [{"id": "asc"}]}
+    def _id_batches(self, *, after: str | None, count: int) -> Iterator[list[str]]:
+        """Up to ``count`` ids after ``after``, in order: sort values only (no documents),
+        one ``search_after`` request per result window."""
+        left = count
+        while left > 0:
+            size = min(left, self._window)
+            body: dict[str, Any] = {"size": size, "sort": _BY_ID, "_source": False, "track_total_hits": False}
             if after is not None:
                 body["search_after"] = [after]
-            hits = self._client.search(self._index, body)
-            if not hits:
-                return None
-            after = str(hits[-1]["sort"][0])
-            remaining -= len(hits)
-            if len(hits) < size:
-                return None if remaining > 0 else after
-        return after
+            ids = [str(hit["sort"][0]) for hit in self._client.search(self._index, body)]
+            if ids:
+                yield ids
+            if len(ids) < size:
+                return
+            after, left = ids[-1], left - size
+
+    def _fetch(self, ids: list[str]) -> list[Job]:
+        """The current documents of ``ids``: a job deleted since the search is left out."""
+        return [_job(source) for source in self._client.get_many(self._index, ids)] if ids else []
 
 
 def _run_document(run: Run, token: int) -> dict[str, Any]:
@@ -528,3 +518,8 @@ def _time_key(moment: datetime) -> str:
 
 def _job(source: dict[str, Any]) -> Job:
     return Job.model_validate({**source.get("job", {}), **source.get("status", {})})
+
+
+def _error_type(exc: Exception) -> str:
+    """The cluster's error type (e.g. ``index_not_found_exception``); both clients set ``error``."""
+    return str(getattr(exc, "error", ""))

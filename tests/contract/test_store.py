@@ -219,3 +219,13 @@ def test_every_field_round_trips(store: JobStore) -> None:
     )
     store.create_job(job)
     assert store.get_job("full") == job
+
+
+def test_served_documents_match_the_jobs(store: JobStore) -> None:
+    store.create_job(make_job("a", maxCount=4, overrides=[{"containerName": "c", "environment": {"K": "V"}}]))
+    store.create_job(make_job("b"))
+    store.update_status("a", JobStatus(last_run=datetime(2026, 1, 1, tzinfo=UTC), last_run_tasks=[]))
+    assert store.get_job_document("a") == store.get_job("a").to_document()
+    assert store.list_job_documents(skip=0, count=10) == [job.to_document() for job in store.list_jobs()]
+    with pytest.raises(JobNotFoundError):
+        store.get_job_document("nope")

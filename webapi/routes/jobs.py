@@ -84,7 +84,7 @@ async def list_jobs(
     count: Annotated[int, Query(ge=1, le=MAX_PAGE, description="Jobs per page")] = 10,
 ) -> Response:
     # One extra job tells whether a next page exists without counting the whole store.
-    jobs = await _read(store, store.list_jobs, skip=skip, count=count + 1)
+    jobs = await _read(store, store.list_job_documents, skip=skip, count=count + 1)
     page: dict[str, Any] = {"jobs": [job_reply(job) for job in jobs[:count]]}
     if skip > 0:
         page["prev"] = f"/jobs?skip={max(0, skip - count)}&count={count}"
@@ -119,8 +119,8 @@ async def create_job(request: Request, store: StoreDep, bus: BusDep, settings: S
     responses=_responses(404, 503),
 )
 async def get_job(job_id: str, store: StoreDep) -> Response:
-    job = await _read(store, store.get_job, job_id)
-    return JSONReply(job_reply(job))
+    document = await _read(store, store.get_job_document, job_id)
+    return JSONReply(job_reply(document))
 
 
 @router.get(

@@ -1,4 +1,4 @@
-"""A fast fake ECS endpoint for benchmarks: records when each RunTask arrives, and for which
+"""A fast fake AWS endpoint for benchmarks: records when each RunTask arrives, and for which
 job (from the ``ecs-scheduler:job-id`` tag). ListTasks/DescribeTasks answer "nothing running",
 so every fire launches. asyncio, keep-alive, minimal HTTP/1.1: cheap enough not to be the
 bottleneck. Listens on 127.0.0.1 only."""
@@ -6,6 +6,7 @@ bottleneck. Listens on 127.0.0.1 only."""
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import threading
 import time
@@ -21,9 +22,10 @@ class Arrival:
 
 
 @dataclass
-class FakeECS:
+class FakeAWS:
     port: int = 0
     arrivals: list[Arrival] = field(default_factory=list)
+    messages: int = 0
     _loop: asyncio.AbstractEventLoop | None = None
     _thread: threading.Thread | None = None
     _ready: threading.Event = field(default_factory=threading.Event)
@@ -32,11 +34,11 @@ class FakeECS:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def start(self) -> FakeECS:
+    def start(self) -> FakeAWS:
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()
         if not self._ready.wait(10):
-            raise RuntimeError("fake ECS did not start")
+            raise RuntimeError("fake AWS did not start")
         return self
 
     def stop(self) -> None:
@@ -104,4 +106,15 @@ class FakeECS:
             return {"taskArns": []}
         if target == "DescribeTasks":
             return {"tasks": [], "failures": []}
+        if target in ("GetQueueUrl", "CreateQueue"):
+            return {"QueueUrl": f"{self.url}/123456789012/{request.get('QueueName', 'q')}"}
+        if target == "GetQueueAttributes":
+            name = str(request.get("QueueUrl", "")).rsplit("/", 1)[-1]
+            return {"Attributes": {"QueueArn": f"arn:aws:sqs:us-east-1:123456789012:{name}"}}
+        if target == "SendMessage":
+            self.messages += 1
+            body = str(request.get("MessageBody", "")).encode()
+            return {"MessageId": f"m{self.messages}", "MD5OfMessageBody": hashlib.md5(body).hexdigest()}  # noqa: S324
+        if target == "ReceiveMessage":
+            return {"Messages": []}
         return {}

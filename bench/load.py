@@ -1,0 +1,152 @@
+"""A small HTTP/1.1 load generator: asyncio, keep-alive connections, pre-built requests.
+
+Runs in its own process (``python -m bench.load``) so it does not share an interpreter lock
+with the server; prints one JSON line: requests, errors, seconds, latencies (ms) percentiles.
+Every run is bounded by ``--seconds``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import random
+import sys
+import time
+from typing import Any
+
+import orjson
+
+
+def build_requests(kind: str, *, host: str, ids: int, count: int, tag: str = "") -> list[bytes]:
+    """Pre-built request bytes for a scenario (cycled through by every connection)."""
+    rng = random.Random(7)
+    requests: list[bytes] = []
+
+    def request(method: str, path: str, body: bytes | None = None) -> bytes:
+        head = f"{method} {path} HTTP/1.1\r\nHost: {host}\r\n"
+        if body is not None:
+            head += f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n"
+        return (head + "\r\n").encode() + (body or b"")
+
+    for n in range(count):
+        if kind == "get":
+            requests.append(request("GET", f"/jobs/job{rng.randrange(ids):05d}"))
+        elif kind == "list":
+            # random pages, a third of them among the last pages
+            skip = rng.randrange(ids - 10) if n % 3 else ids - 10 - rng.randrange(100)
+            requests.append(request("GET", f"/jobs?skip={skip}&count=10"))
+        elif kind == "put":
+            body = orjson.dumps({"taskCount": 1 + n % 50})
+            requests.append(request("PUT", f"/jobs/job{rng.randrange(ids):05d}", body))
+        elif kind == "post":
+            body = orjson.dumps(
+                {
+                    "taskDefinition": "bench-task",
+                    "id": f"new{tag}{n:07d}",
+                    "schedule": "0 0 0",
+                }
+            )
+            requests.append(request("POST", "/jobs", body))
+        elif kind == "bare":
+            requests.append(request("GET", f"/jobs/job{rng.randrange(ids):05d}"))
+    return requests
+
+
+async def _connection(
+    host: str,
+    port: int,
+    requests: list[bytes],
+    offset: int,
+    deadline: float,
+    latencies: list[float],
+    errors: list[int],
+) -> None:
+    reader, writer = await asyncio.open_connection(host, port)
+    index = offset
+    try:
+        while time.perf_counter() < deadline:
+            payload = requests[index % len(requests)]
+            index += 1
+            sent = time.perf_counter()
+            writer.write(payload)
+            head = await reader.readuntil(b"\r\n\r\n")
+            status = int(head[9:12])
+            length = 0
+            for line in head.split(b"\r\n"):
+                if line[:15].lower() == b"content-length:":
+                    length = int(line[15:])
+            if length:
+                await reader.readexactly(length)
+            latencies.append((time.perf_counter() - sent) * 1000)
+            if status >= 400:
+                errors.append(status)
+    finally:
+        writer.close()
+
+
+async def run(
+    host: str, port: int, requests: list[bytes], *, concurrency: int, seconds: float, warmup: float
+) -> dict[str, Any]:
+    warm: list[float] = []
+    await asyncio.gather(
+        *(
+            _connection(host, port, requests, i * 997, time.perf_counter() + warmup, warm, [])
+            for i in range(concurrency)
+        )
+    )
+    latencies: list[float] = []
+    errors: list[int] = []
+    started = time.perf_counter()
+    await asyncio.gather(
+        *(
+            _connection(host, port, requests, 50_000 + i * 997, started + seconds, latencies, errors)
+            for i in range(concurrency)
+        )
+    )
+    elapsed = time.perf_counter() - started
+    ordered = sorted(latencies)
+    at = lambda q: ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else 0.0  # noqa: E731
+    return {
+        "requests": len(latencies),
+        "errors": len(errors),
+        "error_statuses": sorted(set(errors))[:5],
+        "seconds": round(elapsed, 2),
+        "rps": round(len(latencies) / elapsed, 1),
+        "p50_ms": round(at(0.50), 2),
+        "p99_ms": round(at(0.99), 2),
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.load")
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--kind", required=True, choices=["get", "list", "put", "post", "bare"])
+    parser.add_argument("--ids", type=int, default=10_000)
+    parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument("--seconds", type=float, default=4.0)
+    parser.add_argument("--warmup", type=float, default=1.0)
+    parser.add_argument("--tag", default="", help="makes POSTed ids unique per run")
+    args = parser.parse_args()
+    requests = build_requests(
+        args.kind,
+        host=f"127.0.0.1:{args.port}",
+        ids=args.ids,
+        count=200_000 if args.kind == "post" else 20_000,
+    )
+    result = asyncio.run(
+        run(
+            "127.0.0.1",
+            args.port,
+            requests,
+            concurrency=args.concurrency,
+            seconds=args.seconds,
+            warmup=args.warmup,
+        )
+    )
+    sys.stdout.write(json.dumps(result) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
