@@ -91,7 +91,7 @@ async def run(
     warm: list[float] = []
     await asyncio.gather(
         *(
-            _connection(host, port, requests, i * 997, time.perf_counter() + warmup, warm, [])
+            _connection(host, port, requests, i * 1500, time.perf_counter() + warmup, warm, [])
             for i in range(concurrency)
         )
     )
@@ -100,7 +100,7 @@ async def run(
     started = time.perf_counter()
     await asyncio.gather(
         *(
-            _connection(host, port, requests, 50_000 + i * 997, started + seconds, latencies, errors)
+            _connection(host, port, requests, 100_000 + i * 1500, started + seconds, latencies, errors)
             for i in range(concurrency)
         )
     )

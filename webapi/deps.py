@@ -1,4 +1,8 @@
-"""Request dependencies as named ``Annotated`` aliases; tests can override one provider."""
+"""Request dependencies as named ``Annotated`` aliases; tests can override one provider.
+
+Providers are ``async def``: FastAPI runs plain ``def`` dependencies in its thread pool,
+a thread hop per dependency per request for what is an attribute lookup.
+"""
 
 from __future__ import annotations
 
@@ -11,17 +15,17 @@ from common.config import Settings
 from common.store.base import JobStore
 
 
-def get_store(request: Request) -> JobStore:
+async def get_store(request: Request) -> JobStore:
     store: JobStore = request.app.state.store
     return store
 
 
-def get_bus(request: Request) -> EventBus:
+async def get_bus(request: Request) -> EventBus:
     bus: EventBus = request.app.state.bus
     return bus
 
 
-def get_settings(request: Request) -> Settings:
+async def get_settings(request: Request) -> Settings:
     settings: Settings = request.app.state.settings
     return settings
 
