@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -19,6 +19,7 @@ from pydantic import ValidationError
 
 from common import aws
 from common.bus.base import EventBus, ReceivedMessage
+from common.bus.batcher import Batcher, Outcome
 from common.config import SQSSettings
 from common.errors import BusUnavailableError, PublishError
 from common.models import ChangeEvent
@@ -42,6 +43,7 @@ class SQSEventBus(EventBus):
         self.queue_url = queue_url
         self.dead_letter_queue_url = dead_letter_queue_url
         self._wait_seconds = wait_seconds
+        self._batcher = Batcher(self._send_batch)
 
     @classmethod
     def from_settings(cls, settings: SQSSettings, *, client: SQSClient | None = None) -> SQSEventBus:
@@ -75,14 +77,27 @@ class SQSEventBus(EventBus):
         )
 
     def publish(self, event: ChangeEvent) -> str:
+        """Concurrent publishes share SendMessageBatch calls; each waits for its own outcome."""
         try:
-            response = self._client.send_message(QueueUrl=self.queue_url, MessageBody=event.to_json())
+            outcome = self._batcher.submit(event.to_json()).result()
         except (BotoCoreError, ClientError) as exc:
             logger.error("publishing %s of job %s failed: %s", event.op, event.job_id, exc)
             raise PublishError(event.job_id, _describe(exc)) from exc
-        message_id = response["MessageId"]
-        logger.debug("published %s of job %s as message %s", event.op, event.job_id, message_id)
-        return message_id
+        if outcome.message_id is None:
+            logger.error("publishing %s of job %s failed: %s", event.op, event.job_id, outcome.error)
+            raise PublishError(event.job_id, outcome.error or "not sent")
+        logger.debug("published %s of job %s as message %s", event.op, event.job_id, outcome.message_id)
+        return outcome.message_id
+
+    def _send_batch(self, bodies: Sequence[str]) -> list[Outcome]:
+        entries = [{"Id": str(n), "MessageBody": body} for n, body in enumerate(bodies)]
+        response = self._client.send_message_batch(QueueUrl=self.queue_url, Entries=entries)  # type: ignore[arg-type]
+        outcomes = {
+            entry["Id"]: Outcome(message_id=entry["MessageId"]) for entry in response.get("Successful", [])
+        }
+        for failed in response.get("Failed", []):
+            outcomes[failed["Id"]] = Outcome(error=f"{failed.get('Code')}: {failed.get('Message', '')}")
+        return [outcomes.get(str(n), Outcome(error="no result for this message")) for n in range(len(bodies))]
 
     def receive(self, *, max_messages: int = 10, wait_seconds: float | None = None) -> list[ReceivedMessage]:
         wait = self._wait_seconds if wait_seconds is None else int(wait_seconds)
@@ -109,6 +124,7 @@ class SQSEventBus(EventBus):
         return self._receive(self.dead_letter_queue_url, max_messages=max_messages, wait=0, peek=True)
 
     def close(self) -> None:
+        self._batcher.close()
         self._client.close()
 
     def _receive(

@@ -47,3 +47,24 @@ def test_dead_letter_moves_message_and_keeps_reason(bus: EventBus) -> None:
     assert dead.body == message.body
     assert dead.error == "cannot apply"
     assert bus.receive(max_messages=10, wait_seconds=0) == []
+
+
+def test_concurrent_publishes_each_arrive_once(bus: EventBus) -> None:
+    import threading
+
+    ids: list[str] = []
+    lock = threading.Lock()
+
+    def publish(n: int) -> None:
+        message_id = bus.publish(ChangeEvent(op="modify", job_id=f"job{n}"))
+        with lock:
+            ids.append(message_id)
+
+    threads = [threading.Thread(target=publish, args=(n,)) for n in range(30)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(set(ids)) == 30
+    received = receive_all(bus, 30)
+    assert sorted(m.event.job_id for m in received if m.event) == sorted(f"job{n}" for n in range(30))
