@@ -115,6 +115,19 @@ class FakeAWS:
             self.messages += 1
             body = str(request.get("MessageBody", "")).encode()
             return {"MessageId": f"m{self.messages}", "MD5OfMessageBody": hashlib.md5(body).hexdigest()}  # noqa: S324
+        if target == "SendMessageBatch":
+            successful = []
+            for entry in request.get("Entries", []):
+                self.messages += 1
+                body = str(entry.get("MessageBody", "")).encode()
+                successful.append(
+                    {
+                        "Id": entry["Id"],
+                        "MessageId": f"m{self.messages}",
+                        "MD5OfMessageBody": hashlib.md5(body).hexdigest(),  # noqa: S324
+                    }
+                )
+            return {"Successful": successful, "Failed": []}
         if target == "ReceiveMessage":
             return {"Messages": []}
         return {}

@@ -133,6 +133,7 @@ def main() -> int:
         host=f"127.0.0.1:{args.port}",
         ids=args.ids,
         count=200_000 if args.kind == "post" else 20_000,
+        tag=args.tag,
     )
     result = asyncio.run(
         run(
