@@ -64,7 +64,7 @@ def precision(moto: MotoServer, fake: FakeAWS, *, jobs: int, window: float) -> d
         preload(db, documents)
         env = _scheduld_env(fake, rate=20) | {"LOG_LEVEL": "INFO"}
         with component("scheduld", moto=moto, sqlite_path=db, log=log, extra=env):
-            wait_for_line(log, "jobs into the schedule", timeout=120)
+            wait_for_line(log, "jobs scheduled", timeout=120)
             time.sleep(2.0)  # let the estimate writer settle
             fake.take()
             start = time.time()
@@ -153,7 +153,7 @@ def herd(moto: MotoServer, fake: FakeAWS, *, jobs: int, rate: float) -> dict[str
             log=log,
             extra=_scheduld_env(fake, rate=rate) | {"LOG_LEVEL": "INFO"},
         ):
-            wait_for_line(log, "jobs into the schedule", timeout=60)
+            wait_for_line(log, "jobs scheduled", timeout=60)
             fake.take()
             deadline = fire_at.timestamp() + 5 + (jobs / rate if rate else 0) * 1.5
             while time.time() < deadline:

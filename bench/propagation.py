@@ -38,7 +38,7 @@ def run(quick: bool = False) -> dict[str, Any]:
             component("scheduld", moto=moto, sqlite_path=db, log=Path(tmp) / "scheduld.log", extra=extra),
             httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10) as client,
         ):
-            wait_for_line(Path(tmp) / "scheduld.log", "jobs into the schedule", timeout=60)
+            wait_for_line(Path(tmp) / "scheduld.log", "jobs scheduled", timeout=60)
             _wait_up(client)
             assert (
                 client.post(

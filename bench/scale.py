@@ -46,7 +46,7 @@ def run(quick: bool = False) -> dict[str, Any]:
         }
         began = time.time()
         with component("scheduld", moto=moto, sqlite_path=db, log=log, extra=extra) as scheduld:
-            loaded = wait_for_line(log, "jobs into the schedule", timeout=300)
+            loaded = wait_for_line(log, "jobs scheduled", timeout=300)
             figures["cold_start_s"] = round(loaded - began, 2)
             time.sleep(1.0)
             figures["peak_rss_mib"] = round(peak_rss_mib(scheduld.pid), 1)
