@@ -17,15 +17,13 @@ import subprocess
 import sys
 import tempfile
 import threading
-import time
 from pathlib import Path
 from typing import Any
 
 import boto3
-import httpx
 
 from bench.fake_aws import FakeAWS
-from bench.harness import MotoServer, component, free_port, moto_server, preload
+from bench.harness import MotoServer, component, free_port, moto_server, preload, wait_up
 
 JOBS = 10_000
 CONCURRENCY = (16, 64)
@@ -52,7 +50,7 @@ def run(quick: bool = False) -> dict[str, Any]:
         bare_port = free_port()
         bare = subprocess.Popen([sys.executable, "-m", "bench.bare_app", str(bare_port)])
         try:
-            _wait_up(bare_port, path="/jobs/x")
+            wait_up(bare_port, path="/jobs/x")
             figures["bare"] = {f"c{c}": _load(bare_port, "bare", c, seconds) for c in CONCURRENCY}
             for variant in ("moto_sqs", "fast_sqs"):
                 db = Path(tmp) / f"{variant}.db"
@@ -73,7 +71,7 @@ def run(quick: bool = False) -> dict[str, Any]:
                     ),
                     _Drain(moto),
                 ):
-                    _wait_up(port)
+                    wait_up(port)
                     figures[variant] = {}
                     for concurrency in CONCURRENCY:
                         section: dict[str, Any] = {
@@ -92,7 +90,7 @@ def run(quick: bool = False) -> dict[str, Any]:
 
 
 class _Drain:
-    """Purges the moto ops queue every 0.5 s, standing in for scheduld consuming it."""
+    """Consumes the moto ops queue as scheduld would (receive + delete), so it stays short."""
 
     def __init__(self, moto: MotoServer) -> None:
         self._sqs = boto3.client(
@@ -114,9 +112,20 @@ class _Drain:
         self._thread.join(timeout=5)
 
     def _run(self) -> None:
-        while not self._stop.wait(0.5):
-            for url in self._sqs.list_queues().get("QueueUrls", []):
-                self._sqs.purge_queue(QueueUrl=url)
+        while not self._stop.wait(0.05):
+            try:
+                for url in self._sqs.list_queues().get("QueueUrls", []):
+                    messages = self._sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get(
+                        "Messages", []
+                    )
+                    if messages:
+                        entries = [
+                            {"Id": str(n), "ReceiptHandle": m["ReceiptHandle"]}
+                            for n, m in enumerate(messages)
+                        ]
+                        self._sqs.delete_message_batch(QueueUrl=url, Entries=entries)
+            except Exception as exc:  # noqa: BLE001 - a bench helper: keep draining
+                sys.stderr.write(f"drain: {exc}\n")
 
 
 def _load(port: int, kind: str, concurrency: int, seconds: float, tag: str = "") -> dict[str, Any]:
@@ -140,14 +149,3 @@ def _load(port: int, kind: str, concurrency: int, seconds: float, tag: str = "")
     output = subprocess.run(command, capture_output=True, text=True, check=True, timeout=seconds + 60).stdout
     result: dict[str, Any] = json.loads(output.strip().splitlines()[-1])
     return result
-
-
-def _wait_up(port: int, path: str = "/") -> None:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            httpx.get(f"http://127.0.0.1:{port}{path}", timeout=2)
-            return
-        except httpx.HTTPError:
-            time.sleep(0.1)
-    raise TimeoutError(f"nothing answers on port {port}")

@@ -101,3 +101,17 @@ def wait_for_line(log: Path, needle: str, *, timeout: float, since: int = 0) -> 
 
 def env_flag(name: str, default: str) -> str:
     return os.environ.get(name, default)
+
+
+def wait_up(port: int, path: str = "/", *, timeout: float = 60.0) -> None:
+    """Wait until an HTTP server on 127.0.0.1:port answers ``path``."""
+    import httpx
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            httpx.get(f"http://127.0.0.1:{port}{path}", timeout=2)
+            return
+        except httpx.HTTPError:
+            time.sleep(0.1)
+    raise TimeoutError(f"nothing answers on port {port}")

@@ -16,7 +16,7 @@ from typing import Any
 import httpx
 
 from bench.fake_aws import FakeAWS
-from bench.harness import component, free_port, moto_server, percentiles, wait_for_line
+from bench.harness import component, free_port, moto_server, percentiles, wait_for_line, wait_up
 
 CHANGES = 60
 
@@ -39,7 +39,7 @@ def run(quick: bool = False) -> dict[str, Any]:
             httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10) as client,
         ):
             wait_for_line(Path(tmp) / "scheduld.log", "jobs scheduled", timeout=60)
-            _wait_up(client)
+            wait_up(client.base_url.port or 80)
             assert (
                 client.post(
                     "/jobs", json={"id": "p", "taskDefinition": "t", "schedule": "0 0 0 1 * * 1"}
@@ -67,14 +67,3 @@ def run(quick: bool = False) -> dict[str, Any]:
         "ms_p99": round(stats["p99"], 1),
         "ms_max": round(stats["max"], 1),
     }
-
-
-def _wait_up(client: httpx.Client) -> None:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            if client.get("/").status_code == 200:
-                return
-        except httpx.HTTPError:
-            time.sleep(0.1)
-    raise TimeoutError("webapi did not start")

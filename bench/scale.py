@@ -15,7 +15,16 @@ from typing import Any
 import httpx
 
 from bench.fake_aws import FakeAWS
-from bench.harness import component, free_port, moto_server, peak_rss_mib, percentiles, preload, wait_for_line
+from bench.harness import (
+    component,
+    free_port,
+    moto_server,
+    peak_rss_mib,
+    percentiles,
+    preload,
+    wait_for_line,
+    wait_up,
+)
 
 JOBS = 100_000
 PAGE_SAMPLES = 300
@@ -61,7 +70,7 @@ def run(quick: bool = False) -> dict[str, Any]:
             ),
             httpx.Client(base_url=f"http://127.0.0.1:{port}") as client,
         ):
-            _wait_up(client)
+            wait_up(client.base_url.port or 80)
             figures["shallow_page_ms"] = _page_latency(client, range(0, 100, 10))
             figures["deep_page_ms"] = _page_latency(client, range(jobs - 100, jobs, 10))
         fake.stop()
@@ -78,14 +87,3 @@ def _page_latency(client: httpx.Client, skips: range) -> dict[str, float]:
         assert response.status_code == 200 and len(response.json()["jobs"]) == 10
     stats = percentiles(samples)
     return {"p50": round(stats["p50"], 2), "p99": round(stats["p99"], 2)}
-
-
-def _wait_up(client: httpx.Client) -> None:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            if client.get("/").status_code == 200:
-                return
-        except httpx.HTTPError:
-            time.sleep(0.1)
-    raise TimeoutError("webapi did not start")

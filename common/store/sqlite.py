@@ -95,17 +95,7 @@ class SQLiteJobStore(JobStore):
         return _document(row)
 
     def list_job_documents(self, *, skip: int = 0, count: int = 10) -> list[dict[str, Any]]:
-        with self._translate():
-            rows = (
-                self._db()
-                .execute(
-                    "SELECT document, status FROM jobs WHERE id IN "
-                    "(SELECT id FROM jobs ORDER BY id LIMIT ? OFFSET ?) ORDER BY id",
-                    (count, skip),
-                )
-                .fetchall()
-            )
-        return [_document(row) for row in rows]
+        return [_document(row) for row in self._page_rows(skip, count)]
 
     def update_job(self, job_id: str, change: JobChange) -> Job:
         with self._translate(), self._write() as db:
@@ -126,18 +116,7 @@ class SQLiteJobStore(JobStore):
             db.execute("DELETE FROM runs WHERE job_id = ?", (job_id,))
 
     def list_jobs(self, *, skip: int = 0, count: int = 10) -> list[Job]:
-        # The inner query walks only the primary-key index, never the documents.
-        with self._translate():
-            rows = (
-                self._db()
-                .execute(
-                    "SELECT document, status FROM jobs WHERE id IN "
-                    "(SELECT id FROM jobs ORDER BY id LIMIT ? OFFSET ?) ORDER BY id",
-                    (count, skip),
-                )
-                .fetchall()
-            )
-        return [_job(row) for row in rows]
+        return [_job(row) for row in self._page_rows(skip, count)]
 
     def scan_jobs(self, *, after: str | None = None, limit: int = PAGE_LIMIT) -> list[Job]:
         with self._translate():
@@ -290,6 +269,20 @@ class SQLiteJobStore(JobStore):
         self._local = threading.local()
 
     # --- internals -----------------------------------------------------------------------
+
+    def _page_rows(self, skip: int, count: int) -> list[tuple[Any, Any]]:
+        # The inner query walks only the primary-key index, never the documents.
+        with self._translate():
+            rows: list[tuple[Any, Any]] = (
+                self._db()
+                .execute(
+                    "SELECT document, status FROM jobs WHERE id IN "
+                    "(SELECT id FROM jobs ORDER BY id LIMIT ? OFFSET ?) ORDER BY id",
+                    (count, skip),
+                )
+                .fetchall()
+            )
+        return rows
 
     def _db(self) -> sqlite3.Connection:
         connection: sqlite3.Connection | None = getattr(self._local, "connection", None)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -109,6 +110,7 @@ class RecordingECS:
     def __init__(self) -> None:
         self.calls: list[tuple[str, dict[str, Any]]] = []
         self.throttle_next = 0
+        self.run_task_delay = 0.0  # seconds each RunTask answer takes (a launch under way)
         self.lock = threading.Lock()
         recorder = self
 
@@ -138,6 +140,7 @@ class RecordingECS:
                 self.throttle_next -= 1
                 return 400, {"__type": "ThrottlingException", "message": "Rate exceeded"}
         if action == "RunTask":
+            time.sleep(self.run_task_delay)
             tasks = [
                 {"taskArn": f"arn:aws:ecs:us-east-1:123456789012:task/c/{len(self.calls)}-{i}"}
                 for i in range(body.get("count", 1))

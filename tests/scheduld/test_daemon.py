@@ -3,20 +3,21 @@ poison messages, and firing through the whole loop."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
 from common.bus.sqs import SQSEventBus
-from common.config import Settings
+from common.config import ECSSettings, Settings
 from common.models import ChangeEvent, JobUpdate, apply_update
 from common.store.base import JobStore
 from scheduld.daemon import Daemon
 from scheduld.executor import TaskLauncher
 from scheduld.triggers import TriggerRegistry
 from tests.e2e.conftest import eventually
-from tests.scheduld.conftest import job, running_tasks
+from tests.scheduld.conftest import RecordingECS, job, running_tasks
 
 
 @pytest.fixture
@@ -124,3 +125,53 @@ def test_job_fires_through_the_daemon(
     final = sqlite_store.get_job("every-second")
     assert final.last_run is not None and final.estimated_next_run is not None
     assert final.estimated_next_run > final.last_run
+
+
+def _slow_launch_daemon(
+    settings: Settings, store: JobStore, bus: SQSEventBus, endpoint: RecordingECS, triggers: TriggerRegistry
+) -> Daemon:
+    """A daemon whose one every-second job is under way in a RunTask call that takes a while.
+
+    The recording endpoint stands in for ECS so a launch can be held mid-call (moto answers
+    at once); the runs table tells whether that launch was finished and recorded.
+    """
+    store.create_job(job("slow", schedule="*"))
+    launcher = TaskLauncher(endpoint.client(), ECSSettings(cluster="c", launch_rate_per_second=0))
+    instance = Daemon(settings, store=store, bus=bus, launcher=launcher, triggers=triggers)
+    instance.start()
+    eventually(lambda: endpoint.run_task_calls(), timeout=10, what="a RunTask call under way")
+    return instance
+
+
+def test_stop_lets_a_launch_under_way_finish(
+    daemon_settings: Settings,
+    sqlite_store: JobStore,
+    sqs_bus: SQSEventBus,
+    recording_ecs: RecordingECS,
+    triggers: TriggerRegistry,
+) -> None:
+    recording_ecs.run_task_delay = 1.0
+    instance = _slow_launch_daemon(daemon_settings, sqlite_store, sqs_bus, recording_ecs, triggers)
+    instance.stop(timeout=5)
+    (run,) = sqlite_store.list_runs("slow")  # no fire started after stop
+    assert (run.status, run.started) == ("launched", 1)
+    stored = sqlite_store.get_job("slow")
+    assert stored.last_run == run.scheduled_for and len(stored.last_run_tasks or []) == 1
+    assert len(recording_ecs.run_task_calls()) == 1
+
+
+def test_stop_is_bounded_when_a_launch_hangs(
+    daemon_settings: Settings,
+    sqlite_store: JobStore,
+    sqs_bus: SQSEventBus,
+    recording_ecs: RecordingECS,
+    triggers: TriggerRegistry,
+) -> None:
+    recording_ecs.run_task_delay = 4.0
+    instance = _slow_launch_daemon(daemon_settings, sqlite_store, sqs_bus, recording_ecs, triggers)
+    started = time.monotonic()
+    instance.stop(timeout=0.5)
+    assert time.monotonic() - started < 3.5  # the 0.5 s wait plus the loops' own exits
+    assert [r.status for r in sqlite_store.list_runs("slow")] == ["claimed"]  # still launching
+    # the abandoned launch still completes and is recorded (before the store closes)
+    eventually(lambda: [r for r in sqlite_store.list_runs("slow") if r.status != "claimed"], timeout=10)

@@ -70,7 +70,9 @@ def test_running_count_is_per_job_not_per_task_definition(
 
 
 def test_batches_of_ten_and_client_tokens_as_sent(recording_ecs: RecordingECS) -> None:
-    """Recording endpoint: what boto3 sent for 23 tasks with Fargate networking."""
+    """Recording endpoint, not moto: moto 5.2.5 crashes on RunTask with an awsvpc
+    networkConfiguration (AttributeError private_dns_name) and accepts clientToken without
+    enforcing it, so Fargate networking and the tokens are checked on what boto3 sent."""
     launcher = TaskLauncher(recording_ecs.client(), ECSSettings(cluster="c", launch_rate_per_second=0))
     network = {
         "awsvpcConfiguration": {
@@ -110,6 +112,8 @@ def test_batches_of_ten_and_client_tokens_as_sent(recording_ecs: RecordingECS) -
 
 
 def test_throttling_is_retried_with_backoff(recording_ecs: RecordingECS) -> None:
+    """Recording endpoint, not moto: moto never throttles; this one answers
+    ThrottlingException twice, then succeeds."""
     recording_ecs.throttle_next = 2
     launcher = TaskLauncher(recording_ecs.client(max_attempts=5), ECSSettings(cluster="c"))
     result = launcher.launch(job("throttled"), 1, scheduled=FIRE)
@@ -120,6 +124,7 @@ def test_throttling_is_retried_with_backoff(recording_ecs: RecordingECS) -> None
 
 
 def test_persistent_throttling_gives_up_and_records_failure(recording_ecs: RecordingECS) -> None:
+    """Recording endpoint (moto never throttles): retries are bounded, then the failure is kept."""
     recording_ecs.throttle_next = 100
     launcher = TaskLauncher(recording_ecs.client(max_attempts=3), ECSSettings(cluster="c"))
     result = launcher.launch(job("throttled"), 25, scheduled=FIRE)

@@ -7,9 +7,11 @@ from typing import Any
 
 import pytest
 
-from common.models import Job, Lease
+from common.config import SchedulerSettings
+from common.models import Job, JobStatus, Lease
 from common.store.base import JobStore
 from scheduld.firing import Firing
+from scheduld.scheduler import Schedule
 from scheduld.triggers import TriggerRegistry
 from tests.scheduld.conftest import job, make_firing, running_tasks
 
@@ -174,3 +176,32 @@ def test_runs_record_skips_and_failures(firing: Firing, sqlite_store: JobStore) 
     assert statuses == ["skipped", "launched"]
     (failed,) = sqlite_store.list_runs("broken")
     assert failed.status == "failed" and failed.failures and failed.error
+
+
+def test_coalesced_from_names_missed_fires_within_grace_only(
+    sqlite_store: JobStore, launcher: Any, triggers: TriggerRegistry, lease: Lease
+) -> None:
+    schedule = Schedule(SchedulerSettings(), lambda job_id, scheduled: None)
+    firing = make_firing(
+        sqlite_store,
+        launcher,
+        triggers,
+        lease,
+        first_fire_after=schedule.first_fire_after,
+        settings=SchedulerSettings(misfire_grace_seconds=3600),
+    )
+    now = datetime.now(UTC).replace(microsecond=0)
+    # every 20 minutes, down for 70: fires 50, 30 and 10 minutes ago collapse into the last
+    recent = now - timedelta(minutes=70)
+    sqlite_store.create_job(job("recent", schedule=f"{recent.second} {recent.minute % 20}-59/20"))
+    sqlite_store.update_status("recent", JobStatus(last_run=recent))
+    firing("recent", recent + timedelta(minutes=60))
+    (run,) = sqlite_store.list_runs("recent")
+    assert run.coalesced_from == recent + timedelta(minutes=20)
+    # hourly, down for 150: the fire 90 minutes ago was skipped (beyond grace), not coalesced
+    old = now - timedelta(minutes=150)
+    sqlite_store.create_job(job("old", schedule=f"{old.second} {old.minute} *"))
+    sqlite_store.update_status("old", JobStatus(last_run=old))
+    firing("old", old + timedelta(hours=2))
+    (run,) = sqlite_store.list_runs("old")
+    assert run.coalesced_from is None

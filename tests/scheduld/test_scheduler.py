@@ -114,11 +114,44 @@ def test_catch_up_beyond_grace_is_skipped(fired: list[tuple[str, datetime]]) -> 
     short.start()
     try:
         now = datetime.now(UTC).replace(microsecond=0)
-        last_run = now - timedelta(hours=2)
+        last_run = now - timedelta(minutes=150)  # hourly fires missed 90 and 30 minutes ago
         hourly = f"{last_run.second} {last_run.minute} *"
         short.put(job("old", schedule=hourly, lastRun=last_run.isoformat()), catch_up=True)
-        nxt = short.next_fire_time("old")
-        assert nxt is not None and nxt > now  # the missed fires were skipped
+        assert short.next_fire_time("old") == last_run + timedelta(hours=3)  # both skipped
+        threading.Event().wait(0.3)
     finally:
         short.shutdown(wait=True)
     assert fired == []
+
+
+def test_catch_up_runs_the_fire_within_grace_when_older_ones_are_beyond_it(
+    schedule: Schedule, fired: list[tuple[str, datetime]]
+) -> None:
+    """Grace 1 h: of the fires missed 90 and 30 minutes ago, only the later one runs."""
+    now = datetime.now(UTC).replace(microsecond=0)
+    last_run = now - timedelta(minutes=150)
+    hourly = f"{last_run.second} {last_run.minute} *"
+    schedule.put(job("mixed", schedule=hourly, lastRun=last_run.isoformat()), catch_up=True)
+    wait_for(lambda: fired)
+    threading.Event().wait(0.3)
+    assert fired == [("mixed", last_run + timedelta(hours=2))]
+    assert schedule.next_fire_time("mixed") == last_run + timedelta(hours=3)
+
+
+def test_catch_up_coalesces_several_missed_fires_into_one_run(
+    schedule: Schedule, fired: list[tuple[str, datetime]]
+) -> None:
+    now = datetime.now(UTC).replace(microsecond=0)
+    last_run = now - timedelta(minutes=35)  # every-5-minutes fires missed: 7 of them
+    every_five = f"{last_run.second} {last_run.minute % 5}-59/5"
+    schedule.put(job("many", schedule=every_five, lastRun=last_run.isoformat()), catch_up=True)
+    wait_for(lambda: fired)
+    threading.Event().wait(0.3)
+    assert fired == [("many", last_run + timedelta(minutes=35))]  # once, for the latest
+
+
+def test_catch_up_never_refires_a_last_run_ahead_of_this_clock(schedule: Schedule) -> None:
+    """lastRun written by a replica whose clock runs 3 s ahead: the next fire is after it."""
+    ahead = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=3)
+    schedule.put(job("skewed", schedule="*", lastRun=ahead.isoformat()), catch_up=True)
+    assert schedule.next_fire_time("skewed") == ahead + timedelta(seconds=1)

@@ -83,14 +83,8 @@ async def list_jobs(
     skip: Annotated[int, Query(ge=0, le=2**62, description="Jobs to skip")] = 0,
     count: Annotated[int, Query(ge=1, le=MAX_PAGE, description="Jobs per page")] = 10,
 ) -> Response:
-    # One extra job tells whether a next page exists without counting the whole store.
     jobs = await _read(store, store.list_job_documents, skip=skip, count=count + 1)
-    page: dict[str, Any] = {"jobs": [job_reply(job) for job in jobs[:count]]}
-    if skip > 0:
-        page["prev"] = f"/jobs?skip={max(0, skip - count)}&count={count}"
-    if len(jobs) > count:
-        page["next"] = f"/jobs?skip={skip + count}&count={count}"
-    return JSONReply(page)
+    return JSONReply(_page("/jobs", "jobs", [job_reply(job) for job in jobs], skip=skip, count=count))
 
 
 @router.post(
@@ -138,13 +132,8 @@ async def list_runs(
 ) -> Response:
     await _read(store, store.get_job, job_id)  # 404 for an unknown job
     runs = await _read(store, store.list_runs, job_id, skip=skip, count=count + 1)
-    base = f"/jobs/{job_id}/runs"
-    page: dict[str, Any] = {"runs": [run.to_document() for run in runs[:count]]}
-    if skip > 0:
-        page["prev"] = f"{base}?skip={max(0, skip - count)}&count={count}"
-    if len(runs) > count:
-        page["next"] = f"{base}?skip={skip + count}&count={count}"
-    return JSONReply(page)
+    items = [run.to_document() for run in runs]
+    return JSONReply(_page(f"/jobs/{job_id}/runs", "runs", items, skip=skip, count=count))
 
 
 @router.put(
@@ -181,6 +170,17 @@ async def delete_job(job_id: str, store: StoreDep, bus: BusDep) -> Response:
     reply: dict[str, object] = {"id": job_id}
     await _publish(bus, ChangeEvent(op="remove", job_id=job_id), reply)
     return JSONReply(reply)
+
+
+def _page(path: str, key: str, items: list[Any], *, skip: int, count: int) -> dict[str, Any]:
+    """A page of ``count`` items, read as ``count + 1`` so the next page is known to exist
+    without counting the whole store; prev/next hrefs only when that page exists."""
+    page: dict[str, Any] = {key: items[:count]}
+    if skip > 0:
+        page["prev"] = f"{path}?skip={max(0, skip - count)}&count={count}"
+    if len(items) > count:
+        page["next"] = f"{path}?skip={skip + count}&count={count}"
+    return page
 
 
 async def _read(store: JobStore, method: Any, *args: Any, **kwargs: Any) -> Any:
