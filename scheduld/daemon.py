@@ -76,6 +76,7 @@ class Daemon:
             on_deposed=self._deposed,
         )
         self._schedule = Schedule(settings.scheduler, self._fire_later)
+        self._retired: list[Schedule] = []  # schedules of earlier terms; fires may still run
         self._term = 0
         self._term_lock = threading.Lock()
         self._firing = Firing(
@@ -110,7 +111,13 @@ class Daemon:
         logger.info("scheduld stopping (waiting up to %.0f s for launches under way)", timeout)
         self._stop.set()
         self._active.clear()
-        closer = threading.Thread(target=self._schedule.shutdown, kwargs={"wait": True}, daemon=True)
+        def close_all() -> None:
+            with self._term_lock:
+                schedules = [*self._retired, self._schedule]
+            for schedule in schedules:
+                schedule.shutdown(wait=True)
+
+        closer = threading.Thread(target=close_all, daemon=True)
         closer.start()
         closer.join(timeout)
         if closer.is_alive():
@@ -170,6 +177,7 @@ class Daemon:
             self._term += 1
             self._active.clear()
             self._schedule.shutdown(wait=False)
+            self._retired.append(self._schedule)
             self._schedule = self._schedule.fresh()
         self.loaded.clear()
 

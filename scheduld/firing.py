@@ -213,6 +213,10 @@ class Firing:
         newest = self._store.list_runs(job.id, count=1)
         if newest and newest[0].scheduled_for > job.last_run:
             first = self._first_fire_after(job, newest[0].scheduled_for, scheduled)
+        # fires missed by more than the grace were skipped, not coalesced (the schedule logs them)
+        horizon = datetime.now(UTC) - timedelta(seconds=self._settings.misfire_grace_seconds)
+        if first is not None and first < horizon:
+            first = self._first_fire_after(job, horizon - timedelta(microseconds=1), scheduled)
         return first if first is not None and first < scheduled else None
 
 

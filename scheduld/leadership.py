@@ -98,5 +98,6 @@ class Leadership:
         with self._lock:
             lease, self._lease = self._lease, None
         if lease is not None:
-            logger.warning("replica %s stops leading (%s)", self.holder, why)
+            level = logging.INFO if why == "stopping" else logging.WARNING  # planned vs lost
+            logger.log(level, "replica %s stops leading (%s)", self.holder, why)
             self._on_deposed()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import math
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -88,12 +89,13 @@ class Schedule:
         self._on_fire = on_fire
         self._fingerprints: dict[str, _Fingerprint] = {}
         self._lock = threading.Lock()
+        self._executor = _FireTimeExecutor(max_workers=settings.max_workers)
         self._scheduler = BackgroundScheduler(
-            executors={"default": _FireTimeExecutor(max_workers=settings.max_workers)},
+            executors={"default": self._executor},
             job_defaults={
                 "coalesce": True,
                 "max_instances": 1,
-                "misfire_grace_time": int(settings.misfire_grace_seconds),
+                "misfire_grace_time": max(1, math.ceil(settings.misfire_grace_seconds)),
             },
             timezone=UTC,
         )
@@ -106,8 +108,12 @@ class Schedule:
         self._scheduler.start()
 
     def shutdown(self, *, wait: bool) -> None:
+        """Stop firing; with ``wait``, also wait for fires under way (even after an earlier
+        shutdown without waiting)."""
         if self._scheduler.running:
             self._scheduler.shutdown(wait=wait)
+        elif wait:
+            self._executor._pool.shutdown(wait=True)  # noqa: SLF001 - APScheduler keeps no handle
 
     def put(self, job: Job, *, catch_up: bool = False) -> Scheduled | None:
         """Schedule ``job`` or apply its changes; None when nothing changed.
@@ -161,21 +167,30 @@ class Schedule:
         return result
 
     def _first_run(self, job: Job, trigger: Any, *, catch_up: bool) -> datetime | None:
+        """The first fire time to schedule: from now, or with ``catch_up`` after ``lastRun``.
+
+        Missed fires older than the grace are skipped (logged); those within it are handed to
+        APScheduler from the earliest on, and it coalesces them into one run for the latest.
+        Times are always asked "strictly after" (``schedule.next_fire_time``): CronTrigger's
+        own previous-fire-time form starts from ``min(now, previous)`` and would re-fire a
+        ``lastRun`` written by a replica whose clock runs ahead.
+        """
         now = datetime.now(UTC)
-        if catch_up and job.last_run is not None:
-            # with a previous fire time, CronTrigger answers the first fire strictly after it
-            missed: datetime | None = trigger.get_next_fire_time(job.last_run, now)
-            if missed is not None and missed < now:
-                if now - missed <= timedelta(seconds=self._grace):
-                    logger.info("job %s missed its fire at %s; running it once now", job.id, missed)
-                    return missed
-                logger.warning(
-                    "job %s missed fires since %s, beyond the %.0f s grace: skipped",
-                    job.id,
-                    missed,
-                    self._grace,
-                )
-        return schedule_syntax.next_fire_time(trigger, now - timedelta(microseconds=1))
+        if not catch_up or job.last_run is None:
+            return schedule_syntax.next_fire_time(trigger, now - timedelta(microseconds=1))
+        missed = schedule_syntax.next_fire_time(trigger, job.last_run)
+        horizon = now - timedelta(seconds=self._grace)
+        if missed is not None and missed < horizon:
+            logger.warning(
+                "job %s missed fires from %s, beyond the %.0f s grace: skipped",
+                job.id,
+                missed.isoformat(),
+                self._grace,
+            )
+            missed = schedule_syntax.next_fire_time(trigger, horizon - timedelta(microseconds=1))
+        if missed is not None and missed < now:
+            logger.info("job %s missed its fire at %s; running it once now", job.id, missed.isoformat())
+        return missed
 
     def _fire(self, job_id: str) -> None:
         scheduled: datetime = getattr(_current, "run_time", None) or datetime.now(UTC)
