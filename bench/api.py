@@ -3,20 +3,30 @@ FastAPI endpoint in the same run, with the load generator (bench/load.py) in a p
 own. Client and server share this machine's cores.
 
 Scenarios: GET /jobs/{id}; GET /jobs?skip=&count=10 on random pages (a third among the last
-ones) with 10 000 jobs stored; PUT /jobs/{id}; POST /jobs; at 16 and 64 connections.
+ones) with 10 000 jobs stored; PUT /jobs/{id}; POST /jobs; at 16 and 64 connections. The jobs
+are written straight into the SQLite file before webapi starts (``harness.preload``).
 
-Writes publish a change event to SQS. Two variants: ``moto_sqs``, the moto server as asked
-(its queue is purged every 0.5 s, as scheduld would drain it: moto's SendMessage slows down as
-its queue grows), and ``fast_sqs``, a constant-time fake SQS, to show webapi's own cost.
+Writes publish a change event to SQS. Two variants: ``fast_sqs``, a constant-time fake SQS
+(bench/fake_aws.py), to show webapi's own cost; then ``moto_sqs``, the moto server as asked,
+its queue consumed as scheduld would (``_Drain``). moto's SendMessage costs time in
+proportion to the messages its queue holds, so ``sqs_floor`` measures what moto alone
+sustains (bench/sqs_floor.py, under the same drain): the bound of the ``moto_sqs`` writes.
+
+Reads run before writes, and moto runs last, so no scenario pays for a queue a previous
+one left behind. Per scenario, besides req/s and latency: ``server_cpu_ms``, the CPU time the
+server process spent per request (warm-up included), which does not depend on how the cores
+were shared, and ``server_cores``, how busy the server was.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import tempfile
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +37,7 @@ from bench.harness import MotoServer, component, free_port, moto_server, preload
 
 JOBS = 10_000
 CONCURRENCY = (16, 64)
+KINDS = ("get", "list", "put", "post")
 SECONDS = 4.0
 
 # Reference figures of the original Flask/uwsgi implementation on this machine (16 clients).
@@ -47,45 +58,64 @@ def run(quick: bool = False) -> dict[str, Any]:
     figures: dict[str, Any] = {}
     with moto_server() as moto, tempfile.TemporaryDirectory() as tmp:
         fake = FakeAWS().start()
-        bare_port = free_port()
-        bare = subprocess.Popen([sys.executable, "-m", "bench.bare_app", str(bare_port)])
         try:
-            wait_up(bare_port, path="/jobs/x")
-            figures["bare"] = {f"c{c}": _load(bare_port, "bare", c, seconds) for c in CONCURRENCY}
-            for variant in ("moto_sqs", "fast_sqs"):
-                db = Path(tmp) / f"{variant}.db"
-                preload(
-                    db,
-                    [
-                        {"id": f"job{n:05d}", "taskDefinition": "bench-task", "schedule": "0 0 0"}
-                        for n in range(JOBS)
-                    ],
+            figures["bare"] = _bare(seconds)
+            for variant in ("fast_sqs", "moto_sqs"):
+                figures[variant] = _webapi(
+                    variant, moto=moto, fake=fake, tmp=Path(tmp), seconds=seconds, bare=figures["bare"]
                 )
-                port = free_port()
-                extra = {"WEBAPI__PORT": str(port), "LOG_LEVEL": "WARNING"}
-                if variant == "fast_sqs":
-                    extra["AWS_ENDPOINT_URL_SQS"] = fake.url
-                with (
-                    component(
-                        "webapi", moto=moto, sqlite_path=db, log=Path(tmp) / f"{variant}.log", extra=extra
-                    ),
-                    _Drain(moto),
-                ):
-                    wait_up(port)
-                    figures[variant] = {}
-                    for concurrency in CONCURRENCY:
-                        section: dict[str, Any] = {
-                            kind: _load(port, kind, concurrency, seconds, tag=f"{variant}{concurrency}")
-                            for kind in ("get", "list", "put", "post")
-                        }
-                        bare_rps = figures["bare"][f"c{concurrency}"]["rps"]
-                        section["get_vs_bare"] = round(section["get"]["rps"] / max(1.0, bare_rps), 2)
-                        figures[variant][f"c{concurrency}"] = section
         finally:
-            bare.terminate()
-            bare.wait(timeout=10)
             fake.stop()
     figures["reference_c16"] = REFERENCE
+    return figures
+
+
+def _bare(seconds: float) -> dict[str, Any]:
+    port = free_port()
+    bare = subprocess.Popen([sys.executable, "-m", "bench.bare_app", str(port)])
+    try:
+        wait_up(port, path="/jobs/x")
+        return {f"c{c}": _load(port, "bare", c, seconds, server=bare.pid) for c in CONCURRENCY}
+    finally:
+        bare.terminate()
+        bare.wait(timeout=10)
+
+
+def _webapi(
+    variant: str, *, moto: MotoServer, fake: FakeAWS, tmp: Path, seconds: float, bare: dict[str, Any]
+) -> dict[str, Any]:
+    db = tmp / f"{variant}.db"
+    preload(
+        db,
+        [{"id": f"job{n:05d}", "taskDefinition": "bench-task", "schedule": "0 0 0"} for n in range(JOBS)],
+    )
+    port = free_port()
+    extra = {"WEBAPI__PORT": str(port), "LOG_LEVEL": "WARNING"}
+    if variant == "fast_sqs":
+        extra["AWS_ENDPOINT_URL_SQS"] = fake.url
+    figures: dict[str, Any] = {f"c{c}": {} for c in CONCURRENCY}
+    log = tmp / f"{variant}.log"
+    with (
+        component("webapi", moto=moto, sqlite_path=db, log=log, extra=extra) as server,
+        _Drain(moto) as drain,
+    ):
+        wait_up(port)
+        for kind in KINDS:
+            for concurrency in CONCURRENCY:
+                fake.messages = fake.batches = 0
+                tag = f"{variant}{concurrency}"
+                result = _load(port, kind, concurrency, seconds, server=server.pid, tag=tag)
+                if variant == "fast_sqs" and kind in ("put", "post"):
+                    result["messages_per_sqs_call"] = round(fake.messages / max(1, fake.batches), 1)
+                figures[f"c{concurrency}"][kind] = result
+                if variant == "moto_sqs" and kind in ("put", "post"):
+                    drain.wait_empty(timeout=30)
+        if variant == "moto_sqs":
+            figures["sqs_floor"] = _sqs_floor(moto, seconds=min(seconds, 3.0))
+            drain.wait_empty(timeout=30)
+    for concurrency in CONCURRENCY:
+        section = figures[f"c{concurrency}"]
+        section["get_vs_bare"] = round(section["get"]["rps"] / max(1.0, bare[f"c{concurrency}"]["rps"]), 2)
     return figures
 
 
@@ -101,6 +131,7 @@ class _Drain:
             aws_secret_access_key="x",
         )
         self._stop = threading.Event()
+        self._idle = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
     def __enter__(self) -> _Drain:
@@ -111,24 +142,44 @@ class _Drain:
         self._stop.set()
         self._thread.join(timeout=5)
 
+    def wait_empty(self, *, timeout: float) -> bool:
+        """Wait until a pass over every queue found nothing (bounded by ``timeout``)."""
+        self._idle.clear()
+        return self._idle.wait(timeout)
+
     def _run(self) -> None:
-        while not self._stop.wait(0.05):
+        urls: list[str] = []
+        listed = 0.0
+        while not self._stop.is_set():
             try:
-                for url in self._sqs.list_queues().get("QueueUrls", []):
-                    messages = self._sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get(
-                        "Messages", []
-                    )
-                    if messages:
-                        entries = [
-                            {"Id": str(n), "ReceiptHandle": m["ReceiptHandle"]}
-                            for n, m in enumerate(messages)
-                        ]
-                        self._sqs.delete_message_batch(QueueUrl=url, Entries=entries)
+                if time.monotonic() - listed > 1.0:  # queues webapi or sqs_floor created
+                    urls, listed = self._sqs.list_queues().get("QueueUrls", []), time.monotonic()
+                found = sum(self._take(url) for url in urls)
             except Exception as exc:  # noqa: BLE001 - a bench helper: keep draining
                 sys.stderr.write(f"drain: {exc}\n")
+                found = 0
+            if not found:  # like scheduld: poll again at once while there is something to take
+                self._idle.set()
+                self._stop.wait(0.05)
+
+    def _take(self, url: str) -> int:
+        messages = self._sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", [])
+        if messages:
+            entries = [{"Id": str(n), "ReceiptHandle": m["ReceiptHandle"]} for n, m in enumerate(messages)]
+            self._sqs.delete_message_batch(QueueUrl=url, Entries=entries)
+        return len(messages)
 
 
-def _load(port: int, kind: str, concurrency: int, seconds: float, tag: str = "") -> dict[str, Any]:
+def _sqs_floor(moto: MotoServer, *, seconds: float) -> dict[str, Any]:
+    command = [sys.executable, "-m", "bench.sqs_floor", "--endpoint", moto.url, "--seconds", str(seconds)]
+    output = subprocess.run(command, capture_output=True, text=True, check=True, timeout=seconds + 60).stdout
+    result: dict[str, Any] = json.loads(output.strip().splitlines()[-1])
+    return result
+
+
+def _load(
+    port: int, kind: str, concurrency: int, seconds: float, *, server: int, tag: str = ""
+) -> dict[str, Any]:
     command = [
         sys.executable,
         "-m",
@@ -146,6 +197,17 @@ def _load(port: int, kind: str, concurrency: int, seconds: float, tag: str = "")
         "--tag",
         tag,
     ]
+    cpu_before, started = _cpu_seconds(server), time.monotonic()
     output = subprocess.run(command, capture_output=True, text=True, check=True, timeout=seconds + 60).stdout
+    cpu, elapsed = _cpu_seconds(server) - cpu_before, time.monotonic() - started
     result: dict[str, Any] = json.loads(output.strip().splitlines()[-1])
+    served = result["requests"] + result.pop("warmup_requests", 0)
+    result["server_cpu_ms"] = round(1000 * cpu / max(1, served), 3)
+    result["server_cores"] = round(cpu / elapsed, 2)
     return result
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a live process, from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")

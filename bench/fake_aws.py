@@ -26,6 +26,7 @@ class FakeAWS:
     port: int = 0
     arrivals: list[Arrival] = field(default_factory=list)
     messages: int = 0
+    batches: int = 0
     _loop: asyncio.AbstractEventLoop | None = None
     _thread: threading.Thread | None = None
     _ready: threading.Event = field(default_factory=threading.Event)
@@ -116,6 +117,7 @@ class FakeAWS:
             body = str(request.get("MessageBody", "")).encode()
             return {"MessageId": f"m{self.messages}", "MD5OfMessageBody": hashlib.md5(body).hexdigest()}  # noqa: S324
         if target == "SendMessageBatch":
+            self.batches += 1
             successful = []
             for entry in request.get("Entries", []):
                 self.messages += 1

@@ -10,9 +10,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import random
 import sys
 import time
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 import orjson
@@ -109,6 +111,7 @@ async def run(
     at = lambda q: ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else 0.0  # noqa: E731
     return {
         "requests": len(latencies),
+        "warmup_requests": len(warm),
         "errors": len(errors),
         "error_statuses": sorted(set(errors))[:5],
         "seconds": round(elapsed, 2),
@@ -116,6 +119,19 @@ async def run(
         "p50_ms": round(at(0.50), 2),
         "p99_ms": round(at(0.99), 2),
     }
+
+
+def _event_loop_runner() -> Callable[[Coroutine[Any, Any, dict[str, Any]]], dict[str, Any]]:
+    """uvloop when installed (webapi depends on it): a cheaper client leaves more of the
+    shared cores to the server under test. ``BENCH_LOAD_LOOP=asyncio`` forces asyncio."""
+    if os.environ.get("BENCH_LOAD_LOOP", "uvloop") == "uvloop":
+        try:
+            import uvloop
+        except ImportError:
+            pass
+        else:
+            return uvloop.run
+    return asyncio.run
 
 
 def main() -> int:
@@ -135,7 +151,7 @@ def main() -> int:
         count=200_000 if args.kind == "post" else 20_000,
         tag=args.tag,
     )
-    result = asyncio.run(
+    result = _event_loop_runner()(
         run(
             "127.0.0.1",
             args.port,

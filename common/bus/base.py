@@ -5,6 +5,7 @@ Every backend passes tests/contract/test_bus.py unchanged.
 
 from __future__ import annotations
 
+import asyncio
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 
@@ -33,6 +34,14 @@ class EventBus(ABC):
     @abstractmethod
     def publish(self, event: ChangeEvent) -> str:
         """Send one event; returns the message id. PublishError if it could not be sent."""
+
+    async def publish_async(self, event: ChangeEvent) -> str:
+        """``publish`` for an event loop: same outcome and errors, without holding the loop.
+
+        The default runs ``publish`` in a worker thread; a bus that sends from threads of its
+        own overrides it to await the outcome without occupying a thread per waiting caller.
+        """
+        return await asyncio.to_thread(self.publish, event)
 
     @abstractmethod
     def receive(self, *, max_messages: int = 10, wait_seconds: float | None = None) -> list[ReceivedMessage]:

@@ -7,6 +7,7 @@ at once. Retries of throttled or failed calls are botocore's (standard mode, bou
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 from collections.abc import Iterator, Sequence
@@ -78,16 +79,35 @@ class SQSEventBus(EventBus):
 
     def publish(self, event: ChangeEvent) -> str:
         """Concurrent publishes share SendMessageBatch calls; each waits for its own outcome."""
+        future = self._batcher.submit(event.to_json())
         try:
-            outcome = self._batcher.submit(event.to_json()).result()
+            outcome = future.result()
         except (BotoCoreError, ClientError) as exc:
-            logger.error("publishing %s of job %s failed: %s", event.op, event.job_id, exc)
-            raise PublishError(event.job_id, _describe(exc)) from exc
+            raise self._failed(event, _describe(exc)) from exc
+        return self._sent(event, outcome)
+
+    async def publish_async(self, event: ChangeEvent) -> str:
+        """``publish`` awaited on the event loop: no thread waits for the batch's reply.
+
+        Shielded: a caller cancelled after its store write still gets its event sent.
+        """
+        future = self._batcher.submit(event.to_json())
+        try:
+            outcome = await asyncio.shield(asyncio.wrap_future(future))
+        except (BotoCoreError, ClientError) as exc:
+            raise self._failed(event, _describe(exc)) from exc
+        return self._sent(event, outcome)
+
+    def _sent(self, event: ChangeEvent, outcome: Outcome) -> str:
         if outcome.message_id is None:
-            logger.error("publishing %s of job %s failed: %s", event.op, event.job_id, outcome.error)
-            raise PublishError(event.job_id, outcome.error or "not sent")
+            raise self._failed(event, outcome.error or "not sent")
         logger.debug("published %s of job %s as message %s", event.op, event.job_id, outcome.message_id)
         return outcome.message_id
+
+    @staticmethod
+    def _failed(event: ChangeEvent, reason: str) -> PublishError:
+        logger.error("publishing %s of job %s failed: %s", event.op, event.job_id, reason)
+        return PublishError(event.job_id, reason)
 
     def _send_batch(self, bodies: Sequence[str]) -> list[Outcome]:
         entries = [{"Id": str(n), "MessageBody": body} for n, body in enumerate(bodies)]

@@ -68,3 +68,17 @@ def test_concurrent_publishes_each_arrive_once(bus: EventBus) -> None:
     assert len(set(ids)) == 30
     received = receive_all(bus, 30)
     assert sorted(m.event.job_id for m in received if m.event) == sorted(f"job{n}" for n in range(30))
+
+
+def test_concurrent_async_publishes_each_arrive_once(bus: EventBus) -> None:
+    import asyncio
+
+    async def publish_all() -> list[str]:
+        return await asyncio.gather(
+            *(bus.publish_async(ChangeEvent(op="add", job_id=f"async{n}")) for n in range(25))
+        )
+
+    ids = asyncio.run(publish_all())
+    assert len(set(ids)) == 25
+    received = receive_all(bus, 25)
+    assert sorted(m.event.job_id for m in received if m.event) == sorted(f"async{n}" for n in range(25))
