@@ -111,6 +111,7 @@ class Daemon:
         logger.info("scheduld stopping (waiting up to %.0f s for launches under way)", timeout)
         self._stop.set()
         self._active.clear()
+
         def close_all() -> None:
             with self._term_lock:
                 schedules = [*self._retired, self._schedule]

@@ -90,6 +90,8 @@ class TaskLauncher:
         self._cluster = settings.cluster
         self._prefix = settings.started_by
         self._bucket = TokenBucket(settings.launch_rate_per_second)
+        # made once: botocore's get_paginator lists its data directories on every call
+        self._list_tasks = ecs.get_paginator("list_tasks")
 
     def running_count(self, job: Job) -> int:
         """This job's tasks still PENDING or RUNNING.
@@ -101,9 +103,7 @@ class TaskLauncher:
         with _translate(job.id, "ListTasks"):
             arns = [
                 arn
-                for page in self._ecs.get_paginator("list_tasks").paginate(
-                    cluster=self._cluster, startedBy=marker
-                )
+                for page in self._list_tasks.paginate(cluster=self._cluster, startedBy=marker)
                 for arn in page["taskArns"]
             ]
         live = 0

@@ -162,11 +162,25 @@ class Firing:
             status = "partially_launched"
         if status in ("failed", "partially_launched"):
             logger.warning("job %s: run for %s %s: %s", job.id, run.scheduled_for, status, result.failures)
-        self._finish(run, result, status=status)
-        self._record(job, run.scheduled_for, result)
+        job_status = JobStatus(
+            last_run=run.scheduled_for,
+            last_run_tasks=result.tasks,
+            last_run_failures=result.failures or None,
+            estimated_next_run=self._next_fire_time(job.id),
+        )
+        self._finish(run, result, status=status, job_status=job_status)
         return status
 
-    def _finish(self, run: Run, result: LaunchResult, *, status: RunStatus, error: str | None = None) -> None:
+    def _finish(
+        self,
+        run: Run,
+        result: LaunchResult,
+        *,
+        status: RunStatus,
+        error: str | None = None,
+        job_status: JobStatus | None = None,
+    ) -> None:
+        """Store the run's outcome and, with ``job_status``, the job's lastRun & co. with it."""
         finished = run.model_copy(
             update={
                 "status": status,
@@ -177,29 +191,18 @@ class Firing:
                 "finished_at": datetime.now(UTC),
             }
         )
+        keep = self._settings.run_history_per_job
+        older_than = datetime.now(UTC) - timedelta(days=self._settings.run_history_days)
         try:
-            self._retry_store(self._store.finish_run, finished)
-            self._store.prune_runs(
-                run.job_id,
-                keep=self._settings.run_history_per_job,
-                older_than=datetime.now(UTC) - timedelta(days=self._settings.run_history_days),
-            )
+            if job_status is None:
+                self._retry_store(self._store.finish_run, finished)
+                self._store.prune_runs(run.job_id, keep=keep, older_than=older_than)
+            elif not self._retry_store(
+                self._store.record_run, finished, job_status, keep=keep, older_than=older_than
+            ):
+                logger.info("job %s was deleted while firing; status not recorded", run.job_id)
         except SchedulerError as exc:
             logger.error("job %s: run for %s not recorded: %s", run.job_id, run.scheduled_for, exc.message)
-
-    def _record(self, job: Job, scheduled: datetime, result: LaunchResult) -> None:
-        status = JobStatus(
-            last_run=scheduled,
-            last_run_tasks=result.tasks,
-            last_run_failures=result.failures or None,
-            estimated_next_run=self._next_fire_time(job.id),
-        )
-        try:
-            self._retry_store(self._store.update_status, job.id, status)
-        except JobNotFoundError:
-            logger.info("job %s was deleted while firing; status not recorded", job.id)
-        except SchedulerError as exc:
-            logger.error("job %s: could not record fire at %s: %s", job.id, scheduled, exc.message)
 
     def _coalesced_from(self, job: Job, scheduled: datetime) -> datetime | None:
         """The earliest missed fire time this fire stands for, when fires were collapsed."""

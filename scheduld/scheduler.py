@@ -9,6 +9,7 @@ receives the *scheduled* fire time, which becomes the job's ``lastRun``.
 from __future__ import annotations
 
 import functools
+import inspect
 import logging
 import math
 import threading
@@ -80,6 +81,21 @@ def _trigger(fingerprint: _Fingerprint) -> Any:
     )
 
 
+def _presigned(fire: Callable[[str], None]) -> Callable[[str], None]:
+    """``fire`` as a function carrying its own ``__signature__``.
+
+    APScheduler checks every added job's callable against its args with ``inspect.signature``,
+    which for a bound method costs ~40 µs: a fifth of the per-job cost of a cold start.
+    ``inspect.signature`` returns a ``__signature__`` as it is.
+    """
+
+    def fire_job(job_id: str) -> None:
+        fire(job_id)
+
+    fire_job.__signature__ = inspect.signature(fire_job)  # type: ignore[attr-defined]
+    return fire_job
+
+
 class Schedule:
     """Which jobs fire when. Thread-safe; ``put`` is idempotent."""
 
@@ -89,6 +105,7 @@ class Schedule:
         self._on_fire = on_fire
         self._fingerprints: dict[str, _Fingerprint] = {}
         self._lock = threading.Lock()
+        self._job_callable = _presigned(self._fire)
         self._executor = _FireTimeExecutor(max_workers=settings.max_workers)
         self._scheduler = BackgroundScheduler(
             executors={"default": self._executor},
@@ -128,7 +145,7 @@ class Schedule:
             trigger = _trigger(fingerprint)
             next_run = None if job.suspended else self._first_run(job, trigger, catch_up=catch_up)
             self._scheduler.add_job(
-                self._fire,
+                self._job_callable,
                 trigger=trigger,
                 args=[job.id],
                 id=job.id,

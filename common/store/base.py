@@ -7,6 +7,7 @@ from collections.abc import Callable, Iterator
 from datetime import datetime
 from typing import Any
 
+from common.errors import JobNotFoundError
 from common.models import Job, JobStatus, Lease, Run
 
 JobChange = Callable[[Job], Job]
@@ -111,6 +112,21 @@ class JobStore(ABC):
     def prune_runs(self, job_id: str, *, keep: int, older_than: datetime | None = None) -> int:
         """Delete a job's runs beyond the newest ``keep`` and those scheduled before
         ``older_than``, through the (job, time) index; returns how many went."""
+
+    def record_run(
+        self, run: Run, status: JobStatus, *, keep: int, older_than: datetime | None = None
+    ) -> bool:
+        """What a completed fire stores: ``finish_run(run)``, the job's ``status``
+        (``update_status``) and ``prune_runs``, in one transaction where the store has them
+        (a herd of fires then queues on one write per fire, not three). Returns False, with
+        the run still finished, when the job was deleted meanwhile."""
+        self.finish_run(run)
+        self.prune_runs(run.job_id, keep=keep, older_than=older_than)
+        try:
+            self.update_status(run.job_id, status)
+        except JobNotFoundError:
+            return False
+        return True
 
     # --- leases: leadership among scheduld replicas ------------------------------------------
 

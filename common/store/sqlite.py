@@ -136,13 +136,8 @@ class SQLiteJobStore(JobStore):
         return int(total)
 
     def update_status(self, job_id: str, status: JobStatus) -> None:
-        changes = status.changes()
         with self._translate(), self._write() as db:
-            row = db.execute("SELECT status FROM jobs WHERE id = ?", (job_id,)).fetchone()
-            if row is None:
-                raise JobNotFoundError(job_id)
-            merged = {k: v for k, v in (orjson.loads(row[0]) | changes).items() if v is not None}
-            db.execute("UPDATE jobs SET status = ? WHERE id = ?", (orjson.dumps(merged), job_id))
+            _update_status(db, job_id, status)
 
     # --- runs --------------------------------------------------------------------------------
 
@@ -173,17 +168,19 @@ class SQLiteJobStore(JobStore):
 
     def finish_run(self, run: Run) -> None:
         with self._translate(), self._write() as db:
-            db.execute(
-                "UPDATE runs SET status = ?, document = ? "
-                "WHERE job_id = ? AND scheduled_for = ? AND token = ?",
-                (
-                    run.status,
-                    orjson.dumps(run.to_document()),
-                    run.job_id,
-                    _time_key(run.scheduled_for),
-                    run.token,
-                ),
-            )
+            _finish_run(db, run)
+
+    def record_run(
+        self, run: Run, status: JobStatus, *, keep: int, older_than: datetime | None = None
+    ) -> bool:
+        with self._translate(), self._write() as db:
+            _finish_run(db, run)
+            _prune_runs(db, run.job_id, keep=keep, older_than=older_than)
+            try:
+                _update_status(db, run.job_id, status)
+            except JobNotFoundError:
+                return False
+        return True
 
     def unfinished_runs(self, *, older_than_token: int, limit: int = 1000) -> list[Run]:
         with self._translate():
@@ -211,17 +208,7 @@ class SQLiteJobStore(JobStore):
 
     def prune_runs(self, job_id: str, *, keep: int, older_than: datetime | None = None) -> int:
         with self._translate(), self._write() as db:
-            removed = db.execute(
-                "DELETE FROM runs WHERE job_id = ? AND scheduled_for < ("
-                " SELECT scheduled_for FROM runs WHERE job_id = ?"
-                " ORDER BY scheduled_for DESC LIMIT 1 OFFSET ?)",
-                (job_id, job_id, max(0, keep - 1)),
-            ).rowcount
-            if older_than is not None:
-                removed += db.execute(
-                    "DELETE FROM runs WHERE job_id = ? AND scheduled_for < ?", (job_id, _time_key(older_than))
-                ).rowcount
-        return int(removed)
+            return _prune_runs(db, job_id, keep=keep, older_than=older_than)
 
     # --- leases ------------------------------------------------------------------------------
 
@@ -342,3 +329,32 @@ def _job(row: tuple[Any, Any]) -> Job:
     document: dict[str, Any] = orjson.loads(row[0])
     status: dict[str, Any] = orjson.loads(row[1])
     return Job.model_validate(document | status)
+
+
+def _update_status(db: sqlite3.Connection, job_id: str, status: JobStatus) -> None:
+    row = db.execute("SELECT status FROM jobs WHERE id = ?", (job_id,)).fetchone()
+    if row is None:
+        raise JobNotFoundError(job_id)
+    merged = {k: v for k, v in (orjson.loads(row[0]) | status.changes()).items() if v is not None}
+    db.execute("UPDATE jobs SET status = ? WHERE id = ?", (orjson.dumps(merged), job_id))
+
+
+def _finish_run(db: sqlite3.Connection, run: Run) -> None:
+    db.execute(
+        "UPDATE runs SET status = ?, document = ? WHERE job_id = ? AND scheduled_for = ? AND token = ?",
+        (run.status, orjson.dumps(run.to_document()), run.job_id, _time_key(run.scheduled_for), run.token),
+    )
+
+
+def _prune_runs(db: sqlite3.Connection, job_id: str, *, keep: int, older_than: datetime | None) -> int:
+    removed = db.execute(
+        "DELETE FROM runs WHERE job_id = ? AND scheduled_for < ("
+        " SELECT scheduled_for FROM runs WHERE job_id = ?"
+        " ORDER BY scheduled_for DESC LIMIT 1 OFFSET ?)",
+        (job_id, job_id, max(0, keep - 1)),
+    ).rowcount
+    if older_than is not None:
+        removed += db.execute(
+            "DELETE FROM runs WHERE job_id = ? AND scheduled_for < ?", (job_id, _time_key(older_than))
+        ).rowcount
+    return int(removed)

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import random
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
+from apscheduler.triggers.cron import CronTrigger
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -156,3 +158,24 @@ def test_wildcard_free_schedules_are_stored_verbatim(expression: str) -> None:
         assert validate_schedule(expression) == expression
     except ScheduleError:
         pass
+
+
+@settings(max_examples=150, deadline=None)
+@given(schedules().filter(lambda s: "?" not in s), st.integers(0, 3 * 365 * 86400))
+def test_shared_field_triggers_fire_exactly_like_apschedulers_own(expression: str, offset: int) -> None:
+    """build_trigger shares compiled fields between triggers (a cold-start optimisation): its
+    triggers must fire at the very times a plain CronTrigger of the same fields does, even
+    after other triggers have reused those fields."""
+    try:
+        shared = build_trigger(expression, timezone="Europe/Paris")
+    except ScheduleError:
+        return
+    build_trigger(expression, timezone="UTC")  # the same compiled fields, used elsewhere
+    plain = CronTrigger(timezone=ZoneInfo("Europe/Paris"), **cron_fields(expression))
+    moment = NOW + timedelta(seconds=offset)
+    for _ in range(5):
+        expected = plain.get_next_fire_time(None, moment)
+        assert shared.get_next_fire_time(None, moment) == expected
+        if expected is None:
+            break
+        moment = expected + timedelta(seconds=1)

@@ -9,8 +9,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from common.errors import LeaseLostError
-from common.models import Job, LaunchedTask, Lease, Run
+from common.errors import JobNotFoundError, LeaseLostError
+from common.models import Job, JobStatus, LaunchedTask, Lease, Run
 from common.store.base import JobStore
 
 T0 = datetime(2026, 11, 25, 12, 0, 0, tzinfo=UTC)
@@ -149,3 +149,31 @@ def test_deleting_a_job_deletes_its_runs(store: JobStore) -> None:
     store.claim_run(run(lease), lease)
     store.delete_job("j")
     assert store.list_runs("j") == []
+
+
+def test_record_run_finishes_prunes_and_writes_status_together(store: JobStore) -> None:
+    store.create_job(Job.model_validate({"id": "j", "taskDefinition": "t", "schedule": "0"}))
+    lease = lead(store)
+    for second in range(4):
+        store.claim_run(run(lease, at=T0 + timedelta(seconds=second)), lease)
+    latest = T0 + timedelta(seconds=3)
+    tasks = [LaunchedTask(task_id="t9", host_id="h")]
+    finished = run(lease, at=latest, status="launched", started=1, tasks=tasks)
+    next_run = latest + timedelta(minutes=1)
+    status = JobStatus(last_run=latest, last_run_tasks=tasks, estimated_next_run=next_run)
+    assert store.record_run(finished, status, keep=2) is True
+    runs = store.list_runs("j", count=100)
+    assert [(r.scheduled_for.second, r.status) for r in runs] == [(3, "launched"), (2, "claimed")]
+    job = store.get_job("j")
+    assert (job.last_run, job.last_run_tasks) == (latest, tasks)
+    assert job.estimated_next_run == next_run
+
+
+def test_record_run_of_a_deleted_job_returns_false_and_recreates_nothing(store: JobStore) -> None:
+    store.create_job(Job.model_validate({"id": "j", "taskDefinition": "t", "schedule": "0"}))
+    lease = lead(store)
+    store.claim_run(run(lease), lease)
+    store.delete_job("j")
+    assert store.record_run(run(lease, status="launched"), JobStatus(last_run=T0), keep=10) is False
+    with pytest.raises(JobNotFoundError):
+        store.get_job("j")
