@@ -10,6 +10,7 @@ import hashlib
 import json
 import threading
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,6 +28,7 @@ class FakeAWS:
     arrivals: list[Arrival] = field(default_factory=list)
     messages: int = 0
     batches: int = 0
+    calls: Counter[str] = field(default_factory=Counter)  # requests per action
     _loop: asyncio.AbstractEventLoop | None = None
     _thread: threading.Thread | None = None
     _ready: threading.Event = field(default_factory=threading.Event)
@@ -90,6 +92,7 @@ class FakeAWS:
             writer.close()
 
     def _answer(self, target: str, request: dict[str, Any], arrived: float) -> dict[str, Any]:
+        self.calls[target] += 1
         if target == "RunTask":
             job_id = next(
                 (tag["value"] for tag in request.get("tags", []) if tag.get("key") == "ecs-scheduler:job-id"),

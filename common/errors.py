@@ -89,6 +89,7 @@ class LaunchError(SchedulerError):
     def __init__(self, job_id: str, detail: str) -> None:
         super().__init__(f"Launching tasks for job {job_id} failed: {detail}")
         self.job_id = job_id
+        self.detail = detail
 
 
 class LeaseLostError(SchedulerError):

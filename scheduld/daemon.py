@@ -88,6 +88,7 @@ class Daemon:
             lease=self._leadership.current,
             replica=self.replica,
             first_fire_after=lambda job, after, until: self._schedule.first_fire_after(job, after, until),
+            fires_due=lambda moment: self._schedule.fires_due(moment),
             settings=settings.scheduler,
         )
         self.loaded = threading.Event()

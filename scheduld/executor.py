@@ -15,6 +15,7 @@ import hashlib
 import logging
 import threading
 import time
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -25,6 +26,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from common.config import ECSSettings
 from common.errors import LaunchError
 from common.models import Job, LaunchedTask, LaunchFailure, run_id
+from scheduld.running import SharedRunningCounts
 
 if TYPE_CHECKING:
     from mypy_boto3_ecs import ECSClient
@@ -92,29 +94,55 @@ class TaskLauncher:
         self._bucket = TokenBucket(settings.launch_rate_per_second)
         # made once: botocore's get_paginator lists its data directories on every call
         self._list_tasks = ecs.get_paginator("list_tasks")
+        self._shared = SharedRunningCounts(self._count_started_by, self._count_cluster)
 
-    def running_count(self, job: Job) -> int:
-        """This job's tasks still PENDING or RUNNING.
-
-        ListTasks takes startedBy as its only filter and may still list recently stopped
-        tasks, so DescribeTasks confirms which are live.
-        """
+    def running_count(self, job: Job, *, second: datetime | None = None, fires: int = 1) -> int:
+        """This job's tasks still PENDING or RUNNING. For a fire of ``second`` with ``fires``
+        fires due on it, one cluster listing may serve them all (scheduld/running.py)."""
         marker = started_by(self._prefix, job.id)
-        with _translate(job.id, "ListTasks"):
+        try:
+            if second is None:
+                return self._count_started_by(marker)
+            return self._shared.count(marker, second=second, fires=fires)
+        except LaunchError as exc:
+            raise LaunchError(job.id, exc.detail) from exc
+
+    def _count_started_by(self, marker: str) -> int:
+        """ListTasks takes startedBy as its only filter and may still list recently stopped
+        tasks, so DescribeTasks confirms which are live."""
+        with _translate(marker, "ListTasks"):
             arns = [
                 arn
                 for page in self._list_tasks.paginate(cluster=self._cluster, startedBy=marker)
                 for arn in page["taskArns"]
             ]
-        live = 0
+        return sum(1 for task in self._describe(marker, arns) if task.get("desiredStatus") == "RUNNING")
+
+    def _count_cluster(self) -> tuple[Counter[str], int]:
+        """Every live task of the cluster per startedBy, and the calls that took."""
+        pages = 0
+        arns: list[str] = []
+        with _translate("(cluster)", "ListTasks"):
+            for page in self._list_tasks.paginate(cluster=self._cluster, desiredStatus="RUNNING"):
+                pages += 1
+                arns += page["taskArns"]
+        tasks = self._describe("(cluster)", arns)
+        counts = Counter(
+            task["startedBy"]
+            for task in tasks
+            if task.get("desiredStatus") == "RUNNING" and "startedBy" in task
+        )
+        return counts, pages + -(-len(arns) // 100)
+
+    def _describe(self, subject: str, arns: list[str]) -> list[dict[str, Any]]:
+        # ECS sets desiredStatus STOPPED once a task ends or is stopped
+        tasks: list[Any] = []  # TaskTypeDef
         for start in range(0, len(arns), 100):
-            with _translate(job.id, "DescribeTasks"):
-                tasks = self._ecs.describe_tasks(cluster=self._cluster, tasks=arns[start : start + 100])[
+            with _translate(subject, "DescribeTasks"):
+                tasks += self._ecs.describe_tasks(cluster=self._cluster, tasks=arns[start : start + 100])[
                     "tasks"
                 ]
-            # ECS sets desiredStatus STOPPED once a task ends or is stopped
-            live += sum(1 for task in tasks if task.get("desiredStatus") == "RUNNING")
-        return live
+        return tasks
 
     def launch(self, job: Job, count: int, *, scheduled: datetime) -> LaunchResult:
         """Start ``count`` tasks in batches of ≤ 10; ECS's per-task failures are collected."""

@@ -44,6 +44,7 @@ class Firing:
         lease: Callable[[], Lease | None],
         replica: str,
         first_fire_after: FirstFireAfter | None = None,
+        fires_due: Callable[[datetime], int] | None = None,
         settings: SchedulerSettings | None = None,
     ) -> None:
         self._store = store
@@ -54,6 +55,7 @@ class Firing:
         self._lease = lease
         self._replica = replica
         self._first_fire_after = first_fire_after
+        self._fires_due = fires_due or (lambda _: 1)
         self._settings = settings or SchedulerSettings()
         self._retry_store = tenacity.Retrying(
             retry=tenacity.retry_if_exception_type(StoreUnavailableError),
@@ -108,7 +110,9 @@ class Firing:
         failures: list[LaunchFailure] = []
         try:
             expected = self._triggers.expected_count(job)
-            running = self._launcher.running_count(job) if expected else 0
+            if expected:
+                fires = self._fires_due(scheduled)
+                running = self._launcher.running_count(job, second=scheduled, fires=fires)
         except (TriggerError, LaunchError) as exc:
             failures.append(LaunchFailure(reason=type(exc).__name__, detail=exc.message))
             logger.warning("job %s: fire at %s cannot count tasks: %s", job_id, scheduled, exc.message)

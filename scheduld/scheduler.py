@@ -13,6 +13,7 @@ import inspect
 import logging
 import math
 import threading
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -38,7 +39,22 @@ _current = threading.local()
 class _FireTimeExecutor(ThreadPoolExecutor):  # type: ignore[misc]
     """APScheduler's thread pool, but the callback learns which scheduled time it runs for."""
 
+    def __init__(self, max_workers: int) -> None:
+        super().__init__(max_workers=max_workers)
+        self._submitted: Counter[datetime] = Counter()
+        self._submitted_lock = threading.Lock()
+
+    def submitted(self, run_time: datetime) -> int:
+        """Fires submitted so far for ``run_time``: how big its herd is."""
+        with self._submitted_lock:
+            return self._submitted[run_time]
+
     def _do_submit_job(self, job: Any, run_times: list[datetime]) -> None:
+        with self._submitted_lock:
+            if run_times[-1] not in self._submitted and len(self._submitted) >= 256:
+                self._submitted = Counter({t: self._submitted[t] for t in sorted(self._submitted)[-128:]})
+            self._submitted[run_times[-1]] += 1
+
         def run() -> Any:
             _current.run_time = run_times[-1]  # coalesced: one run time per submission
             return run_job(job, job._jobstore_alias, run_times, self._logger.name)
@@ -177,6 +193,10 @@ class Schedule:
         trigger = _trigger(_Fingerprint.of(job))
         first: datetime | None = trigger.get_next_fire_time(moment, until)
         return first if first is not None and first <= until else None
+
+    def fires_due(self, moment: datetime) -> int:
+        """How many fires were handed to workers for ``moment`` so far."""
+        return self._executor.submitted(moment)
 
     def next_fire_time(self, job_id: str) -> datetime | None:
         job = self._scheduler.get_job(job_id)

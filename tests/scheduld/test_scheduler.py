@@ -155,3 +155,16 @@ def test_catch_up_never_refires_a_last_run_ahead_of_this_clock(schedule: Schedul
     ahead = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=3)
     schedule.put(job("skewed", schedule="*", lastRun=ahead.isoformat()), catch_up=True)
     assert schedule.next_fire_time("skewed") == ahead + timedelta(seconds=1)
+
+
+def test_fires_due_counts_the_herd_of_each_second(
+    schedule: Schedule, fired: list[tuple[str, datetime]]
+) -> None:
+    for n in range(7):
+        schedule.put(job(f"herd{n}", schedule="*/2"))
+    schedule.put(job("odd", schedule="1-59/2"))
+    wait_for(lambda: len({at for _, at in fired}) >= 2 and len(fired) >= 8)
+    seen = list(fired)
+    threading.Event().wait(0.2)  # a second's fires are all handed over within microseconds
+    for _, at in seen:
+        assert schedule.fires_due(at) == (7 if at.second % 2 == 0 else 1)
