@@ -155,6 +155,7 @@ def herd(moto: MotoServer, fake: FakeAWS, *, jobs: int, rate: float) -> dict[str
         ):
             wait_for_line(log, "jobs scheduled", timeout=60)
             fake.take()
+            fake.calls.clear()
             deadline = fire_at.timestamp() + 5 + (jobs / rate if rate else 0) * 1.5
             while time.time() < deadline:
                 if len({a.job_id for a in fake.arrivals}) >= jobs:
@@ -170,4 +171,5 @@ def herd(moto: MotoServer, fake: FakeAWS, *, jobs: int, rate: float) -> dict[str
         "launched": len(launched),
         "first_runtask_ms": round((first - fire_at.timestamp()) * 1000, 1),
         "last_runtask_ms": round((last - fire_at.timestamp()) * 1000, 1),
+        "list_tasks_calls": fake.calls["ListTasks"],
     }
