@@ -102,7 +102,7 @@ async def create_job(request: Request) -> Response:
     store = store_of(request)
     create = parse_create(await json_body(request, limit=settings_of(request).webapi.max_body_bytes))
     job = new_job(create)
-    await _call(store, store.create_job, job)
+    await _write(store.create_job, job)
     logger.info("created job %s", job.id)
     reply = job_ref(job.id)
     await _publish(bus_of(request), ChangeEvent(op="add", job_id=job.id), reply)
@@ -152,7 +152,7 @@ async def list_runs(
 async def update_job(job_id: str, request: Request) -> Response:
     store = store_of(request)
     update = parse_update(await json_body(request, limit=settings_of(request).webapi.max_body_bytes))
-    await _call(store, store.update_job, job_id, lambda job: apply_update(job, update))
+    await _write(store.update_job, job_id, lambda job: apply_update(job, update))
     if logger.isEnabledFor(logging.INFO):
         changed = update.model_dump(by_alias=True, include=update.model_fields_set)
         logger.info("updated job %s: %s", job_id, ", ".join(sorted(changed)))
@@ -169,7 +169,7 @@ async def update_job(job_id: str, request: Request) -> Response:
 )
 async def delete_job(job_id: str, request: Request) -> Response:
     store = store_of(request)
-    await _call(store, store.delete_job, job_id)
+    await _write(store.delete_job, job_id)
     logger.info("deleted job %s", job_id)
     reply: dict[str, object] = {"id": job_id}
     await _publish(bus_of(request), ChangeEvent(op="remove", job_id=job_id), reply)
@@ -188,14 +188,17 @@ def _page(path: str, key: str, items: list[Any], *, skip: int, count: int) -> di
 
 
 async def _call(store: JobStore, method: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-    """Run a store call. A local store (``blocking`` False: SQLite) is called on the event loop:
-    its reads and write transactions take tens of µs, while a hop to a worker thread costs
-    about 0.3 ms of CPU per write under load (bench/README.md). The price: a write that meets
-    another process's write transaction (scheduld's are a few statements long) waits for it
-    on the loop, within SQLite's busy timeout. A network store is called in the thread pool."""
+    """A store read. A local store (``blocking`` False: SQLite) answers on the event loop, in
+    tens of µs, since WAL readers never wait; a network store is called in the thread pool."""
     if store.blocking:
         return await run_in_threadpool(method, *args, **kwargs)
     return method(*args, **kwargs)
+
+
+async def _write(method: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    """A store write, always in the thread pool: even on SQLite it may wait for another
+    process's write transaction (up to the busy timeout), which must never stall the loop."""
+    return await run_in_threadpool(method, *args, **kwargs)
 
 
 async def _publish(bus: EventBus, event: ChangeEvent, reply: dict[str, object]) -> None:
