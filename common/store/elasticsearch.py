@@ -1,9 +1,7 @@
 """Elasticsearch / OpenSearch job store: production storage.
 
-One class, two client flavours (``store.elasticsearch.flavour``): the official
-``elasticsearch`` client, or ``opensearch-py`` for OpenSearch (e.g. Amazon OpenSearch
-Service). Both accept the same calls (``body=`` with the REST API's JSON), so a flavour is just
-a client and its exception classes (``_Flavour``); the store logic is written once.
+Written once for both client libraries over ``SearchClient`` (common/store/search_client.py),
+which also turns their exceptions into NotFound, Conflict or StoreUnavailableError.
 
 Each job is one document ``{"id", "job": {user fields}, "status": {scheduld fields}}`` in an
 index created with an explicit mapping: only ``id`` is indexed (a keyword, for ordering), user
@@ -20,14 +18,12 @@ hops over sort values beyond it.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import random
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Any
 
 from common.config import ElasticsearchSettings
 from common.errors import (
@@ -35,10 +31,10 @@ from common.errors import (
     JobExistsError,
     JobNotFoundError,
     LeaseLostError,
-    StoreUnavailableError,
 )
 from common.models import Job, JobStatus, Lease, Run
 from common.store.base import PAGE_LIMIT, JobChange, JobStore
+from common.store.search_client import Conflict, NotFound, SearchClient, Versioned, connect
 
 logger = logging.getLogger(__name__)
 
@@ -68,178 +64,20 @@ LEASE_MAPPINGS: dict[str, Any] = {
         "expires_at": {"type": "double"},
     },
 }
-DEFAULT_RESULT_WINDOW = 10_000
 CAS_ATTEMPTS = 50
 STATUS_RETRIES = 10
 """``retry_on_conflict`` of a status write: the cluster re-applies it if a user update lands."""
 _BY_ID: list[dict[str, str]] = [{"id": "asc"}]
-_Refresh = bool | Literal["wait_for"]
-
-
-class _NotFound(Exception):
-    """The document is absent (an absent index is StoreUnavailableError instead)."""
-
-
-class _Conflict(Exception):
-    """A create found the id taken, or a conditional write lost to another writer."""
-
-
-@dataclass(frozen=True)
-class _Versioned:
-    source: dict[str, Any]
-    seq_no: int
-    primary_term: int
-
-
-@dataclass(frozen=True)
-class _Flavour:
-    """All that differs between the two client libraries: the client and what it raises."""
-
-    client: Any
-    not_found: type[Exception]
-    conflict: type[Exception]
-    failures: tuple[type[Exception], ...]  # base classes of everything the library raises
-
-
-def _elasticsearch(settings: ElasticsearchSettings, client: Any) -> _Flavour:
-    import elasticsearch
-
-    return _Flavour(
-        client or elasticsearch.Elasticsearch(hosts=settings.hosts, **settings.client_options),
-        elasticsearch.NotFoundError,
-        elasticsearch.ConflictError,
-        (elasticsearch.ApiError, elasticsearch.TransportError),
-    )
-
-
-def _opensearch(settings: ElasticsearchSettings, client: Any) -> _Flavour:
-    import opensearchpy
-
-    return _Flavour(
-        client or opensearchpy.OpenSearch(hosts=settings.hosts, **settings.client_options),
-        opensearchpy.NotFoundError,
-        opensearchpy.ConflictError,
-        (opensearchpy.OpenSearchException,),
-    )
-
-
-_FLAVOURS: dict[str, Callable[[ElasticsearchSettings, Any], _Flavour]] = {
-    "elasticsearch": _elasticsearch,
-    "opensearch": _opensearch,
-}
-
-
-class _Client:
-    """The cluster calls the store makes, identical for both flavours, errors translated."""
-
-    def __init__(self, flavour: _Flavour) -> None:
-        self._flavour = flavour
-        self._raw = flavour.client
-
-    @contextlib.contextmanager
-    def _translate(self, op: str, index: str) -> Iterator[None]:
-        """The one place library exceptions are caught: an absent document and a version
-        conflict become _NotFound/_Conflict for the store to name; anything else (connection
-        error, timeout, 5xx, a missing index) is StoreUnavailableError, chained."""
-        flavour = self._flavour
-        try:
-            yield
-        except flavour.failures as exc:
-            if isinstance(exc, flavour.conflict):
-                raise _Conflict() from exc
-            if isinstance(exc, flavour.not_found) and _error_type(exc) != "index_not_found_exception":
-                raise _NotFound() from exc
-            logger.warning("search store: %s on index %s failed: %s", op, index, exc)
-            raise StoreUnavailableError(f"{op} on index {index}: {exc}") from exc
-
-    def ensure_index(self, index: str, settings: dict[str, Any], mappings: dict[str, Any] = MAPPINGS) -> None:
-        """Create the index unless it exists (another process may create it at the same time)."""
-        with self._translate("create index", index):
-            if self._raw.indices.exists(index=index):
-                return
-            try:
-                self._raw.indices.create(index=index, body={"settings": settings, "mappings": mappings})
-            except self._flavour.failures as exc:
-                if _error_type(exc) != "resource_already_exists_exception":
-                    raise
-
-    def result_window(self, index: str) -> int:
-        with self._translate("get settings", index):
-            found = self._raw.indices.get_settings(index=index, name="index.max_result_window")
-        settings: dict[str, Any] = next(iter(dict(found).values()), {})
-        value = settings.get("settings", {}).get("index", {}).get("max_result_window")
-        return int(value) if value else DEFAULT_RESULT_WINDOW
-
-    def create(self, index: str, doc_id: str, document: dict[str, Any], refresh: _Refresh) -> None:
-        with self._translate("create", index):
-            self._raw.create(index=index, id=doc_id, body=document, refresh=refresh)
-
-    def get(self, index: str, doc_id: str) -> _Versioned:
-        with self._translate("get", index):
-            found = self._raw.get(index=index, id=doc_id)
-        return _Versioned(found["_source"], found["_seq_no"], found["_primary_term"])
-
-    def get_many(self, index: str, ids: list[str]) -> list[dict[str, Any]]:
-        """Sources of the documents still present, in the order of ``ids`` (real-time)."""
-        with self._translate("mget", index):
-            docs: list[dict[str, Any]] = self._raw.mget(index=index, body={"ids": ids})["docs"]
-        return [doc["_source"] for doc in docs if doc.get("found")]
-
-    def replace(
-        self, index: str, doc_id: str, document: dict[str, Any], version: _Versioned, refresh: _Refresh
-    ) -> None:
-        """Write ``document`` only if it is still at ``version`` (_Conflict otherwise)."""
-        with self._translate("index", index):
-            self._raw.index(
-                index=index,
-                id=doc_id,
-                body=document,
-                if_seq_no=version.seq_no,
-                if_primary_term=version.primary_term,
-                refresh=refresh,
-            )
-
-    def merge(self, index: str, doc_id: str, partial: dict[str, Any], retries: int) -> None:
-        """Merge ``partial`` into an existing document; the cluster retries its own conflicts."""
-        with self._translate("update", index):
-            self._raw.update(index=index, id=doc_id, body={"doc": partial}, retry_on_conflict=retries)
-
-    def delete(self, index: str, doc_id: str, refresh: _Refresh) -> None:
-        with self._translate("delete", index):
-            self._raw.delete(index=index, id=doc_id, refresh=refresh)
-
-    def delete_by_query(self, index: str, query: dict[str, Any]) -> int:
-        with self._translate("delete by query", index):
-            result = self._raw.delete_by_query(
-                index=index, body={"query": query}, refresh=True, conflicts="proceed"
-            )
-        return int(result.get("deleted", 0))
-
-    def search(self, index: str, body: dict[str, Any]) -> list[dict[str, Any]]:
-        with self._translate("search", index):
-            hits: list[dict[str, Any]] = self._raw.search(index=index, body=body)["hits"]["hits"]
-        return hits
-
-    def count(self, index: str) -> int:
-        with self._translate("count", index):
-            return int(self._raw.count(index=index)["count"])
-
-    def drop(self, index: str) -> None:
-        with self._translate("delete index", index):
-            self._raw.indices.delete(index=index, ignore_unavailable=True)
-
-    def close(self) -> None:
-        self._raw.close()
 
 
 class ElasticsearchJobStore(JobStore):
     blocking = True
 
-    def __init__(self, client: _Client, *, index: str, result_window: int | None = None) -> None:
+    def __init__(self, client: SearchClient, *, index: str, result_window: int | None = None) -> None:
         self._client = client
         self._index = index
         settings = {"index": {"max_result_window": result_window}} if result_window else {}
-        self._client.ensure_index(index, settings)
+        self._client.ensure_index(index, settings, MAPPINGS)
         self._runs = f"{index}-runs"
         self._leases = f"{index}-leases"
         self._client.ensure_index(self._runs, {}, RUN_MAPPINGS)
@@ -256,7 +94,7 @@ class ElasticsearchJobStore(JobStore):
         ``result_window`` sets ``index.max_result_window`` if the index is created here (tests
         use a tiny one to reach the deep-page path); an existing index keeps its own.
         """
-        wrapped = _Client(_FLAVOURS[settings.flavour](settings, client))
+        wrapped = connect(settings, client)
         try:
             return cls(wrapped, index=settings.index, result_window=result_window)
         except BaseException:
@@ -270,7 +108,7 @@ class ElasticsearchJobStore(JobStore):
         document = {"id": job.id, "job": job.user_document(), "status": {}}
         try:
             self._client.create(self._index, job.id, document, refresh="wait_for")
-        except _Conflict as exc:
+        except Conflict as exc:
             raise JobExistsError(job.id) from exc
         return Job.model_validate(job.user_document())
 
@@ -286,7 +124,7 @@ class ElasticsearchJobStore(JobStore):
     def delete_job(self, job_id: str) -> None:
         try:
             self._client.delete(self._index, job_id, refresh="wait_for")
-        except _NotFound as exc:
+        except NotFound as exc:
             raise JobNotFoundError(job_id) from exc
         self._client.delete_by_query(self._runs, {"term": {"job_id": job_id}})
 
@@ -313,9 +151,9 @@ class ElasticsearchJobStore(JobStore):
         # (read back as unset), and user fields are never part of the write.
         try:
             self._client.merge(self._index, job_id, {"status": status.changes()}, STATUS_RETRIES)
-        except _NotFound as exc:  # no upsert: a deleted job stays deleted
+        except NotFound as exc:  # no upsert: a deleted job stays deleted
             raise JobNotFoundError(job_id) from exc
-        except _Conflict as exc:
+        except Conflict as exc:
             raise ConcurrentUpdateError(job_id) from exc
 
     # --- runs --------------------------------------------------------------------------------
@@ -329,18 +167,18 @@ class ElasticsearchJobStore(JobStore):
         try:
             self._client.create(self._runs, run_key, document, refresh=True)
             return True
-        except _Conflict:
+        except Conflict:
             pass
         try:
             current = self._client.get(self._runs, run_key)
-        except _NotFound:
+        except NotFound:
             return False
         if current.source.get("status") != "claimed" or int(current.source.get("token", 0)) >= lease.token:
             return False
         try:  # its claimer died before finishing: take it over, unless someone else just did
             self._client.replace(self._runs, run_key, document, current, refresh=True)
             return True
-        except (_Conflict, _NotFound):
+        except (Conflict, NotFound):
             return False
 
     def finish_run(self, run: Run) -> None:
@@ -350,7 +188,7 @@ class ElasticsearchJobStore(JobStore):
                 self._client.replace(
                     self._runs, run.run_id, _run_document(run, run.token), current, refresh=True
                 )
-        except (_Conflict, _NotFound):
+        except (Conflict, NotFound):
             logger.info("run %s was taken over; outcome of token %d not stored", run.run_id, run.token)
 
     def unfinished_runs(self, *, older_than_token: int, limit: int = 1000) -> list[Run]:
@@ -398,8 +236,8 @@ class ElasticsearchJobStore(JobStore):
     def acquire_lease(self, name: str, *, holder: str, ttl: float) -> Lease | None:
         now = time.time()
         try:
-            current: _Versioned | None = self._client.get(self._leases, name)
-        except _NotFound:
+            current: Versioned | None = self._client.get(self._leases, name)
+        except NotFound:
             current = None
         if current is None:
             token = 1
@@ -417,7 +255,7 @@ class ElasticsearchJobStore(JobStore):
                 self._client.create(self._leases, name, document, refresh=False)
             else:
                 self._client.replace(self._leases, name, document, current, refresh=False)
-        except (_Conflict, _NotFound):
+        except (Conflict, NotFound):
             return None  # another replica wrote in between
         return Lease(name=name, holder=holder, token=token, expires_at=datetime.fromtimestamp(now + ttl, UTC))
 
@@ -427,13 +265,13 @@ class ElasticsearchJobStore(JobStore):
             if current.source["holder"] == lease.holder and int(current.source["token"]) == lease.token:
                 document = {**current.source, "expires_at": 0.0}
                 self._client.replace(self._leases, lease.name, document, current, refresh=False)
-        except (_Conflict, _NotFound):
+        except (Conflict, NotFound):
             pass
 
     def _check_lease(self, lease: Lease) -> None:
         try:
             source = self._client.get(self._leases, lease.name).source
-        except _NotFound as exc:
+        except NotFound as exc:
             raise LeaseLostError(lease.holder, lease.token) from exc
         if (
             source["holder"] != lease.holder
@@ -458,10 +296,10 @@ class ElasticsearchJobStore(JobStore):
 
     # --- internals -----------------------------------------------------------------------
 
-    def _get(self, job_id: str) -> _Versioned:
+    def _get(self, job_id: str) -> Versioned:
         try:
             return self._client.get(self._index, job_id)
-        except _NotFound as exc:
+        except NotFound as exc:
             raise JobNotFoundError(job_id) from exc
 
     def _compare_and_set(
@@ -477,7 +315,7 @@ class ElasticsearchJobStore(JobStore):
             try:
                 self._client.replace(self._index, job_id, document, current, refresh=False)
                 return document
-            except _Conflict:  # also when the job was deleted: the re-read then says so
+            except Conflict:  # also when the job was deleted: the re-read then says so
                 time.sleep(random.uniform(0, 0.002 * (attempt + 1)))
         raise ConcurrentUpdateError(job_id)
 
@@ -518,8 +356,3 @@ def _time_key(moment: datetime) -> str:
 
 def _job(source: dict[str, Any]) -> Job:
     return Job.model_validate({**source.get("job", {}), **source.get("status", {})})
-
-
-def _error_type(exc: Exception) -> str:
-    """The cluster's error type (e.g. ``index_not_found_exception``); both clients set ``error``."""
-    return str(getattr(exc, "error", ""))
