@@ -603,3 +603,14 @@ def test_docker_compose_config_accepts_the_file() -> None:
         check=False,
     )
     assert result.returncode == 0, result.stderr
+
+
+def test_task_reaper_runs_a_command_of_the_local_launcher() -> None:
+    from ecs_scheduler.local.__main__ import COMMANDS
+
+    service = services()["task-reaper"]
+    entrypoint = service["entrypoint"]
+    command = entrypoint if isinstance(entrypoint, list) else shlex.split(entrypoint)
+    assert command[0] in PYTHON_NAMES and command[1:3] == ["-m", "ecs_scheduler.local"]
+    assert command[3] == "reaper" and command[3] in COMMANDS
+    assert service["build"]["dockerfile"] == "Dockerfile.scheduld"  # its image has the package

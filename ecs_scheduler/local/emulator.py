@@ -132,9 +132,45 @@ def _sleep_seconds(task: Any) -> float:
 
 
 def serve(settings: Settings, *, port: int, interval: float = 0.5) -> int:
-    """Run the emulator until SIGINT/SIGTERM."""
+    """Run the emulator, and its task reaper, until SIGINT/SIGTERM."""
     from moto.server import ThreadedMotoServer
 
+    stop = _stop_on_signals()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    endpoint_url = f"http://127.0.0.1:{port}"
+    try:
+        seed(settings, endpoint_url=endpoint_url)
+        logger.info("AWS emulator ready on %s", endpoint_url)
+        reap_until(
+            stop, TaskReaper(aws.client("ecs", endpoint_url=endpoint_url), settings.ecs.cluster), interval
+        )
+    finally:
+        server.stop()
+        logger.info("AWS emulator stopped")
+    return 0
+
+
+def reap(settings: Settings, *, interval: float = 0.5) -> int:
+    """Only the task reaper, against the ECS endpoint of the environment (the compose stack's
+    emulator), until SIGINT/SIGTERM."""
+    stop = _stop_on_signals()
+    logger.info("reaping emulated tasks of cluster %s", settings.ecs.cluster)
+    reap_until(stop, TaskReaper(aws.client("ecs"), settings.ecs.cluster), interval)
+    return 0
+
+
+def reap_until(stop: threading.Event, reaper: TaskReaper, interval: float) -> None:
+    """Sweep every ``interval`` seconds until ``stop``; a failed sweep is logged and retried."""
+    while not stop.wait(interval):
+        try:
+            for arn in reaper.sweep():
+                logger.info("emulated task finished: %s", arn)
+        except (BotoCoreError, ClientError) as exc:
+            logger.warning("task reaper sweep failed: %s", exc)
+
+
+def _stop_on_signals() -> threading.Event:
     stop = threading.Event()
 
     def _stop(signum: int, frame: FrameType | None) -> None:
@@ -142,20 +178,4 @@ def serve(settings: Settings, *, port: int, interval: float = 0.5) -> int:
 
     signal.signal(signal.SIGINT, _stop)
     signal.signal(signal.SIGTERM, _stop)
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    endpoint_url = f"http://127.0.0.1:{port}"
-    try:
-        seed(settings, endpoint_url=endpoint_url)
-        logger.info("AWS emulator ready on %s", endpoint_url)
-        reaper = TaskReaper(aws.client("ecs", endpoint_url=endpoint_url), settings.ecs.cluster)
-        while not stop.wait(interval):
-            try:
-                for arn in reaper.sweep():
-                    logger.info("emulated task finished: %s", arn)
-            except (BotoCoreError, ClientError) as exc:
-                logger.warning("task reaper sweep failed: %s", exc)
-    finally:
-        server.stop()
-        logger.info("AWS emulator stopped")
-    return 0
+    return stop
