@@ -33,7 +33,6 @@ from common.config import CONFIG_DIR_ENV, Settings, load_settings
 
 ROOT = Path(__file__).resolve().parent.parent
 COMPOSE_FILE = ROOT / "docker-compose.yml"
-BOOTSTRAP_SCRIPT = ROOT / "docker" / "bootstrap_aws.py"
 COMPONENTS = ("webapi", "scheduld")
 BASE_IMAGE = "python:3.11-slim"
 STANDARD_ENV_PREFIXES = ("AWS_", "PYTHON", "PIP_")
@@ -545,39 +544,16 @@ def test_bind_mounts_exist() -> None:
                 assert (ROOT / source).exists(), f"{name}: bind mount {source} does not exist"
 
 
-def test_bootstrap_script_parses_and_is_what_the_service_runs() -> None:
-    source = BOOTSTRAP_SCRIPT.read_text()
-    compile(source, str(BOOTSTRAP_SCRIPT), "exec")
-    service = services()["bootstrap"]
-    mounts = {
-        target: (ROOT / src).resolve()
-        for volume in service.get("volumes", [])
-        for src, target, *_ in [str(volume).split(":")]
-    }
-    entrypoint = service["entrypoint"]
-    command = entrypoint if isinstance(entrypoint, list) else shlex.split(entrypoint)
-    assert command[0] in PYTHON_NAMES
-    assert mounts.get(command[1]) == BOOTSTRAP_SCRIPT.resolve(), (
-        "bootstrap does not run docker/bootstrap_aws.py"
-    )
-
-
-def test_bootstrap_reads_the_app_settings_with_the_app_defaults() -> None:
-    """Same names and defaults as Settings, and the same values as webapi and scheduld get."""
-    source = BOOTSTRAP_SCRIPT.read_text()
-    reads = re.findall(r"setting\(\s*\"([A-Z0-9_]+)\"\s*,\s*\"([^\"]*)\"", source)
-    assert reads, "bootstrap reads no settings"
-    defaults = Settings.model_construct()
+def test_bootstrap_seeds_with_the_settings_webapi_and_scheduld_get() -> None:
+    """Same queue, cluster and AWS values as the apps, so all agree on what was seeded."""
     bootstrap_env = container_env(services()["bootstrap"])
-    for name, default in reads:
-        assert is_setting(name), f"bootstrap reads {name}, which is not a Settings field"
-        value: Any = defaults
-        for part in name.lower().split("__"):
-            value = getattr(value, part)
-        assert str(value) == default, f"{name}: bootstrap default {default!r}, Settings default {value!r}"
-        for component in COMPONENTS:
-            app_env = container_env(services()[component])
-            assert bootstrap_env.get(name) == app_env.get(name), f"{name} differs: bootstrap vs {component}"
+    for component in COMPONENTS:
+        app_env = container_env(services()[component])
+        for name in {*bootstrap_env, *app_env}:
+            if name.startswith(("SQS__", "ECS__", "AWS_")) or name == "RUN_ENV":
+                assert bootstrap_env.get(name) == app_env.get(name), (
+                    f"{name} differs: bootstrap vs {component}"
+                )
 
 
 def test_dockerignore_keeps_the_context_small() -> None:
@@ -605,12 +581,13 @@ def test_docker_compose_config_accepts_the_file() -> None:
     assert result.returncode == 0, result.stderr
 
 
-def test_task_reaper_runs_a_command_of_the_local_launcher() -> None:
+@pytest.mark.parametrize(("service", "subcommand"), [("bootstrap", "seed"), ("task-reaper", "reaper")])
+def test_emulator_helpers_run_a_command_of_the_local_launcher(service: str, subcommand: str) -> None:
     from ecs_scheduler.local.__main__ import COMMANDS
 
-    service = services()["task-reaper"]
-    entrypoint = service["entrypoint"]
+    spec = services()[service]
+    entrypoint = spec["entrypoint"]
     command = entrypoint if isinstance(entrypoint, list) else shlex.split(entrypoint)
     assert command[0] in PYTHON_NAMES and command[1:3] == ["-m", "ecs_scheduler.local"]
-    assert command[3] == "reaper" and command[3] in COMMANDS
-    assert service["build"]["dockerfile"] == "Dockerfile.scheduld"  # its image has the package
+    assert command[3] == subcommand and command[3] in COMMANDS
+    assert spec["build"]["dockerfile"] == "Dockerfile.scheduld"  # its image has the package

@@ -3,6 +3,7 @@
     python -m ecs_scheduler.local            # emulator + webapi + scheduld under honcho
     python -m ecs_scheduler.local emulator   # just the AWS emulator (one Procfile entry)
     python -m ecs_scheduler.local wait       # block until the emulator answers
+    python -m ecs_scheduler.local seed       # only seed an emulator (compose stack's bootstrap)
     python -m ecs_scheduler.local reaper     # only stop finished emulated tasks (compose stack)
 
 Ports: the emulator listens on 127.0.0.1:$LOCAL_AWS_PORT (default 4566), webapi on
@@ -22,7 +23,7 @@ from common.logging import configure_logging
 
 ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_AWS_PORT = 4566
-COMMANDS = ("stack", "emulator", "wait", "reaper")
+COMMANDS = ("stack", "emulator", "wait", "seed", "reaper")
 
 
 def local_environment() -> dict[str, str]:
@@ -79,19 +80,19 @@ def wait_for_emulator(timeout: float = 60.0) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m ecs_scheduler.local", description=__doc__)
-    parser.add_argument(
-        "command", nargs="?", default="stack", choices=["stack", "emulator", "wait", "reaper"]
-    )
+    parser.add_argument("command", nargs="?", default="stack", choices=COMMANDS)
     args = parser.parse_args(argv)
     if args.command == "stack":
         return run_stack()
     os.environ.update(local_environment())
     if args.command == "wait":
         return wait_for_emulator()
-    from ecs_scheduler.local.emulator import reap, serve
+    from ecs_scheduler.local.emulator import reap, seed_when_up, serve
 
     settings = load_settings()
     configure_logging(settings.log_level, component="aws")
+    if args.command == "seed":
+        return seed_when_up(settings)
     if args.command == "reaper":
         return reap(settings)
     return serve(settings, port=int(os.environ["LOCAL_AWS_PORT"]))

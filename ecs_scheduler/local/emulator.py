@@ -2,7 +2,8 @@
 
 Seeds the ops queue and its dead-letter queue, an ECS cluster with EC2 container instances,
 the task definitions ``sleeper-task`` (container ``sleeper-container``) and ``consumer-task``,
-and the queue ``consumer-task-queue``. Emulated tasks then end like the short-lived containers
+and the queue ``consumer-task-queue`` (the compose stack's ``bootstrap`` service seeds its
+emulator with the same code). Emulated tasks then end like the short-lived containers
 they stand for: each is stopped ``SLEEP_SECONDS`` (from its environment override, default 3)
 after it was first seen, since moto's tasks would otherwise run forever.
 """
@@ -23,6 +24,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from common import aws
 from common.bus.sqs import SQSEventBus
 from common.config import Settings
+from common.errors import SchedulerError
 
 if TYPE_CHECKING:
     from mypy_boto3_ecs import ECSClient
@@ -38,17 +40,24 @@ TASK_DEFINITIONS = {
 TRIGGER_QUEUES = ("consumer-task-queue",)
 
 
-def seed(settings: Settings, *, endpoint_url: str) -> None:
-    """Create everything the usage guide's curl commands expect to exist."""
-    client_args: dict[str, Any] = {"endpoint_url": endpoint_url}
-    SQSEventBus.from_settings(settings.sqs, client=aws.client("sqs", **client_args)).close()
+def seed(settings: Settings, *, endpoint_url: str | None = None) -> None:
+    """Create everything the usage guide's curl commands expect to exist, each only if
+    missing: the compose stack seeds its emulator again whenever it restarts. Without
+    ``endpoint_url``, boto3 takes the endpoint from the environment."""
+    client_args: dict[str, Any] = {"endpoint_url": endpoint_url} if endpoint_url else {}
     sqs = aws.client("sqs", **client_args)
+    queues = settings.sqs.model_copy(update={"create_queues": True})
+    SQSEventBus.from_settings(queues, client=sqs).close()  # get-or-create, as the app does
     for name in TRIGGER_QUEUES:
         sqs.create_queue(QueueName=name)
     ecs: ECSClient = aws.client("ecs", **client_args)
     cluster = settings.ecs.cluster
-    ecs.create_cluster(clusterName=cluster)
+    active = [c for c in ecs.describe_clusters(clusters=[cluster])["clusters"] if c["status"] == "ACTIVE"]
+    if not active:
+        ecs.create_cluster(clusterName=cluster)
     for family, container in TASK_DEFINITIONS.items():
+        if ecs.list_task_definitions(familyPrefix=family)["taskDefinitionArns"]:
+            continue
         ecs.register_task_definition(
             family=family,
             networkMode="bridge",  # moto would demand a networkConfiguration for awsvpc
@@ -62,8 +71,9 @@ def seed(settings: Settings, *, endpoint_url: str) -> None:
                 }
             ],
         )
+    registered = int(active[0].get("registeredContainerInstancesCount", 0)) if active else 0
     ec2 = aws.client("ec2", **client_args)
-    for _ in range(CONTAINER_INSTANCES):
+    for _ in range(CONTAINER_INSTANCES - registered):
         instance = ec2.run_instances(
             ImageId="ami-12c6146b", MinCount=1, MaxCount=1, InstanceType="m5.4xlarge"
         )["Instances"][0]
@@ -86,6 +96,21 @@ def seed(settings: Settings, *, endpoint_url: str) -> None:
         settings.sqs.queue_name,
         ", ".join(TRIGGER_QUEUES),
     )
+
+
+def seed_when_up(settings: Settings, *, timeout: float = 60.0) -> int:
+    """``seed`` against the environment's emulator, retried while it is still starting."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            seed(settings)
+            return 0
+        except (BotoCoreError, ClientError, SchedulerError) as exc:
+            if time.monotonic() > deadline:
+                logger.critical("seeding the AWS emulator failed: %s", exc)
+                return 1
+            logger.info("AWS emulator not ready (%s); retrying", exc)
+            time.sleep(1.0)
 
 
 @dataclass
