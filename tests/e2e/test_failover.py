@@ -11,7 +11,6 @@ token returns the first call's tasks instead of launching again.
 
 from __future__ import annotations
 
-import json
 import signal
 import subprocess
 import sys
@@ -20,7 +19,6 @@ import time
 from collections import Counter
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +28,7 @@ from common.config import SQLiteSettings
 from common.models import Job
 from common.store.sqlite import SQLiteJobStore
 from tests.e2e.conftest import eventually, tail
-from tests.servers import MotoServer, component_env
+from tests.servers import AWSJSONEndpoint, MotoServer, component_env
 
 pytestmark = pytest.mark.slow
 
@@ -38,42 +36,16 @@ JOBS = 200
 KILLS = 3
 
 
-class IdempotentECS:
+class IdempotentECS(AWSJSONEndpoint):
     def __init__(self) -> None:
+        super().__init__()
         self.launches: dict[str, tuple[str, str, float]] = {}  # token → (job, scheduled, arrived)
         self.retries = 0
         self.lock = threading.Lock()
-        recorder = self
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def do_POST(self) -> None:  # noqa: N802 - http.server's name
-                body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", "0"))) or b"{}")
-                action = self.headers.get("X-Amz-Target", "").rsplit(".", 1)[-1]
-                data = json.dumps(recorder.answer(action, body)).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/x-amz-json-1.1")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        class Server(ThreadingHTTPServer):
-            daemon_threads = True
-
-            def handle_error(self, request: Any, client_address: Any) -> None:
-                """A killed replica resets its connections: expected here, not an error."""
-
-        self.server = Server(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def answer(self, action: str, body: dict[str, Any]) -> dict[str, Any]:
+    def answer(self, action: str, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
         if action != "RunTask":
-            return {"taskArns": []} if action == "ListTasks" else {"tasks": [], "failures": []}
+            return 200, ({"taskArns": []} if action == "ListTasks" else {"tasks": [], "failures": []})
         tags = {tag["key"]: tag["value"] for tag in body.get("tags", [])}
         token = body["clientToken"]
         with self.lock:
@@ -82,7 +54,7 @@ class IdempotentECS:
             else:
                 scheduled = tags["ecs-scheduler:scheduled-for"]
                 self.launches[token] = (tags["ecs-scheduler:job-id"], scheduled, time.time())
-        return {"tasks": [{"taskArn": f"arn:aws:ecs:us-east-1:1:task/c/{token[:12]}"}], "failures": []}
+        return 200, {"tasks": [{"taskArn": f"arn:aws:ecs:us-east-1:1:task/c/{token[:12]}"}], "failures": []}
 
     def arrivals_after(self, moment: float) -> int:
         with self.lock:
@@ -91,10 +63,8 @@ class IdempotentECS:
 
 @pytest.fixture
 def ecs() -> Iterator[IdempotentECS]:
-    endpoint = IdempotentECS()
-    yield endpoint
-    endpoint.server.shutdown()
-    endpoint.server.server_close()
+    with IdempotentECS() as endpoint:
+        yield endpoint
 
 
 @pytest.mark.parametrize("replicas", [2, 3])

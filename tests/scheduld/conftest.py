@@ -7,11 +7,9 @@ not enforce clientToken or throttle, so those are checked on what boto3 actually
 
 from __future__ import annotations
 
-import json
 import threading
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import boto3
@@ -25,7 +23,7 @@ from scheduld.executor import TaskLauncher
 from scheduld.firing import Firing
 from scheduld.triggers import TriggerRegistry, default_registry
 from tests.conftest import aws_client
-from tests.servers import MotoServer
+from tests.servers import AWSJSONEndpoint, MotoServer
 
 TASK_FAMILY = "sleeper-task"
 CONTAINER = "sleeper-container"
@@ -104,34 +102,15 @@ def running_tasks(ecs: Any, cluster: str) -> list[dict[str, Any]]:
     return ecs.describe_tasks(cluster=cluster, tasks=arns)["tasks"] if arns else []
 
 
-class RecordingECS:
+class RecordingECS(AWSJSONEndpoint):
     """Answers RunTask/ListTasks/DescribeTasks like ECS and records each request body."""
 
     def __init__(self) -> None:
+        super().__init__()
         self.calls: list[tuple[str, dict[str, Any]]] = []
         self.throttle_next = 0
         self.run_task_delay = 0.0  # seconds each RunTask answer takes (a launch under way)
         self.lock = threading.Lock()
-        recorder = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802 - http.server's name
-                action = self.headers.get("X-Amz-Target", "").rsplit(".", 1)[-1]
-                body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", "0"))) or b"{}")
-                status, reply = recorder.answer(action, body)
-                data = json.dumps(reply).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/x-amz-json-1.1")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
 
     def answer(self, action: str, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
         with self.lock:
@@ -164,14 +143,6 @@ class RecordingECS:
             aws_secret_access_key="testing",
             config=Config(retries={"mode": "standard", "max_attempts": max_attempts}),
         )
-
-    def __enter__(self) -> RecordingECS:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._server.shutdown()
-        self._server.server_close()
 
 
 @pytest.fixture
