@@ -85,7 +85,13 @@ class Firing:
         try:
             job = self._store.get_job(run.job_id)
         except JobNotFoundError:
-            self._finish(mine, LaunchResult(), status="failed", error="job deleted before its run completed")
+            self._finish(
+                mine,
+                LaunchResult(),
+                status="failed",
+                job_status=JobStatus(),  # nothing to write: the job is gone
+                error="job deleted before its run completed",
+            )
             return
         to_start = max(0, (mine.expected or 0) - (mine.running or 0))
         result = self._launch(job, to_start, mine.scheduled_for)
@@ -181,10 +187,10 @@ class Firing:
         result: LaunchResult,
         *,
         status: RunStatus,
+        job_status: JobStatus,
         error: str | None = None,
-        job_status: JobStatus | None = None,
     ) -> None:
-        """Store the run's outcome and, with ``job_status``, the job's lastRun & co. with it."""
+        """Store the run's outcome and, with it, the job's ``job_status`` (lastRun & co.)."""
         finished = run.model_copy(
             update={
                 "status": status,
@@ -198,10 +204,7 @@ class Firing:
         keep = self._settings.run_history_per_job
         older_than = datetime.now(UTC) - timedelta(days=self._settings.run_history_days)
         try:
-            if job_status is None:
-                self._retry_store(self._store.finish_run, finished)
-                self._store.prune_runs(run.job_id, keep=keep, older_than=older_than)
-            elif not self._retry_store(
+            if not self._retry_store(
                 self._store.record_run, finished, job_status, keep=keep, older_than=older_than
             ):
                 logger.info("job %s was deleted while firing; status not recorded", run.job_id)
