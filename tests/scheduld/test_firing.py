@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from common.config import SchedulerSettings
-from common.models import Job, JobStatus, Lease
+from common.models import Job, JobStatus, Lease, Run
 from common.store.base import JobStore
 from scheduld.firing import Firing
 from scheduld.scheduler import Schedule
@@ -205,3 +205,14 @@ def test_coalesced_from_names_missed_fires_within_grace_only(
     firing("old", old + timedelta(hours=2))
     (run,) = sqlite_store.list_runs("old")
     assert run.coalesced_from is None
+
+
+def test_recovering_a_run_of_a_deleted_job_records_it_failed_and_launches_nothing(
+    firing: Firing, sqlite_store: JobStore, ecs_client: Any, cluster: str, lease: Lease
+) -> None:
+    orphan = Run(job_id="gone", scheduled_for=FIRE, replica="dead-replica", token=lease.token - 1, expected=1)
+    firing.recover(orphan, lease)
+    (run,) = sqlite_store.list_runs("gone")
+    assert (run.status, run.started, run.replica) == ("failed", 0, "test-replica")
+    assert run.error == "job deleted before its run completed"
+    assert running_tasks(ecs_client, cluster) == []
