@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import queue
 import threading
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 
@@ -22,6 +23,7 @@ from common.errors import JobNotFoundError, SchedulerError
 from common.models import Job, JobStatus, Lease
 from common.schedule import ScheduleError
 from common.store.base import JobStore
+from scheduld import metrics
 from scheduld.executor import TaskLauncher
 from scheduld.firing import Firing
 from scheduld.leadership import Leadership, replica_id
@@ -92,6 +94,10 @@ class Daemon:
             settings=settings.scheduler,
         )
         self.loaded = threading.Event()
+        self.last_reconcile: datetime | None = None
+        metrics.observe_state(
+            leading=lambda: self.leading, jobs_scheduled=lambda: len(self.schedule.scheduled_ids())
+        )
 
     # --- lifecycle ---------------------------------------------------------------------------
 
@@ -139,6 +145,10 @@ class Daemon:
     @property
     def schedule(self) -> Schedule:
         return self._schedule
+
+    @property
+    def leadership(self) -> Leadership:
+        return self._leadership
 
     @property
     def leading(self) -> bool:
@@ -257,9 +267,12 @@ class Daemon:
         try:
             if message.event is None:
                 self._bus.dead_letter(message, reason=message.error or "not a change event")
+                metrics.EVENTS_CONSUMED.labels(result="dead_lettered").inc()
+                metrics.EVENTS_DEAD_LETTERED.inc()
                 return True
             self.sync_job(message.event.job_id)
             self._bus.ack(message)
+            metrics.EVENTS_CONSUMED.labels(result="applied").inc()
             logger.debug(
                 "applied %s of job %s (message %s)",
                 message.event.op,
@@ -273,6 +286,7 @@ class Daemon:
             )
         except Exception:
             logger.exception("message %s crashed its handler; it will be retried", message.message_id)
+        metrics.EVENTS_CONSUMED.labels(result="retried").inc()
         return False
 
     def sync_job(self, job_id: str) -> None:
@@ -289,13 +303,21 @@ class Daemon:
 
     def reconcile(self, *, catch_up: bool = False) -> int:
         """Diff the whole schedule against the store and fix it; returns the jobs seen."""
+        started = time.monotonic()
         seen: set[str] = set()
+        drift = 0
         for job in self._store.iter_jobs():
             seen.add(job.id)
-            self._put(job, catch_up=catch_up)
+            drift += self._put(job, catch_up=catch_up) is not None
         for stale in self._schedule.scheduled_ids() - seen:
             logger.info("job %s is no longer stored; unscheduling it", stale)
             self._schedule.remove(stale)
+            drift += 1
+        if not catch_up:  # at takeover every job is new to the schedule: that is no drift
+            metrics.RECONCILE_DRIFT.inc(drift)
+        metrics.RECONCILE_DURATION.observe(time.monotonic() - started)
+        self.last_reconcile = datetime.now(UTC)
+        metrics.RECONCILE_LAST.set(self.last_reconcile.timestamp())
         return len(seen)
 
     def _put(self, job: Job, *, catch_up: bool = False) -> Scheduled | None:

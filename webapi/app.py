@@ -13,7 +13,8 @@ from common.config import Settings
 from common.models import JobCreate, JobUpdate
 from common.store.base import JobStore
 from webapi.errors import install_error_handlers
-from webapi.routes import jobs, meta
+from webapi.observability import install_observability
+from webapi.routes import health, jobs, meta
 
 DESCRIPTION = """\
 Schedule ephemeral Amazon ECS tasks on a cron-like schedule, or when a condition holds
@@ -40,6 +41,8 @@ def create_app(settings: Settings, *, store: JobStore | None = None, bus: EventB
         try:
             yield
         finally:
+            if getattr(app.state, "health_checker", None) is not None:
+                app.state.health_checker.close()
             if owned_bus:
                 app.state.bus.close()
             if owned_store:
@@ -58,7 +61,8 @@ def create_app(settings: Settings, *, store: JobStore | None = None, bus: EventB
     app.state.store = store
     app.state.bus = bus
     install_error_handlers(app)
-    for router in (meta.router, jobs.router):
+    install_observability(app, settings)
+    for router in (meta.router, health.router, jobs.router):
         # The routes themselves, not app.include_router(router): an included router stays a
         # nested router that every request walks through, which costs GET /jobs/{id} about
         # a fifth of its time (bench/README.md). The routes already carry prefix and tags.
