@@ -92,7 +92,15 @@ class ObservabilityMiddleware:
             if self._metrics:
                 self._observe(template, method, status, duration)
             if access_logger.isEnabledFor(self._access_level):
+                fields = {
+                    "method": method,
+                    "path": template,
+                    "status": status,
+                    "duration_ms": round(duration * 1000, 3),
+                }
                 principal = scope["state"].get("principal")
+                if principal is not None:
+                    fields["principal"] = getattr(principal, "name", principal)
                 access_logger.log(
                     self._access_level,
                     "%s %s %d %.1f ms",
@@ -100,13 +108,7 @@ class ObservabilityMiddleware:
                     template,
                     status,
                     duration * 1000,
-                    extra={
-                        "method": method,
-                        "path": template,
-                        "status": status,
-                        "duration_ms": round(duration * 1000, 3),
-                        "principal": getattr(principal, "name", principal),
-                    },
+                    extra=fields,
                 )
             unbind(token)
 
