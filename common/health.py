@@ -15,14 +15,26 @@ from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from typing import Any
 
+from prometheus_client import Gauge
+
 from common.bus.base import EventBus
 from common.errors import SchedulerError
+from common.metrics import PREFIX
 from common.store.base import JobStore
 
 logger = logging.getLogger(__name__)
 
 Check = Callable[[], object]
 DEFAULT_TIMEOUT = 2.0
+
+# Set by each readiness evaluation (orchestrator probes, the images' HEALTHCHECK): series
+# appear with the first probe, so a process nobody probes raises no readiness alert.
+READY = Gauge(PREFIX + "ready", "1 if the last readiness probe passed, else 0", ["component"])
+DEPENDENCY_UP = Gauge(
+    PREFIX + "dependency_up",
+    "1 if the dependency answered the last readiness probe in time, else 0",
+    ["component", "dependency"],
+)
 
 
 def store_check(store: JobStore) -> Check:
@@ -38,7 +50,10 @@ def bus_check(bus: EventBus) -> Check:
 class Checker:
     """Runs named checks concurrently, each bounded by ``timeout`` seconds."""
 
-    def __init__(self, checks: Mapping[str, Check], *, timeout: float = DEFAULT_TIMEOUT) -> None:
+    def __init__(
+        self, component: str, checks: Mapping[str, Check], *, timeout: float = DEFAULT_TIMEOUT
+    ) -> None:
+        self.component = component
         self._checks = dict(checks)
         self._timeout = timeout
         workers = max(1, 2 * len(self._checks))  # a hung check must not starve the next probe
@@ -56,7 +71,13 @@ class Checker:
             except FutureTimeout:
                 logger.warning("readiness: %s did not answer within %.1f s", name, self._timeout)
                 results[name] = {"status": "timeout", "latencyMs": round(self._timeout * 1000, 1)}
+        for name, result in results.items():
+            DEPENDENCY_UP.labels(component=self.component, dependency=name).set(result["status"] == "ok")
         return all(r["status"] == "ok" for r in results.values()), results
+
+    def record(self, ready: bool) -> None:
+        """The probe's overall answer, as the ``ecs_scheduler_ready`` gauge."""
+        READY.labels(component=self.component).set(1 if ready else 0)
 
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)

@@ -67,7 +67,7 @@ def _health_server(
 ) -> HealthServer | None:
     """Started before the daemon, so probes answer (503) while it loads. A port in use costs
     the health endpoints, not the schedule: logged, and scheduld runs on."""
-    checker = Checker({"store": store_check(store), "queue": bus_check(bus)})
+    checker = Checker("scheduld", {"store": store_check(store), "queue": bus_check(bus)})
     try:
         server = HealthServer(
             daemon, checker, host=settings.scheduler.http_host, port=settings.scheduler.http_port

@@ -40,6 +40,7 @@ def readiness(daemon: Daemon, checker: Checker) -> tuple[bool, dict[str, Any]]:
         role_ok = daemon.loaded.is_set() and lease is not None
     else:
         role_ok = leadership.store_reachable
+    checker.record(role_ok and dependencies_ok)
     last_reconcile = daemon.last_reconcile
     body: dict[str, Any] = {
         "status": "ready" if role_ok and dependencies_ok else "not ready",

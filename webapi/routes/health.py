@@ -33,7 +33,9 @@ async def healthz(request: Request) -> Response:
     responses={503: {"description": "A dependency is failing or timed out"}},
 )
 async def readyz(request: Request) -> Response:
-    ready, checks = await asyncio.to_thread(_checker(request).run)
+    checker = _checker(request)
+    ready, checks = await asyncio.to_thread(checker.run)
+    checker.record(ready)
     body: dict[str, Any] = {"status": "ready" if ready else "not ready", "checks": checks}
     return JSONReply(body, status_code=200 if ready else 503, headers={"Cache-Control": "no-store"})
 
@@ -49,6 +51,6 @@ def _checker(request: Request) -> Checker:
     state = request.app.state
     checker: Checker | None = getattr(state, "health_checker", None)
     if checker is None:
-        checker = Checker({"store": store_check(state.store), "queue": bus_check(state.bus)})
+        checker = Checker("webapi", {"store": store_check(state.store), "queue": bus_check(state.bus)})
         state.health_checker = checker
     return checker
