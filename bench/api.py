@@ -15,7 +15,7 @@ sustains (bench/sqs_floor.py, under the same drain): the bound of the ``moto_sqs
 ``instrumentation``: GET and POST at 16 connections (fast SQS) against three webapi servers
 in turn: metrics off (``METRICS__ENABLED=false``; request ids stay), metrics on (the default),
 and metrics on with the JSON access log at INFO (production logging); ``*_cost_pct`` is the
-throughput lost against "off".
+throughput lost against "off" (``*_cpu_cost_pct``: server CPU per request added).
 
 Reads run before writes, and moto runs last, so no scenario pays for a queue a previous
 one left behind. Per scenario, besides req/s and latency: ``server_cpu_ms``, the CPU time the
@@ -157,6 +157,10 @@ def _instrumentation(*, moto: MotoServer, fake: FakeAWS, tmp: Path, seconds: flo
         section["metrics_access_log_cost_pct"] = round(
             100 * (off - section["metrics_access_log"]["rps"]) / off, 1
         )
+        # server CPU per request depends less on how the cores were shared than rps does
+        cpu_off = max(1e-6, section["off"]["server_cpu_ms"])
+        cpu_on = section["metrics"]["server_cpu_ms"]
+        section["metrics_cpu_cost_pct"] = round(100 * (cpu_on - cpu_off) / cpu_off, 1)
     return figures
 
 
