@@ -17,7 +17,7 @@ import contextvars
 import logging
 import re
 import sys
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from datetime import UTC, datetime
 from types import MappingProxyType
 from typing import Any, Literal
@@ -82,7 +82,25 @@ def bind_process(**fields: Any) -> None:
 def _fields_of(record: logging.LogRecord) -> dict[str, Any]:
     fields = {**_process_fields, **_context.get()}
     fields.update({k: v for k, v in record.__dict__.items() if k not in _RECORD_FIELDS})
-    return fields
+    return {k: v for k, v in ((k, _resolved(v)) for k, v in fields.items()) if v is not None}
+
+
+def _resolved(value: Any) -> Any:
+    """A bound callable is asked at each line: for what is known only later (the principal,
+    once authentication has run); None leaves the field out."""
+    return value() if isinstance(value, Deferred) else value
+
+
+class Deferred:
+    """A context value computed when a line is written: ``bind(principal=Deferred(fn))``."""
+
+    __slots__ = ("_compute",)
+
+    def __init__(self, compute: Callable[[], Any]) -> None:
+        self._compute = compute
+
+    def __call__(self) -> Any:
+        return self._compute()
 
 
 class JSONFormatter(logging.Formatter):

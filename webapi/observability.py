@@ -26,7 +26,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from common.config import Settings
 from common.errors import BusUnavailableError, PublishError, SchedulerError, StoreUnavailableError
-from common.logging import bind, bind_token, unbind
+from common.logging import Deferred, bind, bind_token, unbind
 from common.metrics import LATENCY_BUCKETS, PREFIX
 
 logger = logging.getLogger(__name__)
@@ -70,7 +70,8 @@ class ObservabilityMiddleware:
             return
         started = time.perf_counter()
         request_id = _request_id(scope)
-        scope.setdefault("state", {})["request_id"] = request_id
+        state = scope.setdefault("state", {})
+        state["request_id"] = request_id
         header = (_HEADER_KEY, request_id.encode())
         status = 500
 
@@ -81,7 +82,8 @@ class ObservabilityMiddleware:
                 message["headers"] = [*message.get("headers", ()), header]
             await send(message)
 
-        token = bind_token(request_id=request_id)
+        # the principal is known once authentication ran, later in the request: asked per line
+        token = bind_token(request_id=request_id, principal=Deferred(lambda: _principal_name(state)))
         try:
             await self.app(scope, receive, send_with_id)
         finally:
@@ -98,9 +100,9 @@ class ObservabilityMiddleware:
                     "status": status,
                     "duration_ms": round(duration * 1000, 3),
                 }
-                principal = scope["state"].get("principal")
+                principal = _principal_name(state)
                 if principal is not None:
-                    fields["principal"] = getattr(principal, "name", principal)
+                    fields["principal"] = principal
                 access_logger.log(
                     self._access_level,
                     "%s %s %d %.1f ms",
@@ -135,6 +137,14 @@ def install_observability(app: FastAPI, settings: Settings) -> None:
     )
     _count_domain_errors(app)
     _bind_unexpected(app)
+
+
+def _principal_name(state: dict[str, Any]) -> str | None:
+    """``request.state.principal`` (set by authentication): its ``name``, or itself."""
+    principal = state.get("principal")
+    if principal is None:
+        return None
+    return str(getattr(principal, "name", principal))
 
 
 def _request_id(scope: Scope) -> str:

@@ -15,7 +15,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from common.logging import JSONFormatter, TextFormatter, bind, bind_process, bound, escape
+from common.logging import Deferred, JSONFormatter, TextFormatter, bind, bind_process, bound, escape
 
 HOSTILE = "job\r\n2026-01-01 00:00:00,000 CRITICAL webapi: forged\x1b[2J\x1b]0;title\x07\u2028end"
 
@@ -103,3 +103,17 @@ def test_bound_fields_do_not_leak_between_threads() -> None:
 def test_escape_leaves_ordinary_text_alone() -> None:
     assert escape("plain\ttext é ü 日本") == "plain\ttext é ü 日本"
     assert escape("a\x00b\x9bc") == "a\\x00b\\x9bc"
+
+
+def test_deferred_fields_are_asked_per_line_and_left_out_while_none(
+    capture: tuple[logging.Logger, logging.StreamHandler[io.StringIO]],
+) -> None:
+    logger, handler = capture
+    handler.setFormatter(JSONFormatter("webapi"))
+    state: dict[str, str] = {}
+    with bind(request_id="r", principal=Deferred(lambda: state.get("principal"))):
+        logger.info("before authentication")
+        state["principal"] = "alice"
+        logger.info("after")
+    before, after = (json.loads(line) for line in lines(handler))
+    assert "principal" not in before and after["principal"] == "alice"
