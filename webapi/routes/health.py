@@ -15,9 +15,8 @@ from fastapi import APIRouter, Request, Response
 from common.health import Checker, bus_check, store_check
 from common.metrics import exposition
 from webapi.errors import JSONReply
-from webapi.routing import DirectRoute
 
-router = APIRouter(tags=["health"], route_class=DirectRoute)
+router = APIRouter(tags=["health"])
 
 PUBLIC_PATHS = ("/healthz", "/readyz", "/metrics")
 
