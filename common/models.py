@@ -419,6 +419,29 @@ class Run(ApiModel):
         return run_id(self.job_id, self.scheduled_for)
 
 
+class RunPublic(ApiModel):
+    """A run as the API serves it: what happened, without the fencing token or the replica."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    job_id: Name
+    scheduled_for: Timestamp
+    coalesced_from: Timestamp | None = None
+    status: RunStatus
+    expected: int | None = None
+    running: int | None = None
+    started: int | None = None
+    tasks: list[LaunchedTask] = Field(default_factory=list)
+    failures: list[LaunchFailure] = Field(default_factory=list)
+    error: str | None = None
+    claimed_at: Timestamp
+    finished_at: Timestamp | None = None
+
+    @classmethod
+    def of(cls, run: Run) -> RunPublic:
+        return cls.model_validate(run.model_dump(include=set(cls.model_fields)))
+
+
 def run_id(job_id: str, scheduled_for: datetime) -> str:
     """``<job id>@<scheduled UTC time>``: the unique key of a fire."""
     return f"{job_id}@{scheduled_for.astimezone(UTC).strftime('%Y-%m-%dT%H:%M:%S.%fZ')}"
