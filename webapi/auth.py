@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from typing import Annotated, Any, TypeVar
+from typing import Any, TypeVar
 
-from fastapi import Depends, FastAPI, Request
+from fastapi import FastAPI, Request
+from fastapi.openapi.models import HTTPBearer as HTTPBearerModel
 from fastapi.routing import iter_route_contexts
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi.security.base import SecurityBase
+from fastapi.security.utils import get_authorization_scheme_param
 from starlette.concurrency import run_in_threadpool
 from starlette.routing import Mount
 
@@ -46,12 +48,6 @@ job data (README "Security")."""
 
 ROLE_ATTRIBUTE = "required_role"
 _SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
-
-bearer = HTTPBearer(
-    auto_error=False,
-    scheme_name="bearer",
-    description="An API token (tokens file) or an OIDC JWT: `Authorization: Bearer <token>`",
-)
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -86,12 +82,11 @@ class Authenticator:
         if settings.jwt.enabled:
             self.jwt = JWTVerifier(settings.jwt)
 
-    async def principal_for(self, credentials: HTTPAuthorizationCredentials | None) -> Principal:
+    async def principal_for(self, token: str | None) -> Principal:
         if self.mode == "none":
             return ANONYMOUS
-        if credentials is None:
+        if token is None:
             raise NotAuthenticatedError("send Authorization: Bearer <token>")
-        token = credentials.credentials
         if self.tokens is not None:
             principal = self.tokens.principal_for(token)
             if principal is not None:
@@ -107,26 +102,38 @@ class Authenticator:
             self.tokens.reload()
 
 
-async def authenticate(
-    request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
-) -> Principal:
-    """The caller; 401 without valid credentials."""
-    authenticator: Authenticator = request.app.state.authenticator
-    principal = await authenticator.principal_for(credentials)
-    request.state.principal = principal.name
-    return principal
+class BearerAuthorization(SecurityBase):
+    """The dependency on every API route: who is calling (401 if unknown) and whether its
+    roles allow this route (403). A FastAPI security scheme (HTTP bearer), so the OpenAPI
+    document declares it on every operation and ``/docs`` offers *Authorize*.
+
+    One dependency with no sub-dependencies rather than ``HTTPBearer`` → authenticate →
+    authorize: FastAPI re-solves a dependency's whole sub-tree wherever it is used, even when
+    its value is cached, and every route also asks for the principal (``PrincipalDep``).
+    """
+
+    def __init__(self) -> None:
+        self.model = HTTPBearerModel(
+            description="An API token (tokens file) or an OIDC JWT: `Authorization: Bearer <token>`"
+        )
+        self.scheme_name = "bearer"
+
+    async def __call__(self, request: Request) -> Principal:
+        authenticator: Authenticator = request.app.state.authenticator
+        scheme, token = get_authorization_scheme_param(request.headers.get("Authorization"))
+        principal = await authenticator.principal_for(token if scheme.lower() == "bearer" and token else None)
+        request.state.principal = principal.name
+        role: Role = getattr(
+            request.scope.get("endpoint"),
+            ROLE_ATTRIBUTE,
+            "read" if request.method in _SAFE_METHODS else "write",
+        )
+        if not principal.has_role(role):
+            raise PermissionDeniedError(principal.name, f"the {role!r} role is needed")
+        return principal
 
 
-async def authorize(request: Request, principal: Annotated[Principal, Depends(authenticate)]) -> Principal:
-    """The caller, if its roles allow this route; 401/403 otherwise."""
-    role: Role = getattr(
-        request.scope.get("endpoint"),
-        ROLE_ATTRIBUTE,
-        "read" if request.method in _SAFE_METHODS else "write",
-    )
-    if not principal.has_role(role):
-        raise PermissionDeniedError(principal.name, f"the {role!r} role is needed")
-    return principal
+authorize = BearerAuthorization()
 
 
 def check_protected(app: FastAPI) -> None:

@@ -46,6 +46,9 @@ class JWTVerifier:
                 leeway=self.settings.leeway_seconds,
                 options={"require": ["exp", "sub"]},
             )
+        except jwt.PyJWKClientConnectionError as exc:
+            logger.warning("JWT not verified: JWKS %s unreachable (%s)", self.settings.jwks_url, exc)
+            return None
         except jwt.PyJWTError as exc:
             logger.info("JWT rejected: %s", exc.__class__.__name__)
             return None
