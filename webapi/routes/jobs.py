@@ -117,7 +117,8 @@ async def list_jobs(
     if principal.task_definitions is None:
         jobs = await _call(store, store.list_job_documents, skip=skip, count=count + 1)
     else:
-        jobs = await _call(store, _scoped_documents, store, principal, skip=skip, count=count + 1)
+        # may read many batches: in the thread pool whatever the store, not on the event loop
+        jobs = await run_in_threadpool(_scoped_documents, store, principal, skip=skip, count=count + 1)
     items = [job_reply(access.redact(principal, job, settings.auth)) for job in jobs]
     return JSONReply(_page("/jobs", "jobs", items, skip=skip, count=count))
 
