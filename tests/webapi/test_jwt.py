@@ -3,11 +3,13 @@
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import json
 import threading
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -24,35 +26,24 @@ ISSUER = "https://idp.example.test/"
 AUDIENCE = "ecs-scheduler"
 
 
-class JWKSServer:
-    """Serves one JWKS document."""
+@contextlib.contextmanager
+def jwks_server(jwks: dict[str, Any], directory: Path) -> Iterator[str]:
+    """A JWKS document served over HTTP on 127.0.0.1 (a plain static file server); its URL."""
+    (directory / "jwks.json").write_text(json.dumps(jwks))
+    server = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(_QuietHandler, directory=str(directory)))
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/jwks.json"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=10)
 
-    def __init__(self, jwks: dict[str, Any]) -> None:
-        body = json.dumps(jwks).encode()
 
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:  # noqa: N802 - http.server's name
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-        self._http = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self._http.server_address[1]}/.well-known/jwks.json"
-        self._thread = threading.Thread(target=self._http.serve_forever, daemon=True)
-
-    def __enter__(self) -> JWKSServer:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._http.shutdown()
-        self._http.server_close()
-        self._thread.join(timeout=10)
+class _QuietHandler(SimpleHTTPRequestHandler):
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
 
 
 @pytest.fixture(scope="module")
@@ -99,7 +90,7 @@ def http(
         with serve(auth=_auth(jwks_file=path)) as client:
             yield client
         return
-    with JWKSServer(_jwks(keys)) as jwks, serve(auth=_auth(jwks_url=jwks.url)) as client:
+    with jwks_server(_jwks(keys), tmp_path) as url, serve(auth=_auth(jwks_url=url)) as client:
         yield client  # the good cases can only pass with the keys fetched from jwks.url
 
 
