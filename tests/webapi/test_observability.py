@@ -2,7 +2,8 @@
 can stop it): liveness, readiness per dependency, the request id from the client in every log
 line of its request and in the reply, request metrics by route template, and readiness
 failing (503) once the emulator is gone while liveness still answers. Then, served in-process
-over real HTTP, the principal set by authentication in the lines of its request."""
+over real HTTP with token authentication on: the probes answer without a token, and the lines
+of a request name the principal authentication found."""
 
 from __future__ import annotations
 
@@ -13,29 +14,23 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import httpx
 import pytest
-from fastapi import Request
 
-from common.bus.base import EventBus
-from common.config import Settings
 from common.logging import JSONFormatter
-from common.store.base import JobStore
 from tests.e2e.conftest import eventually, tail
 from tests.scrape import value
 from tests.servers import (
     MotoServer,
-    ThreadedUvicorn,
     component_env,
     free_port,
     moto_server,
     stop_process,
     wait_for_http,
 )
-from webapi import create_app
+from tests.webapi.conftest import Serve, bearer, tokens_auth, write_tokens
 
 
 @pytest.fixture
@@ -133,37 +128,34 @@ def test_webapi_health_readiness_request_ids_and_metrics(
     assert len({e["request_id"] for e in entries if e["logger"] == "webapi.access"}) > 1
 
 
-def test_the_principal_authentication_sets_names_the_later_lines_of_its_request(
-    settings: Settings, sqlite_store: JobStore, sqs_bus: EventBus
+def test_probes_stay_anonymous_with_auth_on_and_lines_name_the_principal(
+    serve: Serve, tmp_path: Path
 ) -> None:
-    """The route below stands in for the auth dependency (not on this branch): it sets
-    ``request.state.principal`` as that will, then logs."""
-    app = create_app(settings.model_copy(update={"log_format": "json"}), store=sqlite_store, bus=sqs_bus)
-    route_logger = logging.getLogger("tests.webapi.principal")
-
-    async def whoami(request: Request) -> dict[str, str]:
-        route_logger.info("before")
-        request.state.principal = SimpleNamespace(name="alice")
-        route_logger.info("after")
-        return {}
-
-    app.add_api_route("/whoami", whoami)
+    reader = {"read-token-0123456789": {"name": "reader", "roles": ["read"]}}
+    tokens = write_tokens(tmp_path / "tokens.yaml", reader)
     stream = io.StringIO()
     handler = logging.StreamHandler(stream)
     handler.setFormatter(JSONFormatter("webapi"))
-    loggers = [route_logger, logging.getLogger("webapi.access")]
-    for logger in loggers:
-        logger.addHandler(handler)
-        logger.setLevel(logging.INFO)
+    handler.setLevel(logging.INFO)
+    root = logging.getLogger()
+    level = root.level
+    root.addHandler(handler)
+    root.setLevel(logging.INFO)
     try:
-        with ThreadedUvicorn(app) as server:
-            reply = httpx.get(f"{server.url}/whoami", headers={"X-Request-ID": "who-1"})
-            assert reply.status_code == 200 and reply.headers["X-Request-ID"] == "who-1"
+        with serve(auth=tokens_auth(tokens), log_format="json") as http:
+            assert http.get("/jobs").status_code == 401  # auth is on
+            for probe in ("/healthz", "/readyz", "/metrics"):
+                assert http.get(probe).status_code == 200, probe  # without a token
+            reply = http.get(
+                "/jobs/nope", headers={**bearer("read-token-0123456789"), "X-Request-ID": "who-1"}
+            )
+            assert reply.status_code == 404 and reply.headers["X-Request-ID"] == "who-1"
     finally:
-        for logger in loggers:
-            logger.removeHandler(handler)
-    before, after, access = (json.loads(line) for line in stream.getvalue().splitlines())
-    assert before["request_id"] == after["request_id"] == access["request_id"] == "who-1"
-    assert "principal" not in before
-    assert after["principal"] == access["principal"] == "alice"
-    assert access["path"] == "/whoami" and access["status"] == 200
+        root.removeHandler(handler)
+        root.setLevel(level)
+    ours = [e for e in map(json.loads, stream.getvalue().splitlines()) if e.get("request_id") == "who-1"]
+    rejected = [e for e in ours if "rejected (404)" in e["message"]]
+    access = [e for e in ours if e["logger"] == "webapi.access"]
+    assert rejected and access, ours
+    assert rejected[0]["principal"] == access[0]["principal"] == "reader"
+    assert access[0]["path"] == "/jobs/{job_id}" and access[0]["status"] == 404

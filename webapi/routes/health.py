@@ -16,7 +16,9 @@ from common.health import Checker, bus_check, store_check
 from common.metrics import exposition
 from webapi.errors import JSONReply
 
-router = APIRouter(tags=["health"])
+# Not in the OpenAPI document: probes for orchestrators and Prometheus, not API operations
+# (README "Operating" documents them); every operation the document lists needs a token.
+router = APIRouter(tags=["health"], include_in_schema=False)
 
 PUBLIC_PATHS = ("/healthz", "/readyz", "/metrics")
 
