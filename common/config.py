@@ -110,7 +110,7 @@ class SchedulerSettings(_Section):
     max_workers: Annotated[int, Field(ge=1, le=1000)] = 32
     shutdown_timeout_seconds: Seconds = 30.0
     error_backoff_seconds: Seconds = 5.0
-    lease_ttl_seconds: Annotated[float, Field(ge=0.5)] = 15.0
+    lease_ttl_seconds: Annotated[float, Field(ge=0.5)] = 2.0
     run_history_per_job: Annotated[int, Field(ge=1)] = 100
     run_history_days: Annotated[float, Field(gt=0)] = 30.0
 

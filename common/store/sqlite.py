@@ -79,6 +79,7 @@ class SQLiteJobStore(JobStore):
         self._connections: list[sqlite3.Connection] = []
         self._lock = threading.Lock()
         self._write_lock = threading.Lock()
+        self._ordinary_writers = threading.Lock()  # see _write: lease writes skip this queue
         self._marker = self._path.with_name(self._path.name + MARKER_SUFFIX)
         self._file_id: tuple[int, int] | None = None
         self._lost: str | None = None
@@ -255,7 +256,7 @@ class SQLiteJobStore(JobStore):
 
     def acquire_lease(self, name: str, *, holder: str, ttl: float) -> Lease | None:
         now = time.time()
-        with self._translate(), self._write() as db:
+        with self._translate(), self._write(lease=True) as db:
             row = db.execute(
                 "SELECT holder, token, expires_at FROM leases WHERE name = ?", (name,)
             ).fetchone()
@@ -276,7 +277,7 @@ class SQLiteJobStore(JobStore):
         return Lease(name=name, holder=holder, token=token, expires_at=datetime.fromtimestamp(now + ttl, UTC))
 
     def release_lease(self, lease: Lease) -> None:
-        with self._translate(), self._write() as db:
+        with self._translate(), self._write(lease=True) as db:
             db.execute(
                 "UPDATE leases SET expires_at = 0 WHERE name = ? AND holder = ? AND token = ?",
                 (lease.name, lease.holder, lease.token),
@@ -386,17 +387,24 @@ class SQLiteJobStore(JobStore):
             connection.close()
 
     @contextlib.contextmanager
-    def _write(self, *, check_file: bool = True) -> Iterator[sqlite3.Connection]:
+    def _write(self, *, check_file: bool = True, lease: bool = False) -> Iterator[sqlite3.Connection]:
         """One write transaction, taken up front so concurrent writers queue, not deadlock.
 
         Threads of this process queue on a lock first: SQLite's own busy handler waits by
         sleeping in growing steps (up to 100 ms), which under load costs far more than the
         writes. Other processes still meet the busy handler, rarely.
+
+        Ordinary writers queue on a first lock, so at most one of them competes for the write
+        lock; a lease write goes straight to the write lock and so waits for one write at
+        most, however many fires queue behind it (a busy leader must not miss its renewal).
         """
         if check_file:
             self._check_file()
         db = self._db()
-        with self._write_lock:
+        with contextlib.ExitStack() as queued:
+            if not lease:
+                queued.enter_context(self._ordinary_writers)
+            queued.enter_context(self._write_lock)
             db.execute("BEGIN IMMEDIATE")
             try:
                 yield db
