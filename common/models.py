@@ -325,9 +325,7 @@ def apply_update(
             data[name] = value
     data.setdefault("task_count", 1)
     merged = Job.model_validate(data)
-    _check_rules(
-        merged, schedule_changed=bool(given & {"schedule", "timezone"}), min_interval=min_interval
-    )
+    _check_rules(merged, schedule_changed=bool(given & {"schedule", "timezone"}), min_interval=min_interval)
     return merged
 
 

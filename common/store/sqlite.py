@@ -109,6 +109,7 @@ class SQLiteJobStore(JobStore):
         self.identity = identity
         if not existed:
             logger.warning("created a new, empty job store %s at %s", identity, self._path)
+
     # --- JobStore ------------------------------------------------------------------------
 
     def create_job(self, job: Job) -> Job:

@@ -37,7 +37,9 @@ class _Remembered:
 class ClientTokens:
     """First result per (cluster, token), for ``ttl`` seconds."""
 
-    def __init__(self, *, ttl: float = TOKEN_TTL_SECONDS, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self, *, ttl: float = TOKEN_TTL_SECONDS, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self._ttl = ttl
         self._clock = clock
         self._seen: OrderedDict[tuple[str, str], _Remembered] = OrderedDict()

@@ -233,9 +233,7 @@ def test_schema_pattern_accepts_what_the_parser_accepts(expression: str) -> None
     assert re.fullmatch(SYNTAX_PATTERN, expression)
 
 
-@pytest.mark.parametrize(
-    "expression", ["", "0\x000", "０", "0 0 0 0 0 0 0 0 0", "0;0", "0 0 0 * * 2nd fri#"]
-)
+@pytest.mark.parametrize("expression", ["", "0\x000", "０", "0 0 0 0 0 0 0 0 0", "0;0", "0 0 0 * * 2nd fri#"])
 def test_what_the_schema_pattern_rejects_the_parser_rejects(expression: str) -> None:
     assert not re.fullmatch(SYNTAX_PATTERN, expression)
     with pytest.raises(ScheduleError):

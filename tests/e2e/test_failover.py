@@ -116,7 +116,10 @@ def test_leader_killed_repeatedly_fires_every_second_exactly_once(
             leader.wait()
             spawn()  # keep the number of replicas
             eventually(
-                lambda old=holder: _leader(store) != old, timeout=30, interval=0.05, what="a standby taking the lease"
+                lambda old=holder: _leader(store) != old,
+                timeout=30,
+                interval=0.05,
+                what="a standby taking the lease",
             )
             takeovers.append(time.time() - killed)
             eventually(

@@ -74,7 +74,10 @@ def test_a_leader_busy_firing_a_thousand_jobs_keeps_its_lease(tmp_path: Path) ->
     bidding: the lease never changes hands and the leader never pauses."""
     ttl = SchedulerSettings().lease_ttl_seconds
     path = tmp_path / "jobs.db"
-    store, standby_store = SQLiteJobStore(SQLiteSettings(path=path)), SQLiteJobStore(SQLiteSettings(path=path))
+    store, standby_store = (
+        SQLiteJobStore(SQLiteSettings(path=path)),
+        SQLiteJobStore(SQLiteSettings(path=path)),
+    )
     for n in range(1000):
         store.create_job(Job(id=f"job{n:04d}", task_definition="t", schedule="*"))
     events: list[str] = []
@@ -83,7 +86,10 @@ def test_a_leader_busy_firing_a_thousand_jobs_keeps_its_lease(tmp_path: Path) ->
     leader.tick()
     lease = leader.current()
     assert lease is not None
-    threads = [threading.Thread(target=leader.run, args=(stop,)), threading.Thread(target=standby.run, args=(stop,))]
+    threads = [
+        threading.Thread(target=leader.run, args=(stop,)),
+        threading.Thread(target=standby.run, args=(stop,)),
+    ]
     fires, paused, lost = [0], [0], [0]
 
     def fire_pool(worker: int) -> None:
@@ -104,7 +110,9 @@ def test_a_leader_busy_firing_a_thousand_jobs_keeps_its_lease(tmp_path: Path) ->
                     lost[0] += not stop.is_set()  # a stopping leader releases its lease
                     continue
                 if claimed:
-                    store.record_run(run.model_copy(update={"status": "launched"}), JobStatus(last_run=second), keep=5)
+                    store.record_run(
+                        run.model_copy(update={"status": "launched"}), JobStatus(last_run=second), keep=5
+                    )
                     fires[0] += 1
 
     threads += [threading.Thread(target=fire_pool, args=(w,)) for w in range(32)]
