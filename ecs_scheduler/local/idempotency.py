@@ -99,5 +99,5 @@ def install(tokens: ClientTokens | None = None) -> ClientTokens:
             ) from None
 
     run_task.client_tokens = registry  # type: ignore[attr-defined]
-    EC2ContainerServiceResponse.run_task = run_task
+    EC2ContainerServiceResponse.run_task = run_task  # type: ignore[method-assign]
     return registry
