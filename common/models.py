@@ -422,7 +422,7 @@ def _alias(name: str) -> str:
 
 # --- runs and leadership (exactly-once firing) ---------------------------------------------
 
-RunStatus = Literal["claimed", "launched", "partially_launched", "failed", "skipped"]
+RunStatus = Literal["claimed", "launched", "partially_launched", "failed", "skipped", "throttled"]
 
 
 class Run(ApiModel):

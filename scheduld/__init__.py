@@ -11,7 +11,7 @@ from common.bus import create_bus
 from common.config import Settings
 from common.store import create_store
 from scheduld.daemon import Daemon
-from scheduld.executor import TaskLauncher
+from scheduld.executor import LaunchQuota, TaskLauncher
 from scheduld.triggers import default_registry
 
 __all__ = ["Daemon", "run"]
@@ -36,7 +36,7 @@ def run(settings: Settings) -> int:
         settings,
         store=store,
         bus=bus,
-        launcher=TaskLauncher(ecs, settings.ecs),
+        launcher=TaskLauncher(ecs, settings.ecs, quota=LaunchQuota(settings.quotas.tasks_per_minute)),
         triggers=default_registry(sqs),
     )
 
