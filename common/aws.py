@@ -14,6 +14,7 @@ from typing import Any
 
 import boto3
 from botocore.config import Config
+from botocore.exceptions import ClientError, ConnectTimeoutError, EndpointConnectionError, ReadTimeoutError
 
 from common.config import AWSSettings
 
@@ -46,3 +47,17 @@ def client(
         **options,
     )
     return boto3.client(service, config=config, **kwargs)  # type: ignore[call-overload]
+
+
+def describe_error(exc: Exception, service: str) -> str:
+    """What failed, for error bodies and run records: never the endpoint URL (log that)."""
+    if isinstance(exc, ClientError):
+        code = exc.response.get("Error", {}).get("Code") or "unknown error"
+        return f"{service} refused the call ({code})"
+    if isinstance(exc, ConnectTimeoutError):
+        return f"connecting to {service} timed out"
+    if isinstance(exc, ReadTimeoutError):
+        return f"{service} did not answer in time"
+    if isinstance(exc, EndpointConnectionError):
+        return f"could not connect to {service}"
+    return f"{service} call failed ({type(exc).__name__})"

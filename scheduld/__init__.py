@@ -11,7 +11,7 @@ from common.bus import create_bus
 from common.config import Settings
 from common.store import create_store
 from scheduld.daemon import Daemon
-from scheduld.executor import LaunchQuota, TaskLauncher
+from scheduld.executor import LaunchQuota, TaskLauncher, ecs_client
 from scheduld.triggers import default_registry
 
 __all__ = ["Daemon", "run"]
@@ -22,13 +22,7 @@ logger = logging.getLogger(__name__)
 def run(settings: Settings) -> int:
     """Run until SIGTERM/SIGINT, then stop cleanly; returns the exit code."""
     pool = settings.scheduler.max_workers + 4
-    ecs = aws.client(
-        "ecs",
-        settings.aws,
-        read_timeout=settings.aws.ecs_read_timeout_seconds,
-        max_attempts=settings.ecs.max_attempts,
-        max_pool_connections=pool,
-    )
+    ecs = ecs_client(settings, pool=pool)
     sqs = aws.client("sqs", settings.aws, max_pool_connections=pool)
     store = create_store(settings)
     bus = create_bus(settings)

@@ -25,7 +25,8 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from common.config import ECSSettings
+from common import aws
+from common.config import ECSSettings, Settings
 from common.errors import LaunchError
 from common.models import Job, LaunchedTask, LaunchFailure, run_id
 from scheduld.running import SharedRunningCounts
@@ -80,6 +81,19 @@ class TokenBucket:
                 delay = (1 - self._tokens) / self._rate
             time.sleep(delay)
             waited += delay
+
+
+def ecs_client(settings: Settings, *, pool: int = 10) -> ECSClient:
+    """scheduld's ECS client: every call bounded by ``aws.ecs_read_timeout_seconds`` and
+    ``ecs.max_attempts``, so one stalled call cannot hold a fire for long."""
+    client: ECSClient = aws.client(
+        "ecs",
+        settings.aws,
+        read_timeout=settings.aws.ecs_read_timeout_seconds,
+        max_attempts=settings.ecs.max_attempts,
+        max_pool_connections=pool,
+    )
+    return client
 
 
 class LaunchQuota:
@@ -295,5 +309,6 @@ def _translate(job_id: str, action: str) -> Iterator[None]:
     except ClientError as exc:
         error = exc.response.get("Error", {})
         raise LaunchError(job_id, f"{action}: {error.get('Code')}: {error.get('Message')}") from exc
-    except BotoCoreError as exc:
-        raise LaunchError(job_id, f"{action}: {exc}") from exc
+    except BotoCoreError as exc:  # its text names the endpoint URL: logged, not recorded
+        logger.warning("job %s: %s failed: %s", job_id, action, exc)
+        raise LaunchError(job_id, f"{action}: {aws.describe_error(exc, 'ECS')}") from exc

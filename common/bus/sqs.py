@@ -17,13 +17,7 @@ from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 import orjson
-from botocore.exceptions import (
-    BotoCoreError,
-    ClientError,
-    ConnectTimeoutError,
-    EndpointConnectionError,
-    ReadTimeoutError,
-)
+from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import ValidationError
 
 from common import aws
@@ -238,15 +232,7 @@ def _code(exc: ClientError) -> str:
 
 def _describe(exc: Exception) -> str:
     """What failed, for error bodies: no endpoint URL or queue URL (those are logged)."""
-    if isinstance(exc, ClientError):
-        return f"SQS refused the call ({_code(exc) or 'unknown error'})"
-    if isinstance(exc, ConnectTimeoutError):
-        return "connecting to SQS timed out"
-    if isinstance(exc, ReadTimeoutError):
-        return "SQS did not answer in time"
-    if isinstance(exc, EndpointConnectionError):
-        return "could not connect to SQS"
-    return f"SQS call failed ({type(exc).__name__})"
+    return aws.describe_error(exc, "SQS")
 
 
 @contextlib.contextmanager

@@ -3,9 +3,7 @@ error body names what failed without the endpoint URL."""
 
 from __future__ import annotations
 
-import socket
 import sys
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,39 +15,10 @@ from common import aws
 from common.bus.sqs import SQSEventBus
 from common.config import AWSSettings, Settings, SQLiteSettings, SQSSettings
 from common.store.sqlite import SQLiteJobStore
-from tests.servers import ThreadedUvicorn, moto_server, stop_process
+from tests.servers import StalledServer, ThreadedUvicorn, moto_server, stop_process
 from webapi import create_app
 
 JOB = {"taskDefinition": "task", "schedule": "0 */5"}
-
-
-class StalledServer:
-    """Accepts TCP connections and never answers: a stalled endpoint, for real."""
-
-    def __init__(self) -> None:
-        self._socket = socket.create_server(("127.0.0.1", 0))
-        self.url = f"http://127.0.0.1:{self._socket.getsockname()[1]}"
-        self._held: list[socket.socket] = []
-        self._thread = threading.Thread(target=self._accept, daemon=True)
-
-    def _accept(self) -> None:
-        while True:
-            try:
-                connection, _ = self._socket.accept()
-            except OSError:
-                return
-            self._held.append(connection)
-
-    def __enter__(self) -> StalledServer:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._socket.shutdown(socket.SHUT_RDWR)
-        self._socket.close()
-        self._thread.join(timeout=5)
-        for connection in self._held:
-            connection.close()
 
 
 def _report(capsys: pytest.CaptureFixture[str], line: str) -> None:
