@@ -51,6 +51,7 @@ class Leadership:
         self._on_deposed = on_deposed
         self._lease: Lease | None = None
         self._valid_until = 0.0
+        self._failing = False  # the store refuses: log the first failure, not every bid
         self._lock = threading.Lock()
 
     def current(self) -> Lease | None:
@@ -79,10 +80,16 @@ class Leadership:
         try:
             lease = self._store.acquire_lease(LEASE_NAME, holder=self.holder, ttl=self._ttl)
         except SchedulerError as exc:
-            logger.warning("lease renewal failed: %s", exc.message)
+            level = logging.DEBUG if self._failing else logging.WARNING
+            logger.log(level, "lease renewal failed: %s", exc.message)
+            self._failing = True
             lease = None
             if self._lease is not None and time.monotonic() < self._valid_until:
                 return  # keep leading until the safety margin runs out
+        else:
+            if self._failing:
+                logger.info("replica %s reaches the lease again", self.holder)
+            self._failing = False
         if lease is None:
             if self._lease is not None:
                 self._step_down("lease lost")

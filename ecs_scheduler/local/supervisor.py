@@ -147,8 +147,17 @@ class Supervisor:
             self._out.flush()
 
     def _stop_all(self) -> None:
-        running = [p for p in self._programs if p.process is not None and p.process.poll() is None]
-        for program in reversed(running):  # the emulator last
+        """The apps first (they may still finish launches against the emulator), then the
+        essential processes."""
+        self._stop_group([p for p in self._programs if not p.essential])
+        self._stop_group([p for p in self._programs if p.essential])
+        for program in self._programs:
+            for reader in program.readers:
+                reader.join(timeout=2)
+
+    def _stop_group(self, programs: list[Program]) -> None:
+        running = [p for p in programs if p.process is not None and p.process.poll() is None]
+        for program in running:
             _signal_group(program, signal.SIGTERM)
         deadline = time.monotonic() + self._grace
         for program in running:
@@ -159,9 +168,6 @@ class Supervisor:
                 self.say(f"{program.name} did not stop within {self._grace:g} s; killing it")
                 _signal_group(program, signal.SIGKILL)
                 program.process.wait()
-        for program in self._programs:
-            for reader in program.readers:
-                reader.join(timeout=2)
 
 
 def _signal_group(program: Program, sig: signal.Signals) -> None:
