@@ -13,6 +13,7 @@ import functools
 import logging
 import random
 import re
+import threading
 from datetime import datetime, timedelta, tzinfo
 from zoneinfo import ZoneInfo
 
@@ -67,23 +68,25 @@ class _SearchBudgetExceeded(ScheduleError):
         super().__init__(f"{TOO_SPARSE} (no fire time found within {steps} search steps)")
 
 
-class _Budget:
-    __slots__ = ("left", "steps")
+class _Budget(threading.local):
+    """The steps left to the search running on this thread (None: no search running)."""
 
-    def __init__(self, steps: int) -> None:
-        self.steps = steps
-        self.left = steps
+    steps = 0
+    left = 0
+
+
+_budget = _Budget()
 
 
 class _MeteredField:
-    """A compiled field that charges one step of a budget per ``get_next_value``: the only
-    way into APScheduler's search loop, which may otherwise walk year by year to 9999."""
+    """A compiled field that charges one step of this thread's budget per
+    ``get_next_value``: the only way into APScheduler's search loop, which may otherwise
+    walk year by year to 9999."""
 
-    __slots__ = ("_field", "_budget", "name", "is_default", "REAL", "get_value", "get_min", "get_max")
+    __slots__ = ("_next", "name", "is_default", "REAL", "get_value", "get_min", "get_max")
 
-    def __init__(self, field: BaseField, budget: _Budget) -> None:
-        self._field = field
-        self._budget = budget
+    def __init__(self, field: BaseField) -> None:
+        self._next = field.get_next_value
         self.name = field.name
         self.is_default = field.is_default
         self.REAL = field.REAL
@@ -92,23 +95,35 @@ class _MeteredField:
         self.get_max = field.get_max
 
     def get_next_value(self, dateval: datetime) -> int | None:
-        self._budget.left -= 1
-        if self._budget.left < 0:
-            raise _SearchBudgetExceeded(self._budget.steps)
-        value: int | None = self._field.get_next_value(dateval)
+        _budget.left -= 1
+        if _budget.left < 0:
+            raise _SearchBudgetExceeded(_budget.steps)
+        value: int | None = self._next(dateval)
         return value
+
+
+def _metered_twin(trigger: CronTrigger) -> CronTrigger:
+    """A plain CronTrigger with the same settings whose fields charge the budget."""
+    twin = CronTrigger.__new__(CronTrigger)
+    twin.timezone = trigger.timezone
+    twin.start_date = trigger.start_date
+    twin.end_date = trigger.end_date
+    twin.jitter = trigger.jitter
+    twin.fields = [_MeteredField(field) for field in trigger.fields]
+    return twin
 
 
 def search_next_fire(
     trigger: CronTrigger, previous: datetime | None, now: datetime, *, steps: int = SEARCH_STEPS
 ) -> datetime | None:
     """``trigger.get_next_fire_time`` in at most ``steps`` field steps; ScheduleError beyond."""
-    state = trigger.__getstate__()
-    budget = _Budget(steps)
-    state["fields"] = [_MeteredField(field, budget) for field in state["fields"]]
-    metered = CronTrigger.__new__(CronTrigger)
-    metered.__setstate__(state)
-    result: datetime | None = CronTrigger.get_next_fire_time(metered, previous, now)
+    twin = trigger.metered() if isinstance(trigger, SharedFieldsCronTrigger) else _metered_twin(trigger)
+    outer = _budget.steps, _budget.left
+    _budget.steps = _budget.left = steps
+    try:
+        result: datetime | None = CronTrigger.get_next_fire_time(twin, previous, now)
+    finally:
+        _budget.steps, _budget.left = outer
     return result
 
 
@@ -120,11 +135,18 @@ class SharedFieldsCronTrigger(CronTrigger):  # type: ignore[misc]
     100 000-job cold start compiles a few hundred fields instead of 800 000.
     """
 
-    __slots__ = ()
+    __slots__ = ("_twin",)
     FIELDS_MAP = {
         name: functools.partial(_compiled_field, field_class)
         for name, field_class in CronTrigger.FIELDS_MAP.items()
     }
+
+    def metered(self) -> CronTrigger:
+        """Its metered twin, made once (triggers do not change once built)."""
+        twin: CronTrigger | None = getattr(self, "_twin", None)
+        if twin is None:
+            twin = self._twin = _metered_twin(self)
+        return twin
 
     def get_next_fire_time(self, previous_fire_time: datetime | None, now: datetime) -> datetime | None:
         """Bounded: a schedule whose next fire needs more than SCHEDULER_SEARCH_STEPS steps
