@@ -40,6 +40,8 @@ class ElasticsearchSettings(_Section):
     flavour: Literal["elasticsearch", "opensearch"] = "elasticsearch"
     hosts: list[str] = Field(default_factory=lambda: ["http://127.0.0.1:9200"])
     index: str = "ecs-scheduler-jobs"
+    request_timeout_seconds: Seconds = 10.0
+    max_retries: Annotated[int, Field(ge=0, le=10)] = 2
     client_options: dict[str, Any] = Field(default_factory=dict)
 
 
