@@ -3,6 +3,7 @@ a 5xx, and no request holds the event loop much longer than an ordinary one."""
 
 from __future__ import annotations
 
+import re
 import sys
 import time
 from typing import Any
@@ -184,3 +185,16 @@ def test_worst_hostile_schedule_costs_about_an_ordinary_request(
             f"{costs[worst] / plain_400:.2f} x a 400 for a bad field value ({plain_400 * 1000:.1f} ms)\n"
         )
     assert ratio < 3, f"{worst!r} took {costs[worst] * 1000:.1f} ms vs {ordinary * 1000:.1f} ms ordinary"
+
+
+def test_the_openapi_document_states_the_limits(client: httpx.Client) -> None:
+    """So requests valid by the schema are not surprised: the schedule's shape, the
+    messagesPerTask bound and the NUL ban are in the document the app serves."""
+    schemas = client.get("/spec").json()["components"]["schemas"]
+    schedule = schemas["JobCreate"]["properties"]["schedule"]
+    assert schedule["maxLength"] == 256 and schedule["minLength"] == 1
+    assert re.fullmatch(schedule["pattern"], "0 */5 * mon-fri") and not re.fullmatch(schedule["pattern"], "0;1")
+    trigger = schemas["SQSTrigger"]["properties"]["messagesPerTask"]["anyOf"][0]
+    assert trigger["maximum"] == 1_000_000
+    group = schemas["JobCreate"]["properties"]["group"]["anyOf"][0]
+    assert not re.fullmatch(group["pattern"], "a\x00b")
