@@ -92,6 +92,7 @@ class SQLiteJobStore(JobStore):
             for statement in _SCHEMA:
                 db.execute(statement)
             row = db.execute("SELECT id FROM store_identity").fetchone()
+            created = row is None and not existed  # not the other process, starting with us
             if row is None:
                 identity = uuid.uuid4().hex
                 db.execute(
@@ -107,7 +108,7 @@ class SQLiteJobStore(JobStore):
         stat = os.stat(self._path)
         self._file_id = (stat.st_dev, stat.st_ino)
         self.identity = identity
-        if not existed:
+        if created:
             logger.warning("created a new, empty job store %s at %s", identity, self._path)
 
     # --- JobStore ------------------------------------------------------------------------
