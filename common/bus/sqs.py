@@ -42,8 +42,10 @@ class SQSEventBus(EventBus):
         dead_letter_queue_url: str,
         wait_seconds: int,
         publish_timeout: float = AWSSettings().publish_timeout_seconds,
+        send_client: SQSClient | None = None,
     ) -> None:
         self._client = client
+        self._send_client = send_client or client
         self._publish_timeout = publish_timeout
         self.queue_url = queue_url
         self.dead_letter_queue_url = dead_letter_queue_url
@@ -67,6 +69,16 @@ class SQSEventBus(EventBus):
             read_timeout=max(timeouts.read_timeout_seconds, settings.wait_seconds + 5),
             max_attempts=settings.publish_attempts,
         )
+        # Publishes read with the publish bound: a send stuck on a stalled SQS gives up about
+        # when its caller does, so the senders are free again soon after SQS recovers.
+        sender: SQSClient | None = None
+        if client is None:
+            sender = aws.client(
+                "sqs",
+                timeouts,
+                read_timeout=timeouts.publish_timeout_seconds,
+                max_attempts=settings.publish_attempts,
+            )
         with _unavailable("set up queues"):
             dlq_url = _queue_url(sqs, settings.dead_letter_queue_name, settings.create_queues, {})
             queue_url = settings.queue_url or _queue_url(
@@ -89,6 +101,7 @@ class SQSEventBus(EventBus):
             dead_letter_queue_url=dlq_url,
             wait_seconds=settings.wait_seconds,
             publish_timeout=timeouts.publish_timeout_seconds,
+            send_client=sender,
         )
 
     def publish(self, event: ChangeEvent) -> str:
@@ -140,7 +153,7 @@ class SQSEventBus(EventBus):
 
     def _send_batch(self, bodies: Sequence[str]) -> list[Outcome]:
         entries = [{"Id": str(n), "MessageBody": body} for n, body in enumerate(bodies)]
-        response = self._client.send_message_batch(QueueUrl=self.queue_url, Entries=entries)  # type: ignore[arg-type]
+        response = self._send_client.send_message_batch(QueueUrl=self.queue_url, Entries=entries)  # type: ignore[arg-type]
         outcomes = {
             entry["Id"]: Outcome(message_id=entry["MessageId"]) for entry in response.get("Successful", [])
         }
@@ -175,6 +188,8 @@ class SQSEventBus(EventBus):
     def close(self) -> None:
         self._batcher.close()
         self._client.close()
+        if self._send_client is not self._client:
+            self._send_client.close()
 
     def _receive(
         self, url: str, *, max_messages: int, wait: int, peek: bool = False
