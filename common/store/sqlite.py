@@ -5,24 +5,17 @@ WAL mode so webapi and scheduld (two processes on one machine) read while the ot
 write never touches what a user changed. One connection per thread, reopened after an error
 (a connection opened while the file was read-only would otherwise stay read-only for ever).
 
-Integrity: the database holds an identity row, mirrored in a marker file next to it
-(``<path>.identity``). A store whose marker exists but whose file is missing or holds another
-identity refuses to open (it never silently starts empty over a used path); a store created
-from nothing says so in the log. While running, every write first checks that the path still
-names the file opened (device and inode): a removed or replaced file refuses writes with
-StoreUnavailableError and a CRITICAL log line, instead of acknowledging writes into an
-unlinked file that vanishes at the next restart.
+Its file's identity and integrity are guarded by ``sqlite_file.StoreFile``: checked before
+every write, so a removed or replaced file refuses writes instead of losing them.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
-import os
 import sqlite3
 import threading
 import time
-import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -34,6 +27,7 @@ from common.config import SQLiteSettings
 from common.errors import JobExistsError, JobNotFoundError, LeaseLostError, StoreUnavailableError
 from common.models import Job, JobStatus, Lease, Run
 from common.store.base import PAGE_LIMIT, JobChange, JobStore
+from common.store.sqlite_file import StoreFile
 
 logger = logging.getLogger(__name__)
 
@@ -60,13 +54,7 @@ _SCHEMA = (
         token INTEGER NOT NULL,
         expires_at REAL NOT NULL
     )""",
-    # one row: which store this file is (mirrored in the marker file next to it)
-    """CREATE TABLE IF NOT EXISTS store_identity (
-        id TEXT PRIMARY KEY NOT NULL,
-        created_at TEXT NOT NULL
-    )""",
 )
-MARKER_SUFFIX = ".identity"
 
 
 class SQLiteJobStore(JobStore):
@@ -80,36 +68,14 @@ class SQLiteJobStore(JobStore):
         self._lock = threading.Lock()
         self._write_lock = threading.Lock()
         self._ordinary_writers = threading.Lock()  # see _write: lease writes skip this queue
-        self._marker = self._path.with_name(self._path.name + MARKER_SUFFIX)
-        self._file_id: tuple[int, int] | None = None
-        self._lost: str | None = None
         self._path.parent.mkdir(parents=True, exist_ok=True)
-        existed = self._path.exists()
-        expected = self._marker.read_text().strip() if self._marker.exists() else None
-        if expected and not existed:
-            self._refuse_to_open(f"its file is missing, though the store {expected} was created here")
-        with self._translate(), self._write(check_file=False) as db:
+        self._file = StoreFile(self._path)
+        with self._translate(), self._write() as db:
             for statement in _SCHEMA:
                 db.execute(statement)
-            row = db.execute("SELECT id FROM store_identity").fetchone()
-            created = row is None and not existed  # not the other process, starting with us
-            if row is None:
-                identity = uuid.uuid4().hex
-                db.execute(
-                    "INSERT INTO store_identity (id, created_at) VALUES (?, ?)",
-                    (identity, datetime.now(UTC).isoformat()),
-                )
-            else:
-                identity = str(row[0])
-        if expected and identity != expected:
-            self._refuse_to_open(f"its file holds store {identity}, not the store {expected} created here")
-        if not expected:
-            self._write_marker(identity)
-        stat = os.stat(self._path)
-        self._file_id = (stat.st_dev, stat.st_ino)
-        self.identity = identity
-        if created:
-            logger.warning("created a new, empty job store %s at %s", identity, self._path)
+            self._file.adopt(db)
+        self._file.settle()
+        self.identity = self._file.identity
 
     # --- JobStore ------------------------------------------------------------------------
 
@@ -294,7 +260,7 @@ class SQLiteJobStore(JobStore):
 
     def verify(self) -> None:
         """The file is still the one opened, and answers a read."""
-        self._check_file()
+        self._file.check()
         with self._translate():
             self._db().execute("SELECT 1 FROM jobs LIMIT 1").fetchall()
 
@@ -335,47 +301,6 @@ class SQLiteJobStore(JobStore):
                 self._connections.append(connection)
         return connection
 
-    def _refuse_to_open(self, why: str) -> None:
-        logger.critical(
-            "refusing to open the SQLite job store at %s: %s. Restore the file, or remove %s "
-            "to start with a new, empty store.",
-            self._path,
-            why,
-            self._marker,
-        )
-        raise StoreUnavailableError(f"the job store cannot be opened: {why}")
-
-    def _write_marker(self, identity: str) -> None:
-        staged = self._marker.with_name(self._marker.name + ".tmp")
-        staged.write_text(identity + "\n")
-        staged.replace(self._marker)
-
-    def _check_file(self) -> None:
-        """Refuse to go on with a file that was removed or replaced under this process."""
-        if self._file_id is None:
-            return
-        try:
-            stat = os.stat(self._path)
-            problem = None if (stat.st_dev, stat.st_ino) == self._file_id else "replaced"
-        except FileNotFoundError:
-            problem = "removed"
-        except OSError as exc:
-            raise StoreUnavailableError(f"the job store file cannot be checked ({exc.strerror})") from exc
-        if problem is None:
-            if self._lost is not None:
-                logger.warning("SQLite job store %s is back in place; writes resume", self._path)
-                self._lost = None
-            return
-        if self._lost is None:
-            logger.critical(
-                "SQLite job store %s was %s while in use: every write is refused until the file "
-                "is restored (its data is not lost while this process holds it open)",
-                self._path,
-                problem,
-            )
-            self._lost = problem
-        raise StoreUnavailableError(f"the job store file was {problem} while in use; writes are refused")
-
     def _drop_connection(self) -> None:
         """Forget this thread's connection after an error; the next call opens a fresh one."""
         connection: sqlite3.Connection | None = getattr(self._local, "connection", None)
@@ -389,7 +314,7 @@ class SQLiteJobStore(JobStore):
             connection.close()
 
     @contextlib.contextmanager
-    def _write(self, *, check_file: bool = True, lease: bool = False) -> Iterator[sqlite3.Connection]:
+    def _write(self, *, lease: bool = False) -> Iterator[sqlite3.Connection]:
         """One write transaction, taken up front so concurrent writers queue, not deadlock.
 
         Threads of this process queue on a lock first: SQLite's own busy handler waits by
@@ -400,8 +325,7 @@ class SQLiteJobStore(JobStore):
         lock; a lease write goes straight to the write lock and so waits for one write at
         most, however many fires queue behind it (a busy leader must not miss its renewal).
         """
-        if check_file:
-            self._check_file()
+        self._file.check()  # until settled, there is nothing to compare with
         db = self._db()
         with contextlib.ExitStack() as queued:
             if not lease:

@@ -16,7 +16,8 @@ import pytest
 from common.config import SQLiteSettings
 from common.errors import StoreUnavailableError
 from common.models import Job
-from common.store.sqlite import MARKER_SUFFIX, SQLiteJobStore
+from common.store.sqlite import SQLiteJobStore
+from common.store.sqlite_file import MARKER_SUFFIX
 
 
 def _job(job_id: str) -> Job:
