@@ -38,9 +38,8 @@ DEPENDENCY_UP = Gauge(
 
 
 def store_check(store: JobStore) -> Check:
-    """The store's own ``verify`` where it has one (integrity included), else a cheap read."""
-    verify = getattr(store, "verify", None)
-    return verify if callable(verify) else store.count_jobs
+    """The store's ``verify``: reachable, and (SQLite) still the file it opened."""
+    return store.verify
 
 
 def bus_check(bus: EventBus) -> Check:

@@ -17,8 +17,8 @@ from common.metrics import LAG_BUCKETS, LATENCY_BUCKETS, PREFIX, RECONCILE_BUCKE
 FIRES = Counter(
     PREFIX + "fires",
     "Fires handled, by outcome: launched, partially_launched, skipped (enough running or "
-    "nothing wanted), failed, suspended (or outside its window), not_leader, already_claimed, "
-    "deleted, lease_lost, error",
+    "nothing wanted), failed, throttled (quotas.tasks_per_minute), suspended (or outside its "
+    "window), not_leader, already_claimed, deleted, lease_lost, error",
     ["outcome"],
 )
 JOB_FIRES = Counter(

@@ -20,8 +20,6 @@ from webapi.errors import JSONReply
 # (README "Operating" documents them); every operation the document lists needs a token.
 router = APIRouter(tags=["health"], include_in_schema=False)
 
-PUBLIC_PATHS = ("/healthz", "/readyz", "/metrics")
-
 
 @router.get("/healthz", summary="Liveness: the process answers (no dependency is checked)")
 async def healthz(request: Request) -> Response:
