@@ -21,7 +21,7 @@ from common.config import Settings
 from common.errors import JobNotFoundError, SchedulerError
 from common.models import Job, JobStatus, Lease
 from common.schedule import ScheduleError
-from common.store.base import JobStore
+from common.store.base import Store
 from scheduld.executor import TaskLauncher
 from scheduld.firing import Firing
 from scheduld.leadership import Leadership, replica_id
@@ -54,7 +54,7 @@ class Daemon:
         self,
         settings: Settings,
         *,
-        store: JobStore,
+        store: Store,
         bus: EventBus,
         launcher: TaskLauncher,
         triggers: TriggerRegistry,

@@ -16,17 +16,22 @@ import logging
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from typing import Protocol
 
 import tenacity
 
 from common.config import SchedulerSettings
 from common.errors import JobNotFoundError, LaunchError, LeaseLostError, SchedulerError, StoreUnavailableError
 from common.models import Job, JobStatus, LaunchFailure, Lease, Run, RunStatus
-from common.store.base import JobStore
+from common.store.base import JobStore, RunLog
 from scheduld.executor import LaunchResult, TaskLauncher
 from scheduld.triggers import TriggerError, TriggerRegistry
 
 logger = logging.getLogger(__name__)
+
+class FiringStore(JobStore, RunLog, Protocol):
+    """What a fire uses: the job (read, status) and the run log (claim, record); no leases."""
+
 
 NextFireTime = Callable[[str], datetime | None]
 FirstFireAfter = Callable[[Job, datetime, datetime], datetime | None]
@@ -36,7 +41,7 @@ class Firing:
     def __init__(
         self,
         *,
-        store: JobStore,
+        store: FiringStore,
         launcher: TaskLauncher,
         triggers: TriggerRegistry,
         next_fire_time: NextFireTime,

@@ -11,7 +11,7 @@ from fastapi import FastAPI
 from common.bus.base import EventBus
 from common.config import Settings
 from common.models import JobCreate, JobUpdate
-from common.store.base import JobStore
+from webapi.deps import ApiStore
 from webapi.errors import install_error_handlers
 from webapi.routes import jobs, meta
 
@@ -25,7 +25,7 @@ job sets `timezone`.
 """
 
 
-def create_app(settings: Settings, *, store: JobStore | None = None, bus: EventBus | None = None) -> FastAPI:
+def create_app(settings: Settings, *, store: ApiStore | None = None, bus: EventBus | None = None) -> FastAPI:
     """Build the app; store and bus default to the configured ones, built at startup."""
 
     @contextlib.asynccontextmanager

@@ -7,15 +7,22 @@ bench/api.py). Tests swap collaborators through ``create_app(settings, store=...
 
 from __future__ import annotations
 
+from typing import Protocol
+
 from fastapi import Request
 
 from common.bus.base import EventBus
 from common.config import Settings
-from common.store.base import JobStore
+from common.store.base import JobStore, RunHistory
 
 
-def store_of(request: Request) -> JobStore:
-    store: JobStore = request.app.state.store
+class ApiStore(JobStore, RunHistory, Protocol):
+    """The store roles webapi uses: the jobs and the read side of the run log (every backend's
+    ``Store`` has both); webapi never claims runs, writes status or takes leases."""
+
+
+def store_of(request: Request) -> ApiStore:
+    store: ApiStore = request.app.state.store
     return store
 
 

@@ -33,7 +33,7 @@ from common.errors import (
     LeaseLostError,
 )
 from common.models import Job, JobStatus, Lease, Run
-from common.store.base import PAGE_LIMIT, JobChange, JobStore
+from common.store.base import PAGE_LIMIT, JobChange, Store
 from common.store.search_client import Conflict, NotFound, SearchClient, Versioned, connect
 
 logger = logging.getLogger(__name__)
@@ -70,7 +70,7 @@ STATUS_RETRIES = 10
 _BY_ID: list[dict[str, str]] = [{"id": "asc"}]
 
 
-class ElasticsearchJobStore(JobStore):
+class ElasticsearchJobStore(Store):
     blocking = True
 
     def __init__(self, client: SearchClient, *, index: str, result_window: int | None = None) -> None:
@@ -102,7 +102,7 @@ class ElasticsearchJobStore(JobStore):
                 wrapped.close()
             raise
 
-    # --- JobStore ------------------------------------------------------------------------
+    # --- jobs (JobStore) ------------------------------------------------------------------
 
     def create_job(self, job: Job) -> Job:
         document = {"id": job.id, "job": job.user_document(), "status": {}}
@@ -156,7 +156,7 @@ class ElasticsearchJobStore(JobStore):
         except Conflict as exc:
             raise ConcurrentUpdateError(job_id) from exc
 
-    # --- runs --------------------------------------------------------------------------------
+    # --- run log (RunLog) -----------------------------------------------------------------
 
     def claim_run(self, run: Run, lease: Lease) -> bool:
         # The lease check and the claim are two requests (no multi-document transactions);
@@ -231,7 +231,7 @@ class ElasticsearchJobStore(JobStore):
             removed += self._delete_runs(job_id, _time_key(older_than))
         return removed
 
-    # --- leases ------------------------------------------------------------------------------
+    # --- leases (LeaseStore) --------------------------------------------------------------
 
     def acquire_lease(self, name: str, *, holder: str, ttl: float) -> Lease | None:
         now = time.time()
@@ -294,7 +294,7 @@ class ElasticsearchJobStore(JobStore):
     def close(self) -> None:
         self._client.close()
 
-    # --- internals -----------------------------------------------------------------------
+    # --- internals ------------------------------------------------------------------------
 
     def _get(self, job_id: str) -> Versioned:
         try:

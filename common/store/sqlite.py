@@ -22,7 +22,7 @@ import orjson
 from common.config import SQLiteSettings
 from common.errors import JobExistsError, JobNotFoundError, LeaseLostError, StoreUnavailableError
 from common.models import Job, JobStatus, Lease, Run
-from common.store.base import PAGE_LIMIT, JobChange, JobStore
+from common.store.base import PAGE_LIMIT, JobChange, Store
 
 logger = logging.getLogger(__name__)
 
@@ -52,7 +52,7 @@ _SCHEMA = (
 )
 
 
-class SQLiteJobStore(JobStore):
+class SQLiteJobStore(Store):
     blocking = False  # local file: calls are short enough to run on the event loop
 
     def __init__(self, settings: SQLiteSettings) -> None:
@@ -67,7 +67,7 @@ class SQLiteJobStore(JobStore):
             for statement in _SCHEMA:
                 db.execute(statement)
 
-    # --- JobStore ------------------------------------------------------------------------
+    # --- jobs (JobStore) ------------------------------------------------------------------
 
     def create_job(self, job: Job) -> Job:
         with self._translate(), self._write() as db:
@@ -139,7 +139,7 @@ class SQLiteJobStore(JobStore):
         with self._translate(), self._write() as db:
             _update_status(db, job_id, status)
 
-    # --- runs --------------------------------------------------------------------------------
+    # --- run log (RunLog) -----------------------------------------------------------------
 
     def claim_run(self, run: Run, lease: Lease) -> bool:
         key = (run.job_id, _time_key(run.scheduled_for))
@@ -210,7 +210,7 @@ class SQLiteJobStore(JobStore):
         with self._translate(), self._write() as db:
             return _prune_runs(db, job_id, keep=keep, older_than=older_than)
 
-    # --- leases ------------------------------------------------------------------------------
+    # --- leases (LeaseStore) --------------------------------------------------------------
 
     def acquire_lease(self, name: str, *, holder: str, ttl: float) -> Lease | None:
         now = time.time()
@@ -255,7 +255,7 @@ class SQLiteJobStore(JobStore):
             self._connections.clear()
         self._local = threading.local()
 
-    # --- internals -----------------------------------------------------------------------
+    # --- internals ------------------------------------------------------------------------
 
     def _page_rows(self, skip: int, count: int) -> list[tuple[Any, Any]]:
         # The inner query walks only the primary-key index, never the documents.

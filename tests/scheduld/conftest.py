@@ -18,7 +18,7 @@ from botocore.config import Config
 
 from common.config import ECSSettings, SchedulerSettings, Settings, SQSSettings
 from common.models import Job, Lease
-from common.store.base import JobStore
+from common.store.base import Store
 from scheduld.executor import TaskLauncher
 from scheduld.firing import Firing
 from scheduld.triggers import TriggerRegistry, default_registry
@@ -58,14 +58,14 @@ def triggers(sqs_client: Any) -> TriggerRegistry:
 
 
 @pytest.fixture
-def lease(sqlite_store: JobStore) -> Lease:
+def lease(sqlite_store: Store) -> Lease:
     held = sqlite_store.acquire_lease("scheduld", holder="test-replica", ttl=3600)
     assert held is not None
     return held
 
 
 def make_firing(
-    store: JobStore, launcher: TaskLauncher, triggers: TriggerRegistry, held: Lease, **kwargs: Any
+    store: Store, launcher: TaskLauncher, triggers: TriggerRegistry, held: Lease, **kwargs: Any
 ) -> Firing:
     options: dict[str, Any] = {
         "next_fire_time": lambda job_id: None,
@@ -77,7 +77,7 @@ def make_firing(
 
 
 @pytest.fixture
-def firing(sqlite_store: JobStore, launcher: TaskLauncher, triggers: TriggerRegistry, lease: Lease) -> Firing:
+def firing(sqlite_store: Store, launcher: TaskLauncher, triggers: TriggerRegistry, lease: Lease) -> Firing:
     return make_firing(sqlite_store, launcher, triggers, lease)
 
 

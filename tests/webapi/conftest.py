@@ -13,7 +13,7 @@ import pytest
 from common.bus.base import EventBus
 from common.bus.sqs import SQSEventBus
 from common.config import Settings, SQLiteSettings, SQSSettings, StoreSettings
-from common.store.base import JobStore
+from common.store.base import Store
 from tests.servers import ThreadedUvicorn
 from webapi import create_app
 
@@ -30,7 +30,7 @@ def sqs_bus(sqs_settings: SQSSettings, sqs_client: Any) -> Iterator[SQSEventBus]
 
 
 @pytest.fixture
-def client(settings: Settings, sqlite_store: JobStore, sqs_bus: EventBus) -> Iterator[httpx.Client]:
+def client(settings: Settings, sqlite_store: Store, sqs_bus: EventBus) -> Iterator[httpx.Client]:
     app = create_app(settings, store=sqlite_store, bus=sqs_bus)
     with ThreadedUvicorn(app) as server, httpx.Client(base_url=server.url, timeout=30) as http:
         yield http

@@ -25,9 +25,8 @@ from common.models import (
     parse_create,
     parse_update,
 )
-from common.store.base import JobStore
 from webapi.body import json_body
-from webapi.deps import bus_of, settings_of, store_of
+from webapi.deps import ApiStore, bus_of, settings_of, store_of
 from webapi.errors import JSONReply
 from webapi.routing import DirectRoute
 from webapi.schemas import (
@@ -187,9 +186,8 @@ def _page(path: str, key: str, items: list[Any], *, skip: int, count: int) -> di
     return page
 
 
-async def _call(store: JobStore, method: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-    """A store read. A local store (``blocking`` False: SQLite) answers on the event loop, in
-    tens of µs, since WAL readers never wait; a network store is called in the thread pool."""
+async def _call(store: ApiStore, method: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    """A store read, on the loop or in the thread pool as ``JobStore.blocking`` says."""
     if store.blocking:
         return await run_in_threadpool(method, *args, **kwargs)
     return method(*args, **kwargs)

@@ -1,4 +1,4 @@
-"""The JobStore contract: run unchanged against every implementation (see conftest ``store``)."""
+"""The JobStore contract (jobs role), run unchanged against every backend (conftest ``store``)."""
 
 from __future__ import annotations
 
@@ -229,3 +229,4 @@ def test_served_documents_match_the_jobs(store: JobStore) -> None:
     assert store.list_job_documents(skip=0, count=10) == [job.to_document() for job in store.list_jobs()]
     with pytest.raises(JobNotFoundError):
         store.get_job_document("nope")
+
