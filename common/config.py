@@ -57,14 +57,11 @@ class SQSSettings(_Section):
     max_receive_count: Annotated[int, Field(ge=1, le=1000)] = 5
     wait_seconds: Annotated[int, Field(ge=0, le=20)] = 10
     visibility_timeout_seconds: Annotated[int, Field(ge=0, le=43200)] = 60
-    publish_attempts: Annotated[int, Field(ge=1, le=10)] = 3
 
 
 class ECSSettings(_Section):
     cluster: str = "default"
     started_by: str = "ecs-scheduler"
-    launch_rate_per_second: Annotated[float, Field(ge=0)] = 20.0
-    max_attempts: Annotated[int, Field(ge=1, le=20)] = 5
 
     @field_validator("started_by")
     @classmethod
@@ -86,10 +83,27 @@ class SchedulerSettings(_Section):
     reconcile_interval_seconds: Seconds = 60.0
     max_workers: Annotated[int, Field(ge=1, le=1000)] = 32
     shutdown_timeout_seconds: Seconds = 30.0
-    error_backoff_seconds: Seconds = 5.0
     lease_ttl_seconds: Annotated[float, Field(ge=0.5)] = 15.0
     run_history_per_job: Annotated[int, Field(ge=1)] = 100
     run_history_days: Annotated[float, Field(gt=0)] = 30.0
+
+
+class RetrySettings(_Section):
+    """The one retry policy (common/retry.py): botocore retry modes for AWS, tenacity for the rest."""
+
+    aws_mode: Literal["standard", "adaptive"] = "adaptive"
+    """botocore retry mode of every AWS client; ``adaptive`` adds a client-side rate limiter
+    that engages once AWS throttles (so a herd of RunTask calls queues instead of failing)."""
+    aws_max_attempts: Annotated[int, Field(ge=1, le=20)] = 5
+    """Attempts of one AWS call (first try included) on throttling and transient errors."""
+    attempts: Annotated[int, Field(ge=1, le=100)] = 5
+    """Attempts of one store call inside a fire (claim, record) when the store is unavailable."""
+    first_wait_seconds: Seconds = 0.1
+    """First wait before a retry; each next wait doubles (with jitter) up to ``max_wait_seconds``."""
+    max_wait_seconds: Seconds = 30.0
+    """Longest wait between tries; the ops-queue consumer also caps it at the visibility timeout."""
+    startup_seconds: Seconds = 60.0
+    """How long a starting process retries reaching SQS before it gives up."""
 
 
 class Settings(BaseSettings):
@@ -107,6 +121,7 @@ class Settings(BaseSettings):
     ecs: ECSSettings = Field(default_factory=ECSSettings)
     webapi: WebAPISettings = Field(default_factory=WebAPISettings)
     scheduler: SchedulerSettings = Field(default_factory=SchedulerSettings)
+    retry: RetrySettings = Field(default_factory=RetrySettings)
 
     @field_validator("log_level", mode="before")
     @classmethod

@@ -6,11 +6,10 @@ import logging
 import signal
 from types import FrameType
 
-from botocore.config import Config
-
 from common import aws
 from common.bus import create_bus
 from common.config import Settings
+from common.retry import aws_config
 from common.store import create_store
 from scheduld.daemon import Daemon
 from scheduld.executor import TaskLauncher
@@ -23,10 +22,9 @@ logger = logging.getLogger(__name__)
 
 def run(settings: Settings) -> int:
     """Run until SIGTERM/SIGINT, then stop cleanly; returns the exit code."""
-    retries = {"mode": "standard", "max_attempts": settings.ecs.max_attempts}
     pool = settings.scheduler.max_workers + 4
-    ecs = aws.client("ecs", config=Config(retries=retries, max_pool_connections=pool))  # type: ignore[arg-type]
-    sqs = aws.client("sqs", config=Config(retries=retries, max_pool_connections=pool))  # type: ignore[arg-type]
+    ecs = aws.client("ecs", config=aws_config(settings.retry, max_pool_connections=pool))
+    sqs = aws.client("sqs", config=aws_config(settings.retry, max_pool_connections=pool))
     store = create_store(settings)
     bus = create_bus(settings)
     daemon = Daemon(

@@ -3,9 +3,9 @@
 Attribution: ``startedBy`` is ``<prefix>/<16-hex hash of the job id>`` (ECS allows 36
 characters, so long job ids still fit, and two jobs on one task definition never count each
 other's tasks); each task is also tagged ``ecs-scheduler:job-id`` for people. RunTask starts at
-most 10 tasks a call, so launches are batched, and every call passes a client-side token
-bucket so a herd of jobs firing at once queues instead of tripping ECS throttling. Throttling
-and transient errors are retried by botocore (standard mode, bounded attempts).
+most 10 tasks a call, so launches are batched. Throttling and transient errors are botocore's
+to retry (``Settings.retry``: adaptive mode by default, whose client-side rate limiter makes
+a herd of fires queue once ECS throttles instead of failing).
 """
 
 from __future__ import annotations
@@ -13,8 +13,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import logging
-import threading
-import time
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -52,34 +50,6 @@ def started_by(prefix: str, job_id: str) -> str:
     return f"{prefix}/{hashlib.blake2b(job_id.encode(), digest_size=8).hexdigest()}"
 
 
-class TokenBucket:
-    """Thread-safe rate limit: ``rate`` calls a second, bursts up to ``rate``; 0 disables."""
-
-    def __init__(self, rate: float) -> None:
-        self._rate = rate
-        self._capacity = max(1.0, rate)
-        self._tokens = self._capacity
-        self._updated = time.monotonic()
-        self._lock = threading.Lock()
-
-    def acquire(self) -> float:
-        """Take one token, sleeping until one is free; returns the seconds waited."""
-        if self._rate <= 0:
-            return 0.0
-        waited = 0.0
-        while True:
-            with self._lock:
-                now = time.monotonic()
-                self._tokens = min(self._capacity, self._tokens + (now - self._updated) * self._rate)
-                self._updated = now
-                if self._tokens >= 1:
-                    self._tokens -= 1
-                    return waited
-                delay = (1 - self._tokens) / self._rate
-            time.sleep(delay)
-            waited += delay
-
-
 @dataclass
 class LaunchResult:
     tasks: list[LaunchedTask] = field(default_factory=list)
@@ -91,7 +61,6 @@ class TaskLauncher:
         self._ecs = ecs
         self._cluster = settings.cluster
         self._prefix = settings.started_by
-        self._bucket = TokenBucket(settings.launch_rate_per_second)
         # made once: botocore's get_paginator lists its data directories on every call
         self._list_tasks = ecs.get_paginator("list_tasks")
         self._shared = SharedRunningCounts(self._count_started_by, self._count_cluster)
@@ -151,7 +120,6 @@ class TaskLauncher:
         remaining, batch = count, 0
         while remaining > 0:
             size = min(RUN_TASK_BATCH, remaining)
-            self._bucket.acquire()
             params = {
                 **base,
                 "count": size,

@@ -18,11 +18,10 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
-import tenacity
-
-from common.config import SchedulerSettings
+from common.config import RetrySettings, SchedulerSettings
 from common.errors import JobNotFoundError, LaunchError, LeaseLostError, SchedulerError, StoreUnavailableError
 from common.models import Job, JobStatus, LaunchFailure, Lease, Run, RunStatus
+from common.retry import retrying
 from common.store.base import JobStore, RunLog
 from scheduld.executor import LaunchResult, TaskLauncher
 from scheduld.triggers import TriggerError, TriggerRegistry
@@ -51,6 +50,7 @@ class Firing:
         first_fire_after: FirstFireAfter | None = None,
         fires_due: Callable[[datetime], int] | None = None,
         settings: SchedulerSettings | None = None,
+        retry: RetrySettings | None = None,
     ) -> None:
         self._store = store
         self._launcher = launcher
@@ -62,13 +62,7 @@ class Firing:
         self._first_fire_after = first_fire_after
         self._fires_due = fires_due or (lambda _: 1)
         self._settings = settings or SchedulerSettings()
-        self._retry_store = tenacity.Retrying(
-            retry=tenacity.retry_if_exception_type(StoreUnavailableError),
-            stop=tenacity.stop_after_attempt(5),
-            wait=tenacity.wait_exponential(multiplier=0.1, max=2),
-            before_sleep=tenacity.before_sleep_log(logger, logging.WARNING),
-            reraise=True,
-        )
+        self._retry_store = retrying(retry or RetrySettings(), temporary=StoreUnavailableError, logger=logger)
 
     def __call__(self, job_id: str, scheduled: datetime) -> None:
         started = time.monotonic()

@@ -2,7 +2,7 @@
 
 Queues are created when missing (``sqs.create_queues``) with a redrive policy, so a message
 that keeps failing ends in the dead-letter queue; messages that do not parse are moved there
-at once. Retries of throttled or failed calls are botocore's (standard mode, bounded).
+at once. Retries of throttled or failed calls are botocore's (``Settings.retry``).
 """
 
 from __future__ import annotations
@@ -14,16 +14,16 @@ from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 import orjson
-from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import ValidationError
 
 from common import aws
 from common.bus.base import EventBus, ReceivedMessage
 from common.bus.batcher import Batcher, Outcome
-from common.config import SQSSettings
+from common.config import RetrySettings, SQSSettings
 from common.errors import BusUnavailableError, PublishError
 from common.models import ChangeEvent
+from common.retry import aws_config
 
 if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient
@@ -47,14 +47,15 @@ class SQSEventBus(EventBus):
         self._batcher = Batcher(self._send_batch)
 
     @classmethod
-    def from_settings(cls, settings: SQSSettings, *, client: SQSClient | None = None) -> SQSEventBus:
-        """Connect (boto3 reads region, endpoint and credentials from the environment)."""
+    def from_settings(
+        cls, settings: SQSSettings, *, client: SQSClient | None = None, retry: RetrySettings | None = None
+    ) -> SQSEventBus:
+        """Connect (boto3 reads region, endpoint and credentials from the environment) with the
+        retry policy ``retry`` (common/retry.py)."""
         sqs: SQSClient = client or aws.client(
             "sqs",
-            config=Config(
-                retries={"mode": "standard", "max_attempts": settings.publish_attempts},
-                connect_timeout=5,
-                read_timeout=settings.wait_seconds + 10,
+            config=aws_config(
+                retry or RetrySettings(), connect_timeout=5, read_timeout=settings.wait_seconds + 10
             ),
         )
         with _unavailable("set up queues"):

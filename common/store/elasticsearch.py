@@ -19,11 +19,12 @@ hops over sort values beyond it.
 from __future__ import annotations
 
 import logging
-import random
 import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from typing import Any
+
+import tenacity
 
 from common.config import ElasticsearchSettings
 from common.errors import (
@@ -65,6 +66,14 @@ LEASE_MAPPINGS: dict[str, Any] = {
     },
 }
 CAS_ATTEMPTS = 50
+_CAS_RETRY = tenacity.Retrying(
+    retry=tenacity.retry_if_exception_type(Conflict),
+    stop=tenacity.stop_after_attempt(CAS_ATTEMPTS),
+    wait=tenacity.wait_random_exponential(multiplier=0.002, max=0.1),
+    reraise=True,
+)
+"""Lost compare-and-set races are re-read and re-applied at once, with a little jitter: a
+conflict is another writer, not an outage, so this is not the outage policy of common/retry.py."""
 STATUS_RETRIES = 10
 """``retry_on_conflict`` of a status write: the cluster re-applies it if a user update lands."""
 _BY_ID: list[dict[str, str]] = [{"id": "asc"}]
@@ -309,15 +318,18 @@ class ElasticsearchJobStore(Store):
 
         No refresh: the ids do not change, and lists read documents in real time.
         """
-        for attempt in range(CAS_ATTEMPTS):
+
+        def attempt() -> dict[str, Any]:
             current = self._get(job_id)
             document = rewrite(current.source)
-            try:
-                self._client.replace(self._index, job_id, document, current, refresh=False)
-                return document
-            except Conflict:  # also when the job was deleted: the re-read then says so
-                time.sleep(random.uniform(0, 0.002 * (attempt + 1)))
-        raise ConcurrentUpdateError(job_id)
+            # Conflict also when the job was deleted: the re-read then says so
+            self._client.replace(self._index, job_id, document, current, refresh=False)
+            return document
+
+        try:
+            return _CAS_RETRY(attempt)
+        except Conflict as exc:
+            raise ConcurrentUpdateError(job_id) from exc
 
     def _id_batches(self, *, after: str | None, count: int) -> Iterator[list[str]]:
         """Up to ``count`` ids after ``after``, in order: sort values only (no documents),

@@ -25,6 +25,7 @@ from common import aws
 from common.bus.sqs import SQSEventBus
 from common.config import Settings
 from common.errors import SchedulerError
+from common.retry import retrying
 
 if TYPE_CHECKING:
     from mypy_boto3_ecs import ECSClient
@@ -100,17 +101,18 @@ def seed(settings: Settings, *, endpoint_url: str | None = None) -> None:
 
 def seed_when_up(settings: Settings, *, timeout: float = 60.0) -> int:
     """``seed`` against the environment's emulator, retried while it is still starting."""
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            seed(settings)
-            return 0
-        except (BotoCoreError, ClientError, SchedulerError) as exc:
-            if time.monotonic() > deadline:
-                logger.critical("seeding the AWS emulator failed: %s", exc)
-                return 1
-            logger.info("AWS emulator not ready (%s); retrying", exc)
-            time.sleep(1.0)
+    policy = retrying(
+        settings.retry,
+        temporary=(BotoCoreError, ClientError, SchedulerError),
+        logger=logger,
+        give_up_after=timeout,
+    )
+    try:
+        policy(seed, settings)
+    except (BotoCoreError, ClientError, SchedulerError) as exc:
+        logger.critical("seeding the AWS emulator failed: %s", exc)
+        return 1
+    return 0
 
 
 @dataclass

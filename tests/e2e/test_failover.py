@@ -86,7 +86,6 @@ def test_leader_killed_repeatedly_fires_every_second_exactly_once(
         extra={
             "COMPONENT_NAME": "scheduld",
             "AWS_ENDPOINT_URL_ECS": ecs.url,
-            "ECS__LAUNCH_RATE_PER_SECOND": "0",
             "SCHEDULER__LEASE_TTL_SECONDS": "2",
             "SCHEDULER__RECONCILE_INTERVAL_SECONDS": "60",
             "SQS__QUEUE_NAME": f"{unique_name}-ops",

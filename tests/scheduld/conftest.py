@@ -16,7 +16,7 @@ import boto3
 import pytest
 from botocore.config import Config
 
-from common.config import ECSSettings, SchedulerSettings, Settings, SQSSettings
+from common.config import ECSSettings, RetrySettings, SchedulerSettings, Settings, SQSSettings
 from common.models import Job, Lease
 from common.store.base import Store
 from scheduld.executor import TaskLauncher
@@ -44,7 +44,7 @@ def cluster(moto: MotoServer, unique_name: str) -> str:
 
 @pytest.fixture
 def ecs_settings(cluster: str) -> ECSSettings:
-    return ECSSettings(cluster=cluster, launch_rate_per_second=0)
+    return ECSSettings(cluster=cluster)
 
 
 @pytest.fixture
@@ -86,9 +86,8 @@ def daemon_settings(ecs_settings: ECSSettings, sqs_settings: SQSSettings) -> Set
     return Settings(
         ecs=ecs_settings,
         sqs=sqs_settings,
-        scheduler=SchedulerSettings(
-            reconcile_interval_seconds=1, error_backoff_seconds=0.2, shutdown_timeout_seconds=5
-        ),
+        scheduler=SchedulerSettings(reconcile_interval_seconds=1, shutdown_timeout_seconds=5),
+        retry=RetrySettings(first_wait_seconds=0.05, max_wait_seconds=0.5),
     )
 
 

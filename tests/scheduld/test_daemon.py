@@ -136,7 +136,7 @@ def _slow_launch_daemon(
     at once); the runs table tells whether that launch was finished and recorded.
     """
     store.create_job(job("slow", schedule="*"))
-    launcher = TaskLauncher(endpoint.client(), ECSSettings(cluster="c", launch_rate_per_second=0))
+    launcher = TaskLauncher(endpoint.client(), ECSSettings(cluster="c"))
     instance = Daemon(settings, store=store, bus=bus, launcher=launcher, triggers=triggers)
     instance.start()
     eventually(lambda: endpoint.run_task_calls(), timeout=10, what="a RunTask call under way")
