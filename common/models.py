@@ -95,7 +95,10 @@ class SQSTrigger(ApiModel):
     messages_per_task: Annotated[int, Field(ge=1)] | None = None
 
 
-Trigger = SQSTrigger
+Trigger = Annotated[SQSTrigger, Field(discriminator="type")]
+"""Every trigger type, told apart by ``type``: a new one is a model with its own ``type``
+literal added here as ``SQSTrigger | NewTrigger`` (and a checker in scheduld/triggers.py)."""
+TRIGGER_TYPES = frozenset({"sqs"})
 
 
 class AwsVpcConfiguration(ApiModel):
@@ -163,16 +166,6 @@ class _UserFields(ApiModel):
     propagate_tags: Literal["TASK_DEFINITION", "SERVICE", "NONE"] | None = None
     enable_execute_command: bool | None = None
 
-    @field_validator("schedule")
-    @classmethod
-    def _resolve_schedule(cls, value: str | None) -> str | None:
-        """Syntax check, and ``?`` resolved once: the stored value is concrete."""
-        if value is None:
-            return None
-        resolved = schedule_syntax.resolve_wildcards(value)
-        schedule_syntax.build_trigger(resolved)
-        return resolved
-
 
 class JobCreate(_UserFields):
     """Body of POST /jobs."""
@@ -220,16 +213,6 @@ class Job(_UserFields):
     last_run_failures: list[LaunchFailure] | None = None
     estimated_next_run: Timestamp | None = None
 
-    @field_validator("schedule")
-    @classmethod
-    def _resolve_schedule(cls, value: str | None) -> str | None:
-        """Stored schedules are already concrete; keep them exactly as stored."""
-        return value
-
-    @property
-    def status(self) -> JobStatus:
-        return JobStatus.model_validate(self.model_dump(include=_STATUS_FIELDS))
-
     def user_document(self) -> dict[str, Any]:
         """The user-owned part of the document (no status fields)."""
         return self.model_dump(
@@ -276,12 +259,11 @@ def parse_update(body: bytes | str | Mapping[str, Any]) -> JobUpdate:
 
 
 def new_job(create: JobCreate) -> Job:
-    """The job a create request stores: id defaults to taskDefinition, taskCount to 1."""
+    """The job a create request stores: id defaults to taskDefinition, taskCount to 1, and
+    each ``?`` of the schedule resolved (the choice is made here, once, and stored)."""
     data = create.model_dump(exclude_none=True)
     data["id"] = create.id or create.task_definition
-    job = Job.model_validate(data)
-    _check_rules(job, schedule_changed=True)
-    return job
+    return _checked(Job.model_validate(data), schedule_changed=True)
 
 
 def apply_update(job: Job, update: JobUpdate) -> Job:
@@ -304,21 +286,22 @@ def apply_update(job: Job, update: JobUpdate) -> Job:
         else:
             data[name] = value
     data.setdefault("task_count", 1)
-    merged = Job.model_validate(data)
-    _check_rules(merged, schedule_changed=bool(given & {"schedule", "timezone"}))
-    return merged
+    return _checked(Job.model_validate(data), schedule_changed=bool(given & {"schedule", "timezone"}))
 
 
-def _check_rules(job: Job, *, schedule_changed: bool) -> None:
-    """Rules that span fields; only checked on writes so stored jobs always load."""
+def _checked(job: Job, *, schedule_changed: bool) -> Job:
+    """The job as stored: a new or changed schedule has its ``?`` resolved and is parsed once
+    (it must build a trigger that fires); rules that span fields are checked. Only on writes,
+    so stored jobs always load."""
     errors: dict[str, str] = {}
     if schedule_changed:
         try:
-            trigger = schedule_syntax.build_trigger(job.schedule, timezone=job.timezone)
-            if schedule_syntax.next_fire_time(trigger) is None:
-                errors["schedule"] = "never fires (no matching time from now on)"
+            resolved = schedule_syntax.validate_schedule(job.schedule, timezone=job.timezone)
         except schedule_syntax.ScheduleError as exc:
             errors["schedule"] = str(exc)
+        else:
+            if resolved != job.schedule:
+                job = job.model_copy(update={"schedule": resolved})
     if job.schedule_start and job.schedule_end and job.schedule_end <= job.schedule_start:
         errors["scheduleEnd"] = "must be later than scheduleStart"
     if job.launch_type and job.capacity_provider_strategy:
@@ -334,6 +317,7 @@ def _check_rules(job: Job, *, schedule_changed: bool) -> None:
             errors["overrides"] = "each containerName may appear only once"
     if errors:
         raise InvalidJobError(errors)
+    return job
 
 
 def _validate(model: type[M], body: bytes | str | Mapping[str, Any]) -> M:
@@ -365,6 +349,9 @@ def field_errors(exc: ValidationError) -> dict[str, str]:
         path = _path(error["loc"])
         reason = "unknown field" if error["type"] == "extra_forbidden" else error["msg"]
         reason = reason.removeprefix("Value error, ")
+        if error["type"] in {"union_tag_invalid", "union_tag_not_found"}:  # a trigger's ``type``
+            path = f"{path}.type"
+            reason = f"must be one of: {', '.join(sorted(TRIGGER_TYPES))}"
         errors.setdefault(path, reason)
     return errors
 
@@ -374,7 +361,7 @@ def _path(loc: tuple[int | str, ...]) -> str:
     for part in loc:
         if isinstance(part, int):
             path += f"[{part}]"
-        elif part in {"sqs"}:  # discriminator tags add no information for users
+        elif part in TRIGGER_TYPES:  # discriminator tags add no information for users
             continue
         else:
             path += f".{part}" if path else str(part)
