@@ -9,13 +9,13 @@ it, so every stored schedule is schedulable.
 
 from __future__ import annotations
 
-import functools
 import random
 from datetime import datetime, timedelta, tzinfo
 from zoneinfo import ZoneInfo
 
 from apscheduler.triggers.cron import CronTrigger
-from apscheduler.triggers.cron.fields import BaseField
+
+from common.apscheduler_seams import SharedFieldsCronTrigger
 
 FIELD_NAMES: tuple[str, ...] = (
     "second",
@@ -36,26 +36,6 @@ _system_random = random.SystemRandom()
 
 class ScheduleError(ValueError):
     """A schedule expression that cannot be scheduled; the message says why."""
-
-
-@functools.lru_cache(maxsize=4096)
-def _compiled_field(field_class: type[BaseField], name: str, exprs: str, is_default: bool) -> BaseField:
-    return field_class(name, exprs, is_default)
-
-
-class SharedFieldsCronTrigger(CronTrigger):  # type: ignore[misc]
-    """A CronTrigger whose compiled fields are shared with other triggers of equal fields.
-
-    Compiling its eight fields is most of a CronTrigger's construction; fields never change
-    once compiled, and schedules repeat field values (``0`` hours, ``*`` years), so a
-    100 000-job cold start compiles a few hundred fields instead of 800 000.
-    """
-
-    __slots__ = ()
-    FIELDS_MAP = {
-        name: functools.partial(_compiled_field, field_class)
-        for name, field_class in CronTrigger.FIELDS_MAP.items()
-    }
 
 
 def split_fields(expression: str) -> list[str]:
