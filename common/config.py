@@ -1,5 +1,7 @@
-"""Settings: config/config_default.yaml, overlaid by config/config_{RUN_ENV}.yaml, then the
-environment (nested with ``__``, e.g. ``STORE__BACKEND=elasticsearch``), then init kwargs.
+"""Settings: the defaults of the models below (the one source of defaults), overlaid by
+config/config_{run_env}.yaml, then the environment (nested with ``__``, e.g.
+``STORE__BACKEND=elasticsearch``), then init kwargs. ``run_env`` (``RUN_ENV``) is read once,
+through those same sources, and picks the overlay.
 
 ``load_settings()`` is the only caller of ``Settings()``; entry points pass the result down.
 ``AWS_*`` variables belong to boto3 and are not mirrored here.
@@ -138,10 +140,19 @@ class Settings(BaseSettings):
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         config_dir = Path(os.environ.get(CONFIG_DIR_ENV, _DEFAULT_CONFIG_DIR))
-        run_env = os.environ.get("RUN_ENV", "local")
-        yaml_files = [config_dir / "config_default.yaml", config_dir / f"config_{run_env}.yaml"]
-        yaml_settings = YamlConfigSettingsSource(settings_cls, yaml_file=yaml_files, deep_merge=True)
-        return (init_settings, env_settings, yaml_settings)
+        run_env = _run_env(init_settings, env_settings)
+        overlay = YamlConfigSettingsSource(settings_cls, yaml_file=config_dir / f"config_{run_env}.yaml")
+        return (init_settings, env_settings, overlay)
+
+
+def _run_env(init_settings: PydanticBaseSettingsSource, env_settings: PydanticBaseSettingsSource) -> str:
+    """``run_env`` as the settings will hold it (init kwarg, else ``RUN_ENV``, else the default)."""
+    for source in (init_settings, env_settings):
+        value = source().get("run_env")
+        if isinstance(value, str) and value:
+            return value
+    default: str = Settings.model_fields["run_env"].default
+    return default
 
 
 class ConfigError(Exception):
