@@ -10,6 +10,7 @@ import sys
 
 from common.config import ConfigError, load_settings
 from common.logging import configure_logging
+from common.store import check_backend
 
 logger = logging.getLogger("ecs_scheduler")
 
@@ -19,6 +20,7 @@ USAGE = "set COMPONENT_NAME to webapi or scheduld"
 def main() -> int:
     try:
         settings = load_settings()
+        check_backend(settings)
     except ConfigError as exc:
         sys.stderr.write(f"ecs-scheduler: {exc}\n")
         return 2
