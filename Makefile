@@ -15,7 +15,7 @@ install: $(STAMP)
 # without dependencies: a requirement missing from the lock shows in `pip check`, and
 # tests/deploy/test_lock.py fails until `make lock` is run.
 $(STAMP): pyproject.toml $(LOCK)
-	@echo "Installing into $(VENV) from $(LOCK) (the first run downloads ~110 packages)"
+	@echo "Installing into $(VENV) from $(LOCK) (the first run downloads every locked package)"
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --progress-bar on --require-hashes -r $(LOCK)
 	$(BIN)/python -m pip install --no-deps -e .
@@ -43,6 +43,10 @@ test: lint unit
 
 run: install
 	$(BIN)/python -m ecs_scheduler.local
+
+# Local data only (the SQLite jobs and runs of `make run`); .venv stays.
+reset:
+	rm -rf data
 
 bench: install
 	$(BIN)/python -m bench

@@ -15,7 +15,7 @@ its scheduler passes the scheduled fire time to jobs and builds triggers cheaply
    which honours a ``__signature__`` attribute; a precomputed one saves most of that check.
 4. ``SharedFieldsCronTrigger.FIELDS_MAP``: CronTrigger builds each field through
    ``FIELDS_MAP[name](name, exprs, is_default)``; a cached factory shares compiled fields
-   between triggers of equal fields (a 100 000-job cold start compiles a few hundred).
+   between triggers of equal fields (a cold start compiles each distinct field once).
 """
 
 from __future__ import annotations

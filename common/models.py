@@ -1,4 +1,4 @@
-"""The Job schema family and the change event (SPEC §2, §5).
+"""The Job schema family, the change event, runs and leases.
 
 ``JobCreate`` and ``JobUpdate`` validate what users send (strict JSON types, unknown fields
 rejected); ``Job`` is what is stored and served. JSON keeps the spec's camelCase through aliases;
@@ -45,7 +45,7 @@ TaskCount = Annotated[int, Field(ge=1, le=MAX_TASKS_PER_FIRE)]
 
 
 def _utc(value: datetime) -> datetime:
-    """ISO-8601 without an offset means UTC (SPEC §2)."""
+    """An ISO-8601 time without an offset means UTC, the API's only zone for times."""
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 

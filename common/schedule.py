@@ -1,4 +1,4 @@
-"""The one parser of the 8-field schedule syntax (SPEC §3).
+"""The one parser of the 8-field schedule syntax.
 
 ``second minute hour day_of_week week day month year``: fields on the right may be omitted,
 each field is an APScheduler 3.x CronTrigger expression, ``?`` in second/minute/hour is a random

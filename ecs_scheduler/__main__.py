@@ -5,6 +5,7 @@ The only module that knows both processes; each is imported only when it is the 
 
 from __future__ import annotations
 
+import argparse
 import logging
 import sys
 
@@ -15,9 +16,27 @@ from common.store import check_backend
 logger = logging.getLogger("ecs_scheduler")
 
 USAGE = "set COMPONENT_NAME to webapi or scheduld"
+EPILOG = """\
+environment:
+  COMPONENT_NAME   webapi (the REST API) or scheduld (the scheduler daemon)
+  RUN_ENV          which config/config_${RUN_ENV}.yaml overlays the defaults (default: local)
+  any setting      nested with "__", e.g. STORE__BACKEND=elasticsearch, ECS__CLUSTER=prod;
+                   the README's configuration table lists them all
+  AWS_*            the standard AWS SDK variables (region, endpoint, credentials)
+
+examples:
+  COMPONENT_NAME=webapi ecs-scheduler
+  COMPONENT_NAME=scheduld RUN_ENV=production ecs-scheduler
+"""
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
+    argparse.ArgumentParser(
+        prog="ecs-scheduler",
+        description="Run one component of ECS Scheduler, configured by the environment.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    ).parse_args(argv)
     try:
         settings = load_settings()
         check_backend(settings)

@@ -1,8 +1,8 @@
 """The app's collaborators for a request: settings, store and bus, kept on ``app.state``.
 
 Plain functions of the request rather than FastAPI dependencies (``Depends``): solving a
-dependency costs more per request than the SQLite read behind GET /jobs/{id} (measured with
-bench/api.py). Tests swap collaborators through ``create_app(settings, store=..., bus=...)``.
+dependency is a measurable share of a request served from SQLite (bench/api.py measures it).
+Tests swap collaborators through ``create_app(settings, store=..., bus=...)``.
 """
 
 from __future__ import annotations

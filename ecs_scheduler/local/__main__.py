@@ -53,6 +53,8 @@ def run_stack() -> int:
             name, command = line.split(":", 1)
             manager.add_process(name.strip(), command.strip(), env=env, cwd=str(ROOT))
     manager.loop()
+    if manager.returncode in (130, 143):  # stopped with Ctrl-C or SIGTERM: a clean stop, so
+        return 0  # `make run` ends without make's "Error 130"
     return int(manager.returncode or 0)
 
 

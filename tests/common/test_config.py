@@ -140,3 +140,15 @@ def test_launcher_refuses_bad_component_or_config(env: dict[str, str], message: 
     )
     assert result.returncode == 2
     assert message in result.stderr
+
+
+def test_launcher_help_explains_the_environment() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "ecs_scheduler", "--help"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "COMPONENT_NAME" in result.stdout and "RUN_ENV" in result.stdout

@@ -1,4 +1,4 @@
-"""The Jobs resource (SPEC §1): list, create, read, update, delete.
+"""The Jobs resource: list, create, read, update, delete (and a job's run history).
 
 Routes raise domain errors only; webapi/errors.py turns them into replies. Every successful
 write is followed by a change event on the bus; if that fails the write still stands and the
@@ -200,7 +200,8 @@ async def _write(method: Callable[..., T], *args: Any, **kwargs: Any) -> T:
 
 
 async def _publish(bus: EventBus, event: ChangeEvent, reply: dict[str, object]) -> None:
-    """Publish and wait for the outcome (SPEC §5: the client learns of a failed publish);
+    """Publish and wait for the outcome (a failed publish is told to the client, the write
+    standing: PublishError carries the reply);
     awaited without holding a worker thread."""
     try:
         await bus.publish_async(event)
