@@ -17,69 +17,59 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-import boto3
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
+from bench.fake_aws import client
 from tests.servers import AWSJSONEndpoint
 
 logger = logging.getLogger("bench.retry_modes")
 
 
-class ThrottlingECS(AWSJSONEndpoint):
-    def __init__(self, limit: float) -> None:
-        super().__init__()
-        self._limit = limit
-        self._tokens = limit
-        self._updated = time.monotonic()
-        self._lock = threading.Lock()
-        self.admitted = 0
-        self.throttled = 0
-
-    def answer(self, action: str, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
-        with self._lock:
-            now = time.monotonic()
-            self._tokens = min(self._limit, self._tokens + (now - self._updated) * self._limit)
-            self._updated = now
-            if self._tokens < 1:
-                self.throttled += 1
-                return 400, {"__type": "ThrottlingException", "message": "Rate exceeded"}
-            self._tokens -= 1
-            self.admitted += 1
-        return 200, {"tasks": [{"taskArn": "arn:aws:ecs:us-east-1:1:task/c/x"}], "failures": []}
-
-
-class ClientBucket:
-    """The hand-written client-side limiter scheduld used before botocore's adaptive mode."""
+class Bucket:
+    """``rate`` tokens a second, bursts up to ``rate``: ECS's throttling on the server side,
+    and the hand-written client-side limiter scheduld used before botocore's adaptive mode."""
 
     def __init__(self, rate: float) -> None:
         self._rate, self._tokens, self._updated = rate, rate, time.monotonic()
         self._lock = threading.Lock()
 
+    def take(self) -> float:
+        """Take a token: 0 if taken, else the seconds until one is free."""
+        with self._lock:
+            now = time.monotonic()
+            self._tokens = min(self._rate, self._tokens + (now - self._updated) * self._rate)
+            self._updated = now
+            if self._tokens >= 1:
+                self._tokens -= 1
+                return 0.0
+            return (1 - self._tokens) / self._rate
+
     def acquire(self) -> None:
-        while True:
-            with self._lock:
-                now = time.monotonic()
-                self._tokens = min(self._rate, self._tokens + (now - self._updated) * self._rate)
-                self._updated = now
-                if self._tokens >= 1:
-                    self._tokens -= 1
-                    return
-                delay = (1 - self._tokens) / self._rate
-            time.sleep(delay)
+        while (wait := self.take()) > 0:
+            time.sleep(wait)
+
+
+class ThrottlingECS(AWSJSONEndpoint):
+    def __init__(self, limit: float) -> None:
+        super().__init__()
+        self._bucket = Bucket(limit)
+        self.admitted = 0
+        self.throttled = 0
+
+    def answer(self, action: str, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        if self._bucket.take() > 0:
+            self.throttled += 1
+            return 400, {"__type": "ThrottlingException", "message": "Rate exceeded"}
+        self.admitted += 1
+        return 200, {"tasks": [{"taskArn": "arn:aws:ecs:us-east-1:1:task/c/x"}], "failures": []}
 
 
 def measure(mode: str, bucket: float, *, limit: float, threads: int, calls: int) -> dict[str, Any]:
     with ThrottlingECS(limit) as ecs:
-        client = boto3.client(
-            "ecs",
-            endpoint_url=ecs.url,
-            region_name="us-east-1",
-            aws_access_key_id="x",
-            aws_secret_access_key="x",
-            config=Config(retries={"mode": mode, "max_attempts": 5}, max_pool_connections=threads),  # type: ignore[typeddict-item]
-        )
-        limiter = ClientBucket(bucket) if bucket else None
+        retries: Any = {"mode": mode, "max_attempts": 5}
+        ecs_client = client("ecs", ecs.url, Config(retries=retries, max_pool_connections=threads))
+        limiter = Bucket(bucket) if bucket else None
         failed = 0
         lock = threading.Lock()
 
@@ -89,7 +79,7 @@ def measure(mode: str, bucket: float, *, limit: float, threads: int, calls: int)
                 if limiter:
                     limiter.acquire()
                 try:
-                    client.run_task(cluster="c", taskDefinition="td")
+                    ecs_client.run_task(cluster="c", taskDefinition="td")
                 except ClientError:
                     with lock:
                         failed += 1

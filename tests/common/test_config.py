@@ -129,26 +129,25 @@ def test_production_profile_points_nowhere_local() -> None:
     ],
 )
 def test_launcher_refuses_bad_component_or_config(env: dict[str, str], message: str) -> None:
-    clean = {k: v for k, v in os.environ.items() if k not in {"COMPONENT_NAME", "WEBAPI__PORT"}}
-    result = subprocess.run(
-        [sys.executable, "-m", "ecs_scheduler"],
-        env={**clean, **env},
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    result = _launcher(env=env)
     assert result.returncode == 2
     assert message in result.stderr
 
 
 def test_launcher_help_explains_the_environment() -> None:
-    result = subprocess.run(
-        [sys.executable, "-m", "ecs_scheduler", "--help"],
+    result = _launcher("--help")
+    assert result.returncode == 0, result.stderr
+    assert "COMPONENT_NAME" in result.stdout and "RUN_ENV" in result.stdout
+
+
+def _launcher(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """``python -m ecs_scheduler`` with ``env`` over this environment (less the component's)."""
+    clean = {k: v for k, v in os.environ.items() if k not in {"COMPONENT_NAME", "WEBAPI__PORT"}}
+    return subprocess.run(
+        [sys.executable, "-m", "ecs_scheduler", *args],
+        env={**clean, **(env or {})},
         cwd=ROOT,
         capture_output=True,
         text=True,
         timeout=60,
     )
-    assert result.returncode == 0, result.stderr
-    assert "COMPONENT_NAME" in result.stdout and "RUN_ENV" in result.stdout
