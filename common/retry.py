@@ -31,7 +31,7 @@ def retrying(
     settings: RetrySettings,
     *,
     temporary: type[BaseException] | tuple[type[BaseException], ...],
-    logger: logging.Logger,
+    logger: logging.Logger | None,
     attempts: int | None = None,
     give_up_after: float | None = None,
     stop_event: threading.Event | None = None,
@@ -41,7 +41,8 @@ def retrying(
 
     Stops after ``attempts`` (default ``settings.attempts``), or after ``give_up_after``
     seconds when given, or never when only ``stop_event`` bounds it; waits on ``stop_event``
-    when given, so shutdown interrupts a wait. ``cap`` lowers the longest wait.
+    when given, so shutdown interrupts a wait. ``cap`` lowers the longest wait. Each retry is
+    logged on ``logger`` at WARNING (``None``: an expected wait, not logged).
     """
     stop: tenacity.stop.stop_base
     if give_up_after is not None:
@@ -57,7 +58,7 @@ def retrying(
         stop=stop,
         wait=backoff(settings, cap=cap),
         sleep=_interruptible(stop_event) if stop_event is not None else tenacity.nap.sleep,
-        before_sleep=tenacity.before_sleep_log(logger, logging.WARNING),
+        before_sleep=tenacity.before_sleep_log(logger, logging.WARNING) if logger else None,
         reraise=True,
     )
 
