@@ -377,12 +377,8 @@ def _alias(name: str) -> str:
 RunStatus = Literal["claimed", "launched", "partially_launched", "failed", "skipped"]
 
 
-class Run(ApiModel):
-    """One scheduled fire of one job: claimed once (create-if-absent), then finished.
-
-    ``coalescedFrom`` is the earliest missed fire time this run stands for, when missed
-    fires were collapsed into it (after downtime or a failover).
-    """
+class RunBase(ApiModel):
+    """What happened at one scheduled fire of one job (the part the API serves)."""
 
     model_config = ConfigDict(extra="ignore")
 
@@ -390,8 +386,6 @@ class Run(ApiModel):
     scheduled_for: Timestamp
     coalesced_from: Timestamp | None = None
     status: RunStatus = "claimed"
-    replica: str
-    token: int
     expected: int | None = None
     running: int | None = None
     started: int | None = None
@@ -401,9 +395,29 @@ class Run(ApiModel):
     claimed_at: Timestamp = Field(default_factory=lambda: datetime.now(UTC))
     finished_at: Timestamp | None = None
 
+
+class Run(RunBase):
+    """One scheduled fire of one job: claimed once (create-if-absent), then finished.
+
+    ``coalescedFrom`` is the earliest missed fire time this run stands for, when missed
+    fires were collapsed into it (after downtime or a failover). ``replica`` and ``token``
+    (the lease's fencing token) are internal: the API serves ``RunPublic``.
+    """
+
+    replica: str
+    token: int
+
     @property
     def run_id(self) -> str:
         return run_id(self.job_id, self.scheduled_for)
+
+
+class RunPublic(RunBase):
+    """A run as the API serves it: without the fencing token or the replica."""
+
+    @classmethod
+    def of(cls, run: Run) -> RunPublic:
+        return cls.model_validate(run.model_dump(include=set(cls.model_fields)))
 
 
 def run_id(job_id: str, scheduled_for: datetime) -> str:

@@ -27,16 +27,24 @@ environment:
 examples:
   COMPONENT_NAME=webapi ecs-scheduler
   COMPONENT_NAME=scheduld RUN_ENV=production ecs-scheduler
+
+other command:
+  ecs-scheduler token create --help   a new API token and its tokens-file entry
 """
 
 
 def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    if args[:1] == ["token"]:
+        from ecs_scheduler import token
+
+        return token.main(args[1:])
     argparse.ArgumentParser(
         prog="ecs-scheduler",
         description="Run one component of ECS Scheduler, configured by the environment.",
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
-    ).parse_args(argv)
+    ).parse_args(args)
     try:
         settings = load_settings()
         check_backend(settings)
@@ -57,7 +65,11 @@ def main(argv: list[str] | None = None) -> int:
         if settings.component_name == "webapi":
             import webapi
 
-            return webapi.serve(settings)
+            try:
+                return webapi.serve(settings)
+            except ConfigError as exc:  # e.g. auth.mode tokens without credentials
+                sys.stderr.write(f"ecs-scheduler: webapi: {exc}\n")
+                return 2
         import scheduld
 
         return scheduld.run(settings)

@@ -1,19 +1,28 @@
-"""The app's collaborators for a request: settings, store and bus, kept on ``app.state``.
+"""A request's collaborators as FastAPI dependencies (named ``Annotated`` aliases).
 
-Plain functions of the request rather than FastAPI dependencies (``Depends``): solving a
-dependency is a measurable share of a request served from SQLite (bench/api.py measures it).
-Tests swap collaborators through ``create_app(settings, store=..., bus=...)``.
+Settings, store and bus live on ``app.state`` (``create_app`` puts them there); tests swap them
+through ``create_app(settings, store=..., bus=...)`` or ``app.dependency_overrides``. The
+providers are ``async def`` so FastAPI calls them on the event loop, not in a thread.
+``PrincipalDep`` is the caller, already authenticated and checked against the route's role
+by the router-level ``authorize`` dependency (FastAPI solves it once per request).
 """
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import Annotated, Protocol
 
-from fastapi import Request
+from fastapi import Depends, Request
 
 from common.bus.base import EventBus
 from common.config import Settings
 from common.store.base import JobStore, RunHistory
+from webapi.auth import authorize
+from webapi.principal import Principal
+
+
+async def get_settings(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
 
 
 class ApiStore(JobStore, RunHistory, Protocol):
@@ -21,16 +30,17 @@ class ApiStore(JobStore, RunHistory, Protocol):
     ``Store`` has both); webapi never claims runs, writes status or takes leases."""
 
 
-def store_of(request: Request) -> ApiStore:
+async def get_store(request: Request) -> ApiStore:
     store: ApiStore = request.app.state.store
     return store
 
 
-def bus_of(request: Request) -> EventBus:
+async def get_bus(request: Request) -> EventBus:
     bus: EventBus = request.app.state.bus
     return bus
 
 
-def settings_of(request: Request) -> Settings:
-    settings: Settings = request.app.state.settings
-    return settings
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+StoreDep = Annotated[ApiStore, Depends(get_store)]
+BusDep = Annotated[EventBus, Depends(get_bus)]
+PrincipalDep = Annotated[Principal, Depends(authorize)]
