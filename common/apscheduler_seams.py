@@ -1,4 +1,5 @@
-"""Every place we reach into APScheduler 3's internals, and why. Nothing else does.
+"""Where scheduld reaches into APScheduler 3's internals, and why; the trigger-side seams are
+the schedule parser's (common/schedule.py, since webapi builds triggers too).
 
 Checked against APScheduler >=3.11,<3.12 (3.11.3); tests/common/test_apscheduler_seams.py fails
 on an upgrade that breaks any of them, and ``CHECKED`` is the range it accepts. Each seam buys
@@ -13,14 +14,14 @@ its scheduler passes the scheduled fire time to jobs and builds triggers cheaply
    waiting (APScheduler keeps no public handle on the pool).
 3. ``presigned``: APScheduler checks each added job's callable with ``inspect.signature``,
    which honours a ``__signature__`` attribute; a precomputed one saves most of that check.
-4. ``SharedFieldsCronTrigger.FIELDS_MAP``: CronTrigger builds each field through
-   ``FIELDS_MAP[name](name, exprs, is_default)``; a cached factory shares compiled fields
-   between triggers of equal fields (a cold start compiles each distinct field once).
+4. In common/schedule.py: ``SharedFieldsCronTrigger.FIELDS_MAP`` (CronTrigger builds each
+   field through ``FIELDS_MAP[name](name, exprs, is_default)``; a cached factory shares
+   compiled fields between triggers) and the metered next-fire search (a twin trigger whose
+   ``fields`` charge a step budget). Checked against the same ``CHECKED`` range.
 """
 
 from __future__ import annotations
 
-import functools
 import inspect
 import threading
 from collections import Counter
@@ -30,8 +31,6 @@ from typing import Any
 
 from apscheduler.executors.base import run_job
 from apscheduler.executors.pool import ThreadPoolExecutor
-from apscheduler.triggers.cron import CronTrigger
-from apscheduler.triggers.cron.fields import BaseField
 
 CHECKED = ((3, 11), (3, 12))
 """APScheduler versions these seams were checked against: from (inclusive), to (exclusive)."""
@@ -91,19 +90,3 @@ def presigned(fire: Callable[[str], None]) -> Callable[[str], None]:
 
     fire_job.__signature__ = inspect.signature(fire_job)  # type: ignore[attr-defined]
     return fire_job
-
-
-@functools.lru_cache(maxsize=4096)
-def _compiled_field(field_class: type[BaseField], name: str, exprs: str, is_default: bool) -> BaseField:
-    return field_class(name, exprs, is_default)
-
-
-class SharedFieldsCronTrigger(CronTrigger):  # type: ignore[misc]
-    """A CronTrigger whose compiled fields are shared with other triggers of equal fields
-    (fields never change once compiled; schedules repeat values such as ``0`` hours)."""
-
-    __slots__ = ()
-    FIELDS_MAP = {
-        name: functools.partial(_compiled_field, field_class)
-        for name, field_class in CronTrigger.FIELDS_MAP.items()
-    }

@@ -42,6 +42,8 @@ class ElasticsearchSettings(_Section):
     flavour: Literal["elasticsearch", "opensearch"] = "elasticsearch"
     hosts: list[str] = Field(default_factory=lambda: ["http://127.0.0.1:9200"])
     index: str = "ecs-scheduler-jobs"
+    request_timeout_seconds: Seconds = 10.0
+    max_retries: Annotated[int, Field(ge=0, le=10)] = 2
     client_options: dict[str, Any] = Field(default_factory=dict)
 
 
@@ -125,12 +127,34 @@ class AuthSettings(_Section):
     )
 
 
+class AWSSettings(_Section):
+    """Timeouts of every boto3 client (common/aws.py): no call waits unbounded. Retry mode
+    and attempts are the ``retry`` section's."""
+
+    connect_timeout_seconds: Seconds = 2.0
+    read_timeout_seconds: Seconds = 10.0
+    publish_timeout_seconds: Seconds = 2.0
+    """How long a write waits for its SQS publish before answering 503 (the write stands)."""
+    ecs_read_timeout_seconds: Seconds = 5.0
+    """Read timeout of one ECS call in scheduld (with ``retry.aws_max_attempts`` attempts)."""
+
+
+class QuotaSettings(_Section):
+    """Limits that bound the damage one job (or all of them) can do."""
+
+    min_fire_interval_seconds: Annotated[float, Field(ge=1)] = 1.0
+    """Shortest time between two fires of one job (the schedule syntax's finest is 1 s)."""
+    tasks_per_minute: Annotated[int, Field(ge=0)] = 0
+    """Most tasks scheduld launches in any minute, all jobs together; 0 means no cap. Fires
+    beyond it are recorded as runs with status ``throttled`` (never silently dropped)."""
+
+
 class SchedulerSettings(_Section):
     misfire_grace_seconds: Seconds = 3600.0
     reconcile_interval_seconds: Seconds = 60.0
     max_workers: Annotated[int, Field(ge=1, le=1000)] = 32
     shutdown_timeout_seconds: Seconds = 30.0
-    lease_ttl_seconds: Annotated[float, Field(ge=0.5)] = 15.0
+    lease_ttl_seconds: Annotated[float, Field(ge=0.5)] = 2.0
     run_history_per_job: Annotated[int, Field(ge=1)] = 100
     run_history_days: Annotated[float, Field(gt=0)] = 30.0
 
@@ -141,8 +165,9 @@ class RetrySettings(_Section):
     aws_mode: Literal["standard", "adaptive"] = "adaptive"
     """botocore retry mode of every AWS client; ``adaptive`` adds a client-side rate limiter
     that engages once AWS throttles (so a herd of RunTask calls queues instead of failing)."""
-    aws_max_attempts: Annotated[int, Field(ge=1, le=20)] = 5
-    """Attempts of one AWS call (first try included) on throttling and transient errors."""
+    aws_max_attempts: Annotated[int, Field(ge=1, le=20)] = 3
+    """Attempts of one AWS call (first try included) on throttling and transient errors; with
+    the ``aws`` timeouts, this bounds how long one call can hold a fire or a write."""
     attempts: Annotated[int, Field(ge=1, le=100)] = 5
     """Attempts of one store call inside a fire (claim, record) when the store is unavailable."""
     first_wait_seconds: Seconds = 0.1
@@ -170,6 +195,8 @@ class Settings(BaseSettings):
     scheduler: SchedulerSettings = Field(default_factory=SchedulerSettings)
     retry: RetrySettings = Field(default_factory=RetrySettings)
     auth: AuthSettings = Field(default_factory=AuthSettings)
+    aws: AWSSettings = Field(default_factory=AWSSettings)
+    quotas: QuotaSettings = Field(default_factory=QuotaSettings)
 
     @field_validator("log_level", mode="before")
     @classmethod

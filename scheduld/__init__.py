@@ -9,10 +9,9 @@ from types import FrameType
 from common import aws
 from common.bus import create_bus
 from common.config import Settings
-from common.retry import aws_config
 from common.store import create_store
 from scheduld.daemon import Daemon
-from scheduld.executor import TaskLauncher
+from scheduld.executor import LaunchQuota, TaskLauncher, ecs_client
 from scheduld.triggers import default_registry
 
 __all__ = ["Daemon", "run"]
@@ -23,15 +22,15 @@ logger = logging.getLogger(__name__)
 def run(settings: Settings) -> int:
     """Run until SIGTERM/SIGINT, then stop cleanly; returns the exit code."""
     pool = settings.scheduler.max_workers + 4
-    ecs = aws.client("ecs", config=aws_config(settings.retry, max_pool_connections=pool))
-    sqs = aws.client("sqs", config=aws_config(settings.retry, max_pool_connections=pool))
+    ecs = ecs_client(settings, pool=pool)
+    sqs = aws.client("sqs", settings.aws, retry=settings.retry, max_pool_connections=pool)
     store = create_store(settings)
     bus = create_bus(settings)
     daemon = Daemon(
         settings,
         store=store,
         bus=bus,
-        launcher=TaskLauncher(ecs, settings.ecs),
+        launcher=TaskLauncher(ecs, settings.ecs, quota=LaunchQuota(settings.quotas.tasks_per_minute)),
         triggers=default_registry(sqs),
     )
 

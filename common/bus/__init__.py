@@ -32,4 +32,4 @@ def create_bus(settings: Settings) -> EventBus:
         logger=logger,
         give_up_after=settings.retry.startup_seconds,
     )
-    return policy(SQSEventBus.from_settings, settings.sqs, retry=settings.retry)
+    return policy(SQSEventBus.from_settings, settings.sqs, aws_settings=settings.aws, retry=settings.retry)

@@ -16,14 +16,8 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.date import DateTrigger
 
-from common.apscheduler_seams import (
-    CHECKED,
-    FireTimeExecutor,
-    SharedFieldsCronTrigger,
-    current_run_time,
-    presigned,
-    shutdown_pool,
-)
+from common.apscheduler_seams import CHECKED, FireTimeExecutor, current_run_time, presigned, shutdown_pool
+from common.schedule import SharedFieldsCronTrigger, search_next_fire
 
 
 def test_installed_apscheduler_is_in_the_checked_range() -> None:
@@ -127,3 +121,15 @@ def test_shared_fields_trigger_fires_like_a_cron_trigger_and_shares_fields() -> 
         expected = plain.get_next_fire_time(None, now)
         assert shared.get_next_fire_time(None, now) == expected
         now = expected + timedelta(seconds=1)
+
+
+def test_metered_search_finds_what_apscheduler_finds_and_stops_at_its_budget() -> None:
+    from common.schedule import ScheduleError
+
+    trigger = SharedFieldsCronTrigger(timezone=UTC, second="0", minute="0", hour="0", day="29", month="2")
+    now = datetime(2026, 11, 30, tzinfo=UTC)
+    assert search_next_fire(trigger, None, now) == CronTrigger(
+        timezone=UTC, second="0", minute="0", hour="0", day="29", month="2"
+    ).get_next_fire_time(None, now)
+    with pytest.raises(ScheduleError):
+        search_next_fire(trigger, None, now, steps=3)

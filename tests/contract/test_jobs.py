@@ -9,7 +9,7 @@ import pytest
 
 from common.errors import InvalidJobError, JobExistsError, JobNotFoundError
 from common.models import Job, JobStatus, JobUpdate, LaunchedTask, apply_update
-from common.store.base import JobStore
+from common.store.base import JobStore, Store
 
 
 def make_job(job_id: str, **fields: object) -> Job:
@@ -230,3 +230,6 @@ def test_served_documents_match_the_jobs(store: JobStore) -> None:
     with pytest.raises(JobNotFoundError):
         store.get_job_document("nope")
 
+
+def test_verify_passes_on_a_reachable_store(store: Store) -> None:
+    store.verify()
