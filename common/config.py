@@ -20,6 +20,8 @@ from pydantic_settings import (
     YamlConfigSettingsSource,
 )
 
+from common.models import NotifyTarget
+
 CONFIG_DIR_ENV = "ECSS_CONFIG_DIR"
 _DEFAULT_CONFIG_DIR = Path(__file__).resolve().parent.parent / "config"
 _STARTED_BY = re.compile(r"^[A-Za-z0-9_/-]{1,19}$")
@@ -65,6 +67,9 @@ class ECSSettings(_Section):
     started_by: str = "ecs-scheduler"
     launch_rate_per_second: Annotated[float, Field(ge=0)] = 20.0
     max_attempts: Annotated[int, Field(ge=1, le=20)] = 5
+    tasks_events_queue: str | None = None
+    """SQS queue (name or URL) fed by an EventBridge rule for "ECS Task State Change": task
+    ends arrive as events, and polling only sweeps what events missed."""
 
     @field_validator("started_by")
     @classmethod
@@ -92,6 +97,27 @@ class SchedulerSettings(_Section):
     run_history_days: Annotated[float, Field(gt=0)] = 30.0
 
 
+class NotifyDefaults(_Section):
+    """Targets for jobs without their own ``notify``: SNS topic ARNs or SQS queue URLs/ARNs."""
+
+    on_failure: list[NotifyTarget] = Field(default_factory=list)
+    on_success: list[NotifyTarget] = Field(default_factory=list)
+
+
+class TrackingSettings(_Section):
+    """How scheduld learns how tasks ended: DescribeTasks polls (leader only) and events."""
+
+    enabled: bool = True
+    poll_interval_seconds: Seconds = 30.0
+    sweep_interval_seconds: Seconds = 300.0
+    """Polling interval when ``ecs.tasks_events_queue`` is set: only what events missed."""
+    max_describe_calls_per_poll: Annotated[int, Field(ge=1, le=10000)] = 200
+    """At most this many DescribeTasks calls (100 tasks each) per poll; older runs first."""
+    events_wait_seconds: Annotated[int, Field(ge=0, le=20)] = 10
+    task_definition_cache_size: Annotated[int, Field(ge=1)] = 512
+    notify: NotifyDefaults = Field(default_factory=NotifyDefaults)
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_nested_delimiter="__",
@@ -107,6 +133,7 @@ class Settings(BaseSettings):
     ecs: ECSSettings = Field(default_factory=ECSSettings)
     webapi: WebAPISettings = Field(default_factory=WebAPISettings)
     scheduler: SchedulerSettings = Field(default_factory=SchedulerSettings)
+    tracking: TrackingSettings = Field(default_factory=TrackingSettings)
 
     @field_validator("log_level", mode="before")
     @classmethod

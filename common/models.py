@@ -458,6 +458,8 @@ class ContainerOutcome(ApiModel):
     name: str
     exit_code: int | None = None
     reason: str | None = None
+    essential: bool | None = None
+    """False for a container the task definition marks non-essential (its exit is not judged)."""
     log_url: str | None = None
     """The container's CloudWatch Logs stream, when its task definition uses awslogs."""
 
@@ -484,7 +486,7 @@ class TrackedTask(LaunchedTask):
         """Stopped with every essential container exited 0 (ECS's own verdict on a batch task)."""
         if not self.ended or self.timed_out or self.stop_code not in (None, "EssentialContainerExited"):
             return False
-        codes = [container.exit_code for container in self.containers or []]
+        codes = [c.exit_code for c in self.containers or [] if c.essential is not False]
         return bool(codes) and all(code == 0 for code in codes)
 
 
@@ -512,12 +514,25 @@ class Run(ApiModel):
     tasks: list[TrackedTask] = Field(default_factory=list)
     failures: list[LaunchFailure] = Field(default_factory=list)
     error: str | None = None
+    timeout_seconds: int | None = None
+    """The job's ``timeoutSeconds`` when it fired: tasks running longer (from launch) are stopped."""
     claimed_at: Timestamp = Field(default_factory=lambda: datetime.now(UTC))
     finished_at: Timestamp | None = None
     ended_at: Timestamp | None = None
     """When the run's outcome became known (its last task stopped)."""
     duration_seconds: float | None = None
     """From the first task's start to the last task's stop."""
+
+    @field_validator("tasks", mode="before")
+    @classmethod
+    def _launched_tasks(cls, value: Any) -> Any:
+        """A LaunchedTask (what RunTask returned) is a TrackedTask with nothing learnt yet."""
+        if isinstance(value, list):
+            return [
+                t.model_dump() if isinstance(t, LaunchedTask) and not isinstance(t, TrackedTask) else t
+                for t in value
+            ]
+        return value
 
     @property
     def in_flight(self) -> bool:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import signal
 from types import FrameType
+from typing import Any
 
 from botocore.config import Config
 
@@ -12,8 +13,11 @@ from common import aws
 from common.bus import create_bus
 from common.config import Settings
 from common.store import create_store
+from common.store.base import JobStore
 from scheduld.daemon import Daemon
 from scheduld.executor import TaskLauncher
+from scheduld.notify import Notifier
+from scheduld.tracking import TaskEvents, Tracker
 from scheduld.triggers import default_registry
 
 __all__ = ["Daemon", "run"]
@@ -29,12 +33,15 @@ def run(settings: Settings) -> int:
     sqs = aws.client("sqs", config=Config(retries=retries, max_pool_connections=pool))  # type: ignore[arg-type]
     store = create_store(settings)
     bus = create_bus(settings)
+    tracker, events = _tracking(settings, store=store, ecs=ecs, sqs=sqs, config=Config(retries=retries))  # type: ignore[arg-type]
     daemon = Daemon(
         settings,
         store=store,
         bus=bus,
         launcher=TaskLauncher(ecs, settings.ecs),
         triggers=default_registry(sqs),
+        tracker=tracker,
+        task_events=events,
     )
 
     def _stop(signum: int, frame: FrameType | None) -> None:
@@ -49,3 +56,18 @@ def run(settings: Settings) -> int:
     bus.close()
     store.close()
     return 0
+
+
+def _tracking(
+    settings: Settings, *, store: JobStore, ecs: Any, sqs: Any, config: Config
+) -> tuple[Tracker | None, TaskEvents | None]:
+    """The task outcome tracker (and its events queue, when configured), unless disabled."""
+    if not settings.tracking.enabled:
+        return None, None
+    notifier = Notifier(sns=aws.client("sns", config=config), sqs=sqs, defaults=settings.tracking.notify)
+    tracker = Tracker(
+        store=store, ecs=ecs, ecs_settings=settings.ecs, settings=settings.tracking, notifier=notifier
+    )
+    queue = settings.ecs.tasks_events_queue
+    events = TaskEvents(sqs, queue, wait_seconds=settings.tracking.events_wait_seconds) if queue else None
+    return tracker, events

@@ -21,7 +21,11 @@ def launched(store: JobStore, lease: Lease, job_id: str, at: datetime, *tasks: s
     run = Run(job_id=job_id, scheduled_for=at, replica="a", token=lease.token)
     assert store.claim_run(run, lease)
     done = run.model_copy(
-        update={"status": "launched", "tasks": [TrackedTask(task_id=arn) for arn in tasks], "started": len(tasks)}
+        update={
+            "status": "launched",
+            "tasks": [TrackedTask(task_id=arn) for arn in tasks],
+            "started": len(tasks),
+        }
     )
     store.finish_run(done)
     return done
@@ -56,7 +60,11 @@ def test_open_runs_lists_only_runs_still_tracked_in_run_id_order_with_keyset_pag
     store.finish_run(skipped.model_copy(update={"status": "skipped"}))
 
     runs = store.open_runs()
-    assert [(r.job_id, r.scheduled_for) for r in runs] == [("a", T0), ("a", T0 + timedelta(seconds=1)), ("b", T0)]
+    assert [(r.job_id, r.scheduled_for) for r in runs] == [
+        ("a", T0),
+        ("a", T0 + timedelta(seconds=1)),
+        ("b", T0),
+    ]
     assert runs[0].tasks == [TrackedTask(task_id="arn:a1")]
     first = store.open_runs(limit=1)
     assert store.open_runs(after=first[0].run_id, limit=5) == runs[1:]
