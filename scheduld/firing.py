@@ -183,7 +183,9 @@ class Firing:
         )
         if status == "failed":  # ended at launch: no task to track
             ended = outcome_status(job, run.model_copy(update={"status": status}))
-            job_status = job_status.model_copy(update=ended.changes())
+            job_status = job_status.model_copy(
+                update={name: getattr(ended, name) for name in ended.model_fields_set}
+            )
         self._finish(run, result, status=status, job_status=job_status, job=job)
         return status
 
