@@ -437,7 +437,8 @@ def test_tracking_cost_for_many_running_tasks(
     with capsys.disabled():
         print(  # noqa: T201 - the figure the issue asks for, in make test's output
             f"\ntracking cost: {running} tasks in flight → {ecs_endpoint.describe_calls} DescribeTasks per "
-            f"poll, {per_minute:.0f} per minute at poll_interval_seconds={settings.poll_interval_seconds:.0f}; "
+            f"poll, {per_minute:.0f} per minute at poll_interval_seconds="
+            f"{settings.poll_interval_seconds:.0f}; "
             f"one pass took {took:.2f} s here"
         )
     store.close()
