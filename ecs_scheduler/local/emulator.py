@@ -70,7 +70,15 @@ def seed(settings: Settings, *, endpoint_url: str | None = None) -> None:
                     "image": "public.ecr.aws/docker/library/busybox:latest",
                     "cpu": 16,
                     "memory": 64,
-                    "command": ["sh", "-c", "sleep ${SLEEP_SECONDS:-3}; echo done"],
+                    "command": ["sh", "-c", "sleep ${SLEEP_SECONDS:-3}; echo done; exit ${EXIT_CODE:-0}"],
+                    "logConfiguration": {  # so the run history shows CloudWatch Logs links
+                        "logDriver": "awslogs",
+                        "options": {
+                            "awslogs-group": f"/ecs/{family}",
+                            "awslogs-region": ecs.meta.region_name,
+                            "awslogs-stream-prefix": "ecs",
+                        },
+                    },
                 }
             ],
         )
