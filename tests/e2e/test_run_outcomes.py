@@ -154,8 +154,10 @@ def _documents(sqs: Any, url: str, wanted: set[str]) -> list[dict[str, Any]] | N
 # --- failover ----------------------------------------------------------------------------
 
 
-@pytest.fixture
-def emulator(tmp_path: Path) -> Iterator[tuple[int, dict[str, str]]]:
+@pytest.fixture(scope="module")
+def emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[int, dict[str, str]]]:
+    """``python -m ecs_scheduler.local emulator`` (moto, seeded, with its task reaper), shared
+    by this module's tests: each has its own store, job runs and queues."""
     port = free_port()
     env = _clean_env() | {
         "LOCAL_AWS_PORT": str(port),
@@ -168,7 +170,8 @@ def emulator(tmp_path: Path) -> Iterator[tuple[int, dict[str, str]]]:
         "AWS_DEFAULT_REGION": "us-east-1",
         "PYTHONUNBUFFERED": "1",
     }
-    with (tmp_path / "aws.log").open("wb") as log:
+    log_path = tmp_path_factory.mktemp("aws") / "aws.log"
+    with log_path.open("wb") as log:
         process = subprocess.Popen(
             [sys.executable, "-m", "ecs_scheduler.local", "emulator"],
             cwd=ROOT,
@@ -178,10 +181,11 @@ def emulator(tmp_path: Path) -> Iterator[tuple[int, dict[str, str]]]:
         )
     try:
         wait_for_http(f"http://127.0.0.1:{port}/moto-api/", process=process)
-        waited = subprocess.run(
-            [sys.executable, "-m", "ecs_scheduler.local", "wait"], cwd=ROOT, env=env, timeout=90, check=False
+        eventually(
+            lambda: b"AWS emulator ready" in log_path.read_bytes(),
+            timeout=60,
+            what=f"seeding\n{tail(log_path)}",
         )
-        assert waited.returncode == 0, tail(tmp_path / "aws.log")
         yield port, env
     finally:
         stop_process(process)
@@ -246,11 +250,89 @@ def test_new_leader_keeps_tracking_runs_in_flight(
         store.close()
 
 
-def _launched(store: SQLiteJobStore) -> Run | None:
-    runs = [run for run in store.list_runs("long", count=50) if run.tasks]
+def _launched(store: SQLiteJobStore, job_id: str = "long") -> Run | None:
+    runs = [run for run in store.list_runs(job_id, count=50) if run.tasks]
     return runs[-1] if runs else None
 
 
 def _ended(store: SQLiteJobStore, run: Run) -> Run | None:
-    found = next((r for r in store.list_runs("long", count=100) if r.run_id == run.run_id), None)
+    found = next((r for r in store.list_runs(run.job_id, count=100) if r.run_id == run.run_id), None)
     return found if found is not None and not found.in_flight else None
+
+
+# --- events queue ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("events", ["fed", "missing"])
+def test_events_queue_ends_runs_and_the_sweep_catches_what_events_missed(
+    events: str, emulator: tuple[int, dict[str, str]], tmp_path: Path
+) -> None:
+    """scheduld with ``ecs.tasks_events_queue``: with events fed to the queue (as the README's
+    EventBridge rule would) the run ends although the sweep is 10 minutes away; with none
+    arriving, the sweep (every 2 s here) ends it."""
+    port, aws_env = emulator
+    sqs, ecs = _aws(port, "sqs"), _aws(port, "ecs")
+    queue_url = sqs.create_queue(QueueName=f"task-events-{events}")["QueueUrl"]
+    db = tmp_path / "jobs.db"
+    store = SQLiteJobStore(SQLiteSettings(path=db))
+    store.create_job(
+        Job.model_validate(
+            {
+                "id": f"evented-{events}",
+                "taskDefinition": "sleeper-task",
+                "schedule": "*",
+                "overrides": [
+                    {
+                        "containerName": "sleeper-container",
+                        "environment": {"SLEEP_SECONDS": "1", "EXIT_CODE": "4"},
+                    }
+                ],
+            }
+        )
+    )
+    env = aws_env | {
+        "COMPONENT_NAME": "scheduld",
+        "STORE__BACKEND": "sqlite",
+        "STORE__SQLITE__PATH": str(db),
+        "ECS__TASKS_EVENTS_QUEUE": f"task-events-{events}",
+        "TRACKING__SWEEP_INTERVAL_SECONDS": "600" if events == "fed" else "2",
+    }
+    log_path = tmp_path / "scheduld.log"
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "ecs_scheduler"], cwd=ROOT, env=env, stdout=log, stderr=log
+        )
+    try:
+        first: Run = eventually(
+            lambda: _launched(store, f"evented-{events}"), timeout=60, what=f"a launch\n{tail(log_path)}"
+        )
+        arn = first.tasks[0].task_id
+        stopped = eventually(lambda: _stopped_task(ecs, arn), timeout=20, what="the emulator to end the task")
+        if events == "fed":
+            event = {
+                "version": "0",
+                "detail-type": "ECS Task State Change",
+                "source": "aws.ecs",
+                "resources": [arn],
+                "detail": stopped,
+            }
+            sqs.send_message(QueueUrl=queue_url, MessageBody=orjson.dumps(event, default=str).decode())
+        ended = eventually(lambda: _ended(store, first), timeout=30, what=f"the run's end\n{tail(log_path)}")
+        assert ended.status == "failed"
+        assert [c.exit_code for c in ended.tasks[0].containers or []] == [4]
+        attributes = sqs.get_queue_attributes(
+            QueueUrl=queue_url,
+            AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
+        )["Attributes"]
+        assert attributes == {
+            "ApproximateNumberOfMessages": "0",
+            "ApproximateNumberOfMessagesNotVisible": "0",
+        }
+    finally:
+        stop_process(process)
+        store.close()
+
+
+def _stopped_task(ecs: Any, arn: str) -> dict[str, Any] | None:
+    task: dict[str, Any] = ecs.describe_tasks(cluster="failover-cluster", tasks=[arn])["tasks"][0]
+    return task if task["lastStatus"] == "STOPPED" else None
