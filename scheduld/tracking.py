@@ -200,7 +200,8 @@ class Tracker:
         )
         self._runs: dict[str, Run] = {}
         self._by_task: dict[str, str] = {}
-        self._lock = threading.RLock()
+        self._lock = threading.RLock()  # the in-memory view
+        self._writing = threading.Lock()  # one writer of run outcomes at a time
         self._refreshed = float("-inf")
         self.describe_calls = 0
 
@@ -212,21 +213,22 @@ class Tracker:
         if time.monotonic() - self._refreshed < min_age:
             with self._lock:
                 return len(self._runs)
-        self._refreshed = time.monotonic()
-        runs: dict[str, Run] = {}
-        after: str | None = None
-        while True:
-            page = self._store.open_runs(after=after, limit=1000)
-            runs.update((run.run_id, run) for run in page)
-            if len(page) < 1000:
-                break
-            after = page[-1].run_id
-        with self._lock:
-            for run_id, mine in self._runs.items():  # keep what this replica learnt meanwhile
-                if run_id in runs and mine.in_flight:
-                    runs[run_id] = mine
-            self._runs = runs
-            self._by_task = {task.task_id: run.run_id for run in runs.values() for task in run.tasks}
+        with self._writing:  # no outcome written between the read and the swap
+            self._refreshed = time.monotonic()
+            runs: dict[str, Run] = {}
+            after: str | None = None
+            while True:
+                page = self._store.open_runs(after=after, limit=1000)
+                runs.update((run.run_id, run) for run in page)
+                if len(page) < 1000:
+                    break
+                after = page[-1].run_id
+            with self._lock:
+                for run_id, mine in self._runs.items():  # keep what this replica learnt meanwhile
+                    if run_id in runs and mine.in_flight:
+                        runs[run_id] = mine
+                self._runs = runs
+                self._by_task = {task.task_id: run.run_id for run in runs.values() for task in run.tasks}
         return len(runs)
 
     def forget(self) -> None:
@@ -309,7 +311,12 @@ class Tracker:
     # --- applying what ECS reported ------------------------------------------------------------
 
     def apply(self, described: Iterable[dict[str, Any]]) -> int:
-        """Fold DescribeTasks tasks or event details into the runs; returns the runs ended."""
+        """Fold DescribeTasks tasks or event details into the runs; returns the runs ended.
+        One writer at a time (polling and events), so neither stores a stale copy of a run."""
+        with self._writing:
+            return self._apply(described)
+
+    def _apply(self, described: Iterable[dict[str, Any]]) -> int:
         touched: dict[str, Run] = {}
         now = datetime.now(UTC)
         for task in described:
@@ -320,7 +327,9 @@ class Tracker:
             if run is None or arn is None:
                 continue
             run = touched.get(run.run_id, run)
-            known = next(t for t in run.tasks if t.task_id == arn)
+            known = next((t for t in run.tasks if t.task_id == arn), None)
+            if known is None:
+                continue
             if task.get("lastStatus") == MISSING:
                 updated = known.model_copy(
                     update={
@@ -340,12 +349,13 @@ class Tracker:
         return ended
 
     def _update_task(self, run_id: str, arn: str, changes: dict[str, Any]) -> None:
-        with self._lock:
-            run = self._runs.get(run_id)
-        if run is None:
-            return
-        tasks = [t.model_copy(update=changes) if t.task_id == arn else t for t in run.tasks]
-        self._record(run.model_copy(update={"tasks": tasks}))
+        with self._writing:
+            with self._lock:
+                run = self._runs.get(run_id)
+            if run is None:
+                return
+            tasks = [t.model_copy(update=changes) if t.task_id == arn else t for t in run.tasks]
+            self._record(run.model_copy(update={"tasks": tasks}))
 
     def _record(self, run: Run) -> int:
         try:

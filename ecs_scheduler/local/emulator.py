@@ -150,6 +150,7 @@ class MotoOutcomes:
             task.started_at = task.pull_stopped_at = at
             for container in task.containers:
                 container.last_status = "RUNNING"
+                container.exitCode = None  # moto starts containers at 0; ECS has none yet
 
     def stopped(
         self,
