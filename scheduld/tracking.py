@@ -202,19 +202,13 @@ class Tracker:
         self._by_task: dict[str, str] = {}
         self._lock = threading.RLock()  # the in-memory view
         self._writing = threading.Lock()  # one writer of run outcomes at a time
-        self._refreshed = float("-inf")
         self.describe_calls = 0
 
     # --- what is in flight ----------------------------------------------------------------
 
-    def refresh(self, *, min_age: float = 0.0) -> int:
-        """Reload the open runs from the store (a new leader's first step), unless the last
-        reload is younger than ``min_age`` seconds; returns the runs in flight."""
-        if time.monotonic() - self._refreshed < min_age:
-            with self._lock:
-                return len(self._runs)
+    def refresh(self) -> int:
+        """Reload the open runs from the store (a new leader's first step); returns them."""
         with self._writing:  # no outcome written between the read and the swap
-            self._refreshed = time.monotonic()
             runs: dict[str, Run] = {}
             after: str | None = None
             while True:
@@ -246,10 +240,6 @@ class Tracker:
         elif run.failed:
             self._notifier.notify(job, run.job_id, run)
 
-    def knows(self, arns: Iterable[str]) -> bool:
-        with self._lock:
-            return all(arn in self._by_task for arn in arns)
-
     @property
     def tasks_in_flight(self) -> int:
         with self._lock:
@@ -273,12 +263,14 @@ class Tracker:
             except (BotoCoreError, ClientError) as exc:
                 logger.warning("DescribeTasks of %d tasks failed (next pass retries): %s", len(batch), exc)
                 continue
-            described += response.get("tasks", [])
-            described += [
-                {"taskArn": failure["arn"], "lastStatus": MISSING}
-                for failure in response.get("failures", [])
-                if failure.get("reason") == MISSING and "arn" in failure
-            ]
+            found = response.get("tasks", [])
+            described += found
+            # ECS answers each ARN with a task or a failure; one it does not know any more
+            # (MISSING, or absent) ended without a trace: the run cannot wait for it for ever.
+            answered = {task["taskArn"] for task in found} | {
+                failure["arn"] for failure in response.get("failures", []) if failure.get("reason") != MISSING
+            }
+            described += [{"taskArn": arn, "lastStatus": MISSING} for arn in batch if arn not in answered]
         return self.apply(described)
 
     def check_timeouts(self, now: datetime | None = None) -> int:
@@ -453,11 +445,13 @@ def track_until(
     settings: TrackingSettings,
     events: bool,
 ) -> None:
-    """The tracking loop, while leading: reload the open runs, stop timed-out tasks, and poll
-    (with events: sweep, less often)."""
+    """The tracking loop, while leading: stop timed-out tasks and poll (with events: sweep,
+    less often). The open runs are read from the store when leadership starts (a new leader
+    carries on with its predecessor's runs) and again every ``sweep_interval_seconds``; in
+    between, this replica's fires add their runs as they are recorded."""
     interval = settings.poll_interval_seconds
     sweep_every = settings.sweep_interval_seconds if events else interval
-    last_sweep = -sweep_every
+    last_sweep = last_refresh = float("-inf")
     was_leading = False
     while not stop.is_set():
         if not leading():
@@ -466,9 +460,11 @@ def track_until(
             was_leading = False
             stop.wait(0.2)
             continue
-        was_leading = True
         try:
-            tracker.refresh()
+            if not was_leading or time.monotonic() - last_refresh >= settings.sweep_interval_seconds:
+                tracker.refresh()
+                last_refresh = time.monotonic()
+            was_leading = True
             tracker.check_timeouts()
             if time.monotonic() - last_sweep >= sweep_every:
                 last_sweep = time.monotonic()
@@ -488,9 +484,7 @@ def consume_events(
             continue
         try:
             details, handles = events.receive()
-            if not tracker.knows(detail.get("taskArn", "") for detail in details):
-                tracker.refresh(min_age=1.0)  # a run launched since the last pass, perhaps
-            tracker.apply(details)
+            tracker.apply(details)  # tasks of runs not tracked (yet) are left to the sweep
             events.delete(handles)
         except (BotoCoreError, ClientError) as exc:
             logger.warning("task events queue failed: %s; retrying", exc)

@@ -442,3 +442,20 @@ def test_tracking_cost_for_many_running_tasks(
             f"one pass took {took:.2f} s here"
         )
     store.close()
+
+
+def test_a_task_ecs_no_longer_knows_ends_its_run_failed(world: World) -> None:
+    """ECS answers an unknown ARN with a MISSING failure (moto leaves it out): the run cannot
+    wait for it for ever."""
+    from common.models import Run, TrackedTask
+
+    world.store.create_job(Job(id="ghost", task_definition=FAMILY, schedule="0 0 0"))
+    run = Run(job_id="ghost", scheduled_for=datetime.now(UTC), replica="me", token=world.lease.token)
+    assert world.store.claim_run(run, world.lease)
+    arn = f"arn:aws:ecs:us-east-1:123456789012:task/{world.cluster}/0123456789abcdef"
+    world.store.finish_run(run.model_copy(update={"status": "launched", "tasks": [TrackedTask(task_id=arn)]}))
+    assert world.tracker.refresh() == 1
+    assert world.tracker.poll() == 1
+    ended = world.store.list_runs("ghost")[0]
+    assert ended.status == "failed"
+    assert ended.tasks[0].stopped_reason == "ECS no longer knows this task (MISSING)"
