@@ -391,12 +391,16 @@ class TaskEvents:
 
     def __init__(self, sqs: Any, queue: str, *, wait_seconds: int) -> None:
         self._sqs = sqs
-        self._url = (
-            queue
-            if queue.startswith("https://") or queue.startswith("http://")
-            else (sqs.get_queue_url(QueueName=queue)["QueueUrl"])
-        )
+        self._queue = queue
         self._wait = wait_seconds
+        self._resolved: str | None = queue if queue.startswith(("https://", "http://")) else None
+
+    @property
+    def _url(self) -> str:
+        """Looked up on first use, so a queue missing at start-up is retried, not fatal."""
+        if self._resolved is None:
+            self._resolved = str(self._sqs.get_queue_url(QueueName=self._queue)["QueueUrl"])
+        return self._resolved
 
     def receive(self) -> tuple[list[dict[str, Any]], list[str]]:
         """Up to 10 events' task details, and the receipt handles to delete once applied.

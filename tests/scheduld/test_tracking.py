@@ -459,3 +459,39 @@ def test_a_task_ecs_no_longer_knows_ends_its_run_failed(world: World) -> None:
     ended = world.store.list_runs("ghost")[0]
     assert ended.status == "failed"
     assert ended.tasks[0].stopped_reason == "ECS no longer knows this task (MISSING)"
+
+
+def test_outcome_rules_without_a_server() -> None:
+    """Pure rules: awslogs links with and without a stream prefix, non-essential containers
+    not judged, moto's lastStatus STOPPED while desiredStatus is RUNNING not taken as an end,
+    and an SNS-wrapped event unwrapped."""
+    from common.models import TrackedTask
+    from scheduld.tracking import ContainerDefinition, _task_detail, log_url, task_outcome
+
+    arn = "arn:aws:ecs:us-east-1:1:task/c/abc"
+    no_prefix = ContainerDefinition(essential=True, log_group="/ecs/x", log_region="us-east-1")
+    assert log_url(no_prefix, arn, "main") == (
+        "https://us-east-1.console.aws.amazon.com/cloudwatch/home?region=us-east-1"
+        "#logsV2:log-groups/log-group/$252Fecs$252Fx"
+    )
+    assert log_url(ContainerDefinition(essential=True), arn, "main") is None
+    definitions = {
+        "main": ContainerDefinition(essential=True),
+        "sidecar": ContainerDefinition(essential=False),
+    }
+    stopped = {
+        "taskArn": arn,
+        "lastStatus": "STOPPED",
+        "desiredStatus": "STOPPED",
+        "stopCode": "EssentialContainerExited",
+        "containers": [{"name": "main", "exitCode": 0}, {"name": "sidecar", "exitCode": 137}],
+    }
+    assert task_outcome(TrackedTask(task_id=arn), stopped, definitions).succeeded
+    failed = {**stopped, "containers": [{"name": "main", "exitCode": 1}, {"name": "sidecar", "exitCode": 0}]}
+    assert not task_outcome(TrackedTask(task_id=arn), failed, definitions).succeeded
+    still_wanted = {**stopped, "desiredStatus": "RUNNING"}
+    assert not task_outcome(TrackedTask(task_id=arn), still_wanted, definitions).ended
+    event = {"detail-type": "ECS Task State Change", "source": "aws.ecs", "detail": stopped}
+    wrapped = {"Type": "Notification", "Message": orjson.dumps(event).decode()}
+    assert _task_detail(orjson.dumps(wrapped).decode()) == stopped
+    assert _task_detail(orjson.dumps({"detail-type": "ECS Task State Change", "detail": {}}).decode()) is None
