@@ -47,6 +47,8 @@ logger = logging.getLogger(__name__)
 DESCRIBE_BATCH = 100
 TIMEOUT_REASON = "ecs-scheduler: stopped after timeoutSeconds={seconds}"
 MISSING = "MISSING"
+MISSING_GRACE_SECONDS = 120
+"""A task ECS does not know is taken as ended only this long after its launch."""
 
 
 @dataclass(frozen=True)
@@ -323,6 +325,8 @@ class Tracker:
             if known is None:
                 continue
             if task.get("lastStatus") == MISSING:
+                if now - (run.finished_at or run.claimed_at) < timedelta(seconds=MISSING_GRACE_SECONDS):
+                    continue  # ECS reads are eventually consistent: a new task may not show yet
                 updated = known.model_copy(
                     update={
                         "last_status": "STOPPED",

@@ -450,10 +450,18 @@ def test_a_task_ecs_no_longer_knows_ends_its_run_failed(world: World) -> None:
     from common.models import Run, TrackedTask
 
     world.store.create_job(Job(id="ghost", task_definition=FAMILY, schedule="0 0 0"))
-    run = Run(job_id="ghost", scheduled_for=datetime.now(UTC), replica="me", token=world.lease.token)
+    long_ago = datetime.now(UTC) - timedelta(minutes=5)
+    run = Run(
+        job_id="ghost", scheduled_for=long_ago, replica="me", token=world.lease.token, claimed_at=long_ago
+    )
     assert world.store.claim_run(run, world.lease)
     arn = f"arn:aws:ecs:us-east-1:123456789012:task/{world.cluster}/0123456789abcdef"
-    world.store.finish_run(run.model_copy(update={"status": "launched", "tasks": [TrackedTask(task_id=arn)]}))
+    launched = run.model_copy(update={"status": "launched", "tasks": [TrackedTask(task_id=arn)]})
+    world.store.finish_run(launched.model_copy(update={"finished_at": datetime.now(UTC)}))
+    assert world.tracker.refresh() == 1
+    assert world.tracker.poll() == 0  # launched just now: perhaps not visible in ECS yet
+    world.store.finish_run(launched.model_copy(update={"finished_at": long_ago}))
+    world.tracker.forget()  # as a new leader would, read it from the store again
     assert world.tracker.refresh() == 1
     assert world.tracker.poll() == 1
     ended = world.store.list_runs("ghost")[0]
