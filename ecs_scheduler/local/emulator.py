@@ -26,6 +26,7 @@ from common import aws
 from common.bus.sqs import SQSEventBus
 from common.config import Settings
 from common.errors import SchedulerError
+from ecs_scheduler.local import task_events
 
 if TYPE_CHECKING:
     from mypy_boto3_ecs import ECSClient
@@ -82,6 +83,8 @@ def seed(settings: Settings, *, endpoint_url: str | None = None) -> None:
                 }
             ],
         )
+    cluster_arn = ecs.describe_clusters(clusters=[cluster])["clusters"][0]["clusterArn"]
+    task_events.seed_rule(events=aws.client("events", **client_args), sqs=sqs, cluster_arn=cluster_arn)
     registered = int(active[0].get("registeredContainerInstancesCount", 0)) if active else 0
     ec2 = aws.client("ec2", **client_args)
     for _ in range(CONTAINER_INSTANCES - registered):
@@ -186,6 +189,8 @@ class TaskReaper:
     cluster: str
     first_seen: dict[str, float] = field(default_factory=dict)
     outcomes: MotoOutcomes | None = None
+    events: Any = None
+    """An EventBridge client: each stop is also put as an "ECS Task State Change" event."""
 
     def sweep(self, now: float | None = None) -> list[str]:
         """One pass: returns the ARNs of the tasks stopped."""
@@ -229,6 +234,9 @@ class TaskReaper:
                 exit_code=exit_code,
                 reason=failure,
             )
+        if self.events is not None:
+            (task,) = self.ecs.describe_tasks(cluster=self.cluster, tasks=[arn])["tasks"]
+            task_events.publish(self.events, dict(task))
 
 
 def _override(task: Any, name: str) -> str | None:
@@ -266,7 +274,8 @@ def serve(settings: Settings, *, port: int, interval: float = 0.5) -> int:
         logger.info("AWS emulator ready on %s", endpoint_url)
         ecs = aws.client("ecs", endpoint_url=endpoint_url)
         outcomes = MotoOutcomes(region=ecs.meta.region_name)
-        reap_until(stop, TaskReaper(ecs, settings.ecs.cluster, outcomes=outcomes), interval)
+        events = aws.client("events", endpoint_url=endpoint_url)
+        reap_until(stop, TaskReaper(ecs, settings.ecs.cluster, outcomes=outcomes, events=events), interval)
     finally:
         server.stop()
         logger.info("AWS emulator stopped")

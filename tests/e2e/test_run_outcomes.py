@@ -2,7 +2,9 @@
 
 - ``make run``'s stack (python -m ecs_scheduler.local): a job with ``EXIT_CODE=3`` shows
   ``failed`` with exit code 3 and its duration in ``GET /jobs/{id}/runs``, a plain job
-  ``succeeded``, and both runs' documents arrive on the configured notifications queue.
+  ``succeeded``, and both runs' documents arrive on the configured notifications queue. The
+  ends travel as task state change events: emulator reaper → moto EventBridge rule → SQS
+  events queue → scheduld.
 - Failover while a run is in flight: the emulator, and two scheduld processes on one store;
   the leader is killed (SIGKILL) after launching a task and before it ended; the new leader
   picks the run up from the run log and records its end.
@@ -61,6 +63,9 @@ def test_make_run_shows_a_failing_job_failed_with_exit_code_3_and_notifies(tmp_p
         "LOCAL_AWS_PORT": str(aws_port),
         "WEBAPI__PORT": str(api_port),
         "STORE__SQLITE__PATH": str(tmp_path / "data" / "jobs.db"),
+        # runs can then end only by the events the emulator's EventBridge rule forwards
+        # (config_local.yaml's ecs.tasks_events_queue): the sweep is 10 minutes away
+        "TRACKING__SWEEP_INTERVAL_SECONDS": "600",
     }
     with log_path.open("wb") as log:
         stack = subprocess.Popen(
