@@ -80,10 +80,55 @@ class ECSSettings(_Section):
         return value
 
 
+class CORSSettings(_Section):
+    """Origins whose browser pages may call the API (none unless listed; ``*`` for any)."""
+
+    allow_origins: list[str] = Field(default_factory=list)
+
+
 class WebAPISettings(_Section):
     host: str = "127.0.0.1"
     port: Annotated[int, Field(ge=1, le=65535)] = 5000
     max_body_bytes: Annotated[int, Field(ge=1024)] = 65536
+    cors: CORSSettings = Field(default_factory=CORSSettings)
+    # Host headers served (Starlette's TrustedHostMiddleware, against DNS rebinding); empty: any.
+    allowed_hosts: list[str] = Field(default_factory=list)
+
+
+Role = Literal["read", "write", "run", "admin"]
+
+
+class JWTSettings(_Section):
+    """Bearer JWTs from an OIDC provider, checked against its published keys (JWKS)."""
+
+    issuer: str | None = None
+    audience: str | None = None
+    jwks_url: str | None = None
+    jwks_file: Path | None = None
+    # Dotted path of the claim holding role or group names (e.g. ``realm_access.roles``).
+    roles_claim: str = "roles"
+    # Claim value → roles it grants; values that are role names grant that role anyway.
+    role_mapping: dict[str, list[Role]] = Field(default_factory=dict)
+    # Optional claim holding taskDefinition globs that scope the token (absent: all).
+    task_definitions_claim: str | None = None
+    algorithms: list[str] = Field(default_factory=lambda: ["RS256", "ES256"])
+    leeway_seconds: Annotated[float, Field(ge=0)] = 30.0
+
+    @property
+    def enabled(self) -> bool:
+        return self.jwks_url is not None or self.jwks_file is not None
+
+
+class AuthSettings(_Section):
+    mode: Literal["none", "tokens"] = "none"
+    tokens_file: Path | None = None
+    jwt: JWTSettings = Field(default_factory=JWTSettings)
+    # Task definitions any job may name, in every mode (globs); default all.
+    allowed_task_definitions: list[str] = Field(default_factory=lambda: ["*"])
+    # Environment override names whose values only admin principals see (globs, any case).
+    redact_environment: list[str] = Field(
+        default_factory=lambda: ["*PASSWORD*", "*SECRET*", "*TOKEN*", "*KEY*"]
+    )
 
 
 class SchedulerSettings(_Section):
@@ -134,6 +179,7 @@ class Settings(BaseSettings):
     webapi: WebAPISettings = Field(default_factory=WebAPISettings)
     scheduler: SchedulerSettings = Field(default_factory=SchedulerSettings)
     tracking: TrackingSettings = Field(default_factory=TrackingSettings)
+    auth: AuthSettings = Field(default_factory=AuthSettings)
 
     @field_validator("log_level", mode="before")
     @classmethod

@@ -490,14 +490,13 @@ class TrackedTask(LaunchedTask):
         return bool(codes) and all(code == 0 for code in codes)
 
 
-class Run(ApiModel):
-    """One scheduled fire of one job: claimed once (create-if-absent), then finished, then
-    (when it launched tasks) tracked until every task stopped.
+class RunBase(ApiModel):
+    """What happened at one scheduled fire of one job (the part the API serves): its launch
+    and, when it launched tasks, how each task ended.
 
-    ``coalescedFrom`` is the earliest missed fire time this run stands for, when missed
-    fires were collapsed into it (after downtime or a failover). ``status`` goes
-    claimed → launched / partially_launched / failed / skipped at launch, then launched and
-    partially_launched runs end as succeeded, failed or timedOut once their tasks stopped.
+    ``status`` goes claimed → launched / partially_launched / failed / skipped at launch; then
+    launched and partially_launched runs end as succeeded, failed or timedOut once their tasks
+    stopped.
     """
 
     model_config = ConfigDict(extra="ignore")
@@ -506,8 +505,6 @@ class Run(ApiModel):
     scheduled_for: Timestamp
     coalesced_from: Timestamp | None = None
     status: RunStatus = "claimed"
-    replica: str
-    token: int
     expected: int | None = None
     running: int | None = None
     started: int | None = None
@@ -542,9 +539,30 @@ class Run(ApiModel):
     def failed(self) -> bool:
         return self.status in FAILED_RUN_STATUSES
 
+
+class Run(RunBase):
+    """One scheduled fire of one job: claimed once (create-if-absent), then finished, then
+    (when it launched tasks) tracked until every task stopped.
+
+    ``coalescedFrom`` is the earliest missed fire time this run stands for, when missed
+    fires were collapsed into it (after downtime or a failover). ``replica`` and ``token``
+    (the lease's fencing token) are internal: the API serves ``RunPublic``.
+    """
+
+    replica: str
+    token: int
+
     @property
     def run_id(self) -> str:
         return run_id(self.job_id, self.scheduled_for)
+
+
+class RunPublic(RunBase):
+    """A run as the API serves it: without the fencing token or the replica."""
+
+    @classmethod
+    def of(cls, run: Run) -> RunPublic:
+        return cls.model_validate(run.model_dump(include=set(cls.model_fields)))
 
 
 def run_id(job_id: str, scheduled_for: datetime) -> str:

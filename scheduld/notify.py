@@ -18,7 +18,7 @@ import orjson
 from botocore.exceptions import BotoCoreError, ClientError
 
 from common.config import NotifyDefaults
-from common.models import Job, Run
+from common.models import Job, Run, RunPublic
 
 logger = logging.getLogger(__name__)
 
@@ -28,9 +28,7 @@ DOCUMENT_TYPE = "ecs-scheduler.run-finished"
 def run_document(job_id: str, run: Run, *, task_definition: str | None = None) -> dict[str, Any]:
     """What a target receives: the job, the run, its status, and per task exit codes,
     reasons, durations and log links (the run as ``GET /jobs/{id}/runs`` shows it)."""
-    run_fields = run.to_document()
-    for internal in ("replica", "token"):
-        run_fields.pop(internal, None)
+    run_fields = RunPublic.of(run).to_document()  # no fencing token, no replica
     document: dict[str, Any] = {
         "type": DOCUMENT_TYPE,
         "jobId": job_id,
