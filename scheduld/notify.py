@@ -2,9 +2,10 @@
 ``notify`` targets, SNS topics or SQS queues.
 
 A run goes to ``onFailure`` when it ended failed or timedOut, to ``onSuccess`` when it
-succeeded. Delivery is at least once from the store's side (a run's end is recorded once, and
-notified after it is recorded); a target that cannot be reached is logged with the job, run
-and target and does not stop the others (botocore retries throttling and transient errors).
+succeeded. A run's end is recorded once and notified right after, by the replica that recorded
+it: at most once (a replica dying between the two loses that notification). A target that
+cannot be reached is logged with the job, run and target and does not stop the others
+(botocore retries throttling and transient errors).
 """
 
 from __future__ import annotations
