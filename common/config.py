@@ -22,6 +22,8 @@ from pydantic_settings import (
     YamlConfigSettingsSource,
 )
 
+from common.models import NotifyTarget
+
 CONFIG_DIR_ENV = "ECSS_CONFIG_DIR"
 _DEFAULT_CONFIG_DIR = Path(__file__).resolve().parent.parent / "config"
 _STARTED_BY = re.compile(r"^[A-Za-z0-9_/-]{1,19}$")
@@ -66,6 +68,9 @@ class SQSSettings(_Section):
 class ECSSettings(_Section):
     cluster: str = "default"
     started_by: str = "ecs-scheduler"
+    tasks_events_queue: str | None = None
+    """SQS queue (name or URL) fed by an EventBridge rule for "ECS Task State Change": task
+    ends arrive as events, and polling only sweeps what events missed."""
 
     @field_validator("started_by")
     @classmethod
@@ -178,6 +183,27 @@ class RetrySettings(_Section):
     """How long a starting process retries reaching SQS before it gives up."""
 
 
+class NotifyDefaults(_Section):
+    """Targets for jobs without their own ``notify``: SNS topic ARNs or SQS queue URLs/ARNs."""
+
+    on_failure: list[NotifyTarget] = Field(default_factory=list)
+    on_success: list[NotifyTarget] = Field(default_factory=list)
+
+
+class TrackingSettings(_Section):
+    """How scheduld learns how tasks ended: DescribeTasks polls (leader only) and events."""
+
+    enabled: bool = True
+    poll_interval_seconds: Seconds = 30.0
+    sweep_interval_seconds: Seconds = 300.0
+    """Polling interval when ``ecs.tasks_events_queue`` is set: only what events missed."""
+    max_describe_calls_per_poll: Annotated[int, Field(ge=1, le=10000)] = 200
+    """At most this many DescribeTasks calls (100 tasks each) per poll; older runs first."""
+    events_wait_seconds: Annotated[int, Field(ge=0, le=20)] = 10
+    task_definition_cache_size: Annotated[int, Field(ge=1)] = 512
+    notify: NotifyDefaults = Field(default_factory=NotifyDefaults)
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_nested_delimiter="__",
@@ -194,6 +220,7 @@ class Settings(BaseSettings):
     webapi: WebAPISettings = Field(default_factory=WebAPISettings)
     scheduler: SchedulerSettings = Field(default_factory=SchedulerSettings)
     retry: RetrySettings = Field(default_factory=RetrySettings)
+    tracking: TrackingSettings = Field(default_factory=TrackingSettings)
     auth: AuthSettings = Field(default_factory=AuthSettings)
     aws: AWSSettings = Field(default_factory=AWSSettings)
     quotas: QuotaSettings = Field(default_factory=QuotaSettings)

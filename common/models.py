@@ -9,6 +9,7 @@ documents are dumped without unset fields. Cross-field rules live in ``new_job``
 from __future__ import annotations
 
 import functools
+import re
 import zoneinfo
 from collections.abc import Mapping
 from datetime import UTC, datetime
@@ -32,8 +33,30 @@ from common.errors import InvalidJobError
 MAX_TASKS_PER_FIRE = 50
 MAX_USER_TAGS = 48  # ECS allows 50 tags per task; scheduld adds its own attribution tags
 MAX_OVERRIDES_CHARS = 8192  # ECS limit on the size of containerOverrides
-READ_ONLY_FIELDS = frozenset({"lastRun", "lastRunTasks", "lastRunFailures", "estimatedNextRun", "link"})
-_STATUS_FIELDS: set[str] = {"last_run", "last_run_tasks", "last_run_failures", "estimated_next_run"}
+READ_ONLY_FIELDS = frozenset(
+    {
+        "lastRun",
+        "lastRunTasks",
+        "lastRunFailures",
+        "estimatedNextRun",
+        "link",
+        "lastRunStatus",
+        "lastSuccess",
+        "lastFailure",
+        "consecutiveFailures",
+    }
+)
+_STATUS_FIELDS: set[str] = {
+    "last_run",
+    "last_run_tasks",
+    "last_run_failures",
+    "estimated_next_run",
+    "last_run_status",
+    "last_success",
+    "last_failure",
+    "consecutive_failures",
+}
+MAX_TIMEOUT_SECONDS = 14 * 24 * 3600
 
 MAX_MESSAGES_PER_TASK = 1_000_000
 _NO_NUL = r"^[^\x00]*$"  # NUL ends C strings: ECS, SQLite tooling and logs would cut the value
@@ -160,6 +183,30 @@ class LaunchFailure(ApiModel):
     arn: str | None = None
 
 
+_SNS_TOPIC_ARN = re.compile(r"^arn:aws[a-z-]*:sns:[a-z0-9-]+:\d{12}:[A-Za-z0-9_-]{1,256}(\.fifo)?$")
+_SQS_QUEUE = re.compile(
+    r"^(https?://[^\s/]+/\d{12}/[A-Za-z0-9_-]{1,80}(\.fifo)?"
+    r"|arn:aws[a-z-]*:sqs:[a-z0-9-]+:\d{12}:[A-Za-z0-9_-]{1,80}(\.fifo)?)$"
+)
+
+
+def _notify_target(value: str) -> str:
+    if not (_SNS_TOPIC_ARN.match(value) or _SQS_QUEUE.match(value)):
+        raise ValueError("must be an SNS topic ARN, or an SQS queue URL or ARN")
+    return value
+
+
+NotifyTarget = Annotated[str, StringConstraints(max_length=1024), AfterValidator(_notify_target)]
+"""An SNS topic ARN, or an SQS queue (its URL or ARN)."""
+
+
+class Notify(ApiModel):
+    """Where one JSON document per finished run goes: SNS topic ARNs or SQS queues."""
+
+    on_failure: Annotated[list[NotifyTarget], Field(max_length=10)] | None = None
+    on_success: Annotated[list[NotifyTarget], Field(max_length=10)] | None = None
+
+
 class _UserFields(ApiModel):
     """Every field a user may set; all optional here, required ones tightened below."""
 
@@ -183,6 +230,8 @@ class _UserFields(ApiModel):
     tags: Annotated[list[Tag], Field(max_length=MAX_USER_TAGS)] | None = None
     propagate_tags: Literal["TASK_DEFINITION", "SERVICE", "NONE"] | None = None
     enable_execute_command: bool | None = None
+    timeout_seconds: Annotated[int, Field(ge=1, le=MAX_TIMEOUT_SECONDS)] | None = None
+    notify: Notify | None = None
 
 
 class JobCreate(_UserFields):
@@ -210,6 +259,10 @@ class JobStatus(ApiModel):
     last_run_tasks: list[LaunchedTask] | None = None
     last_run_failures: list[LaunchFailure] | None = None
     estimated_next_run: Timestamp | None = None
+    last_run_status: str | None = None
+    last_success: Timestamp | None = None
+    last_failure: Timestamp | None = None
+    consecutive_failures: int | None = None
 
     def changes(self) -> dict[str, Any]:
         """The fields given explicitly, API names → JSON value (None: remove the field)."""
@@ -230,6 +283,10 @@ class Job(_UserFields):
     last_run_tasks: list[LaunchedTask] | None = None
     last_run_failures: list[LaunchFailure] | None = None
     estimated_next_run: Timestamp | None = None
+    last_run_status: str | None = None
+    last_success: Timestamp | None = None
+    last_failure: Timestamp | None = None
+    consecutive_failures: int | None = None
 
     @property
     def status(self) -> JobStatus:
@@ -418,11 +475,60 @@ def _alias(name: str) -> str:
 
 # --- runs and leadership (exactly-once firing) ---------------------------------------------
 
-RunStatus = Literal["claimed", "launched", "partially_launched", "failed", "skipped", "throttled"]
+RunStatus = Literal[
+    "claimed", "launched", "partially_launched", "failed", "skipped", "throttled", "succeeded", "timedOut"
+]
+OPEN_RUN_STATUSES: tuple[RunStatus, ...] = ("launched", "partially_launched")
+"""Runs whose tasks are still tracked: their outcome is not known yet."""
+FAILED_RUN_STATUSES: tuple[RunStatus, ...] = ("failed", "timedOut")
+
+
+class ContainerOutcome(ApiModel):
+    """How one container of a task ended, as ECS reported it."""
+
+    name: str
+    exit_code: int | None = None
+    reason: str | None = None
+    essential: bool | None = None
+    """False for a container the task definition marks non-essential (its exit is not judged)."""
+    log_url: str | None = None
+    """The container's CloudWatch Logs stream, when its task definition uses awslogs."""
+
+
+class TrackedTask(LaunchedTask):
+    """A task a run launched and, once ECS reported it stopped, how it ended."""
+
+    last_status: str | None = None
+    stop_code: str | None = None
+    stopped_reason: str | None = None
+    started_at: Timestamp | None = None
+    stopped_at: Timestamp | None = None
+    duration_seconds: float | None = None
+    containers: list[ContainerOutcome] | None = None
+    timed_out: bool | None = None
+    """True when scheduld stopped it for running past the job's ``timeoutSeconds``."""
+
+    @property
+    def ended(self) -> bool:
+        return self.last_status == "STOPPED"
+
+    @property
+    def succeeded(self) -> bool:
+        """Stopped with every essential container exited 0 (ECS's own verdict on a batch task)."""
+        if not self.ended or self.timed_out or self.stop_code not in (None, "EssentialContainerExited"):
+            return False
+        codes = [c.exit_code for c in self.containers or [] if c.essential is not False]
+        return bool(codes) and all(code == 0 for code in codes)
 
 
 class RunBase(ApiModel):
-    """What happened at one scheduled fire of one job (the part the API serves)."""
+    """What happened at one scheduled fire of one job (the part the API serves): its launch
+    and, when it launched tasks, how each task ended.
+
+    ``status`` goes claimed → launched / partially_launched / failed / skipped at launch; then
+    launched and partially_launched runs end as succeeded, failed or timedOut once their tasks
+    stopped.
+    """
 
     model_config = ConfigDict(extra="ignore")
 
@@ -433,15 +539,41 @@ class RunBase(ApiModel):
     expected: int | None = None
     running: int | None = None
     started: int | None = None
-    tasks: list[LaunchedTask] = Field(default_factory=list)
+    tasks: list[TrackedTask] = Field(default_factory=list)
     failures: list[LaunchFailure] = Field(default_factory=list)
     error: str | None = None
+    timeout_seconds: int | None = None
+    """The job's ``timeoutSeconds`` when it fired: tasks running longer (from launch) are stopped."""
     claimed_at: Timestamp = Field(default_factory=lambda: datetime.now(UTC))
     finished_at: Timestamp | None = None
+    ended_at: Timestamp | None = None
+    """When the run's outcome became known (its last task stopped)."""
+    duration_seconds: float | None = None
+    """From the first task's start to the last task's stop."""
+
+    @field_validator("tasks", mode="before")
+    @classmethod
+    def _launched_tasks(cls, value: Any) -> Any:
+        """A LaunchedTask (what RunTask returned) is a TrackedTask with nothing learnt yet."""
+        if isinstance(value, list):
+            return [
+                t.model_dump() if isinstance(t, LaunchedTask) and not isinstance(t, TrackedTask) else t
+                for t in value
+            ]
+        return value
+
+    @property
+    def in_flight(self) -> bool:
+        return self.status in OPEN_RUN_STATUSES
+
+    @property
+    def failed(self) -> bool:
+        return self.status in FAILED_RUN_STATUSES
 
 
 class Run(RunBase):
-    """One scheduled fire of one job: claimed once (create-if-absent), then finished.
+    """One scheduled fire of one job: claimed once (create-if-absent), then finished, then
+    (when it launched tasks) tracked until every task stopped.
 
     ``coalescedFrom`` is the earliest missed fire time this run stands for, when missed
     fires were collapsed into it (after downtime or a failover). ``replica`` and ``token``
@@ -467,6 +599,15 @@ class RunPublic(RunBase):
 def run_id(job_id: str, scheduled_for: datetime) -> str:
     """``<job id>@<scheduled UTC time>``: the unique key of a fire."""
     return f"{job_id}@{scheduled_for.astimezone(UTC).strftime('%Y-%m-%dT%H:%M:%S.%fZ')}"
+
+
+def outcome_status(previous: Job | JobStatus, run: Run) -> JobStatus:
+    """The job's status fields once ``run`` ended (succeeded, failed or timedOut)."""
+    when = run.ended_at or run.finished_at or datetime.now(UTC)
+    failures = previous.consecutive_failures or 0
+    if run.failed:
+        return JobStatus(last_run_status=run.status, last_failure=when, consecutive_failures=failures + 1)
+    return JobStatus(last_run_status=run.status, last_success=when, consecutive_failures=0)
 
 
 class Lease(ApiModel):

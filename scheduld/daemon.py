@@ -29,6 +29,7 @@ from scheduld.executor import TaskLauncher
 from scheduld.firing import Firing
 from scheduld.leadership import Leadership, replica_id
 from scheduld.scheduler import Schedule, Scheduled
+from scheduld.tracking import TaskEvents, Tracker, consume_events, track_until
 from scheduld.triggers import TriggerRegistry
 
 logger = logging.getLogger(__name__)
@@ -60,10 +61,15 @@ class Daemon:
         launcher: TaskLauncher,
         triggers: TriggerRegistry,
         replica: str | None = None,
+        tracker: Tracker | None = None,
+        task_events: TaskEvents | None = None,
     ) -> None:
         self._settings = settings.scheduler
         self._retry = settings.retry
         self._visibility_timeout = float(settings.sqs.visibility_timeout_seconds)
+        self._tracking = settings.tracking
+        self._tracker = tracker
+        self._task_events = task_events
         self._store = store
         self._bus = bus
         self._stop = threading.Event()
@@ -94,6 +100,7 @@ class Daemon:
             fires_due=lambda moment: self._schedule.fires_due(moment),
             settings=settings.scheduler,
             retry=settings.retry,
+            on_recorded=tracker.add if tracker is not None else None,
         )
         self.loaded = threading.Event()
 
@@ -109,6 +116,23 @@ class Daemon:
         self._spawn("consume", self._consume_loop)
         self._spawn("reconcile", self._reconcile_loop)
         self._spawn("estimates", self._estimate_loop)
+        if self._tracker is not None:
+            tracker, events = self._tracker, self._task_events
+            self._spawn(
+                "tracking",
+                lambda: track_until(
+                    self._stop,
+                    tracker,
+                    leading=lambda: self.leading,
+                    settings=self._tracking,
+                    events=events is not None,
+                ),
+            )
+            if events is not None:
+                self._spawn(
+                    "task-events",
+                    lambda: consume_events(self._stop, tracker, events, leading=lambda: self.leading),
+                )
 
     def stop(self, timeout: float | None = None) -> None:
         """Stop polling, let fires under way finish (bounded), stop the scheduler, step down."""

@@ -20,7 +20,7 @@ from typing import Protocol
 
 from common.config import RetrySettings, SchedulerSettings
 from common.errors import JobNotFoundError, LaunchError, LeaseLostError, SchedulerError, StoreUnavailableError
-from common.models import Job, JobStatus, LaunchFailure, Lease, Run, RunStatus
+from common.models import Job, JobStatus, LaunchFailure, Lease, Run, RunStatus, TrackedTask, outcome_status
 from common.retry import retrying
 from common.store.base import JobStore, RunLog
 from scheduld.executor import LaunchResult, TaskLauncher
@@ -51,6 +51,7 @@ class Firing:
         fires_due: Callable[[datetime], int] | None = None,
         settings: SchedulerSettings | None = None,
         retry: RetrySettings | None = None,
+        on_recorded: Callable[[Job | None, Run], object] | None = None,
     ) -> None:
         self._store = store
         self._launcher = launcher
@@ -62,6 +63,7 @@ class Firing:
         self._first_fire_after = first_fire_after
         self._fires_due = fires_due or (lambda _: 1)
         self._settings = settings or SchedulerSettings()
+        self._on_recorded = on_recorded  # the tracker: follows launched tasks, reports launch failures
         self._retry_store = retrying(retry or RetrySettings(), temporary=StoreUnavailableError, logger=logger)
 
     def __call__(self, job_id: str, scheduled: datetime) -> None:
@@ -129,6 +131,7 @@ class Firing:
             token=lease.token,
             expected=expected,
             running=running,
+            timeout_seconds=job.timeout_seconds,
         )
         if not self._retry_store(self._store.claim_run, run, lease):
             logger.info("job %s: fire at %s already claimed", job_id, scheduled.isoformat())
@@ -179,7 +182,12 @@ class Firing:
             last_run_failures=result.failures or None,
             estimated_next_run=self._next_fire_time(job.id),
         )
-        self._finish(run, result, status=status, job_status=job_status)
+        if status == "failed":  # ended at launch: no task to track
+            ended = outcome_status(job, run.model_copy(update={"status": status}))
+            job_status = job_status.model_copy(
+                update={name: getattr(ended, name) for name in ended.model_fields_set}
+            )
+        self._finish(run, result, status=status, job_status=job_status, job=job)
         return status
 
     def _finish(
@@ -190,13 +198,14 @@ class Firing:
         status: RunStatus,
         job_status: JobStatus,
         error: str | None = None,
+        job: Job | None = None,
     ) -> None:
         """Store the run's outcome and, with it, the job's ``job_status`` (lastRun & co.)."""
         finished = run.model_copy(
             update={
                 "status": status,
                 "started": len(result.tasks),
-                "tasks": result.tasks,
+                "tasks": [TrackedTask.model_validate(task.model_dump()) for task in result.tasks],
                 "failures": result.failures,
                 "error": error or (result.failures[0].detail if result.failures else None),
                 "finished_at": datetime.now(UTC),
@@ -211,6 +220,9 @@ class Firing:
                 logger.info("job %s was deleted while firing; status not recorded", run.job_id)
         except SchedulerError as exc:
             logger.error("job %s: run for %s not recorded: %s", run.job_id, run.scheduled_for, exc.message)
+            return
+        if self._on_recorded is not None:
+            self._on_recorded(job, finished)
 
     def _coalesced_from(self, job: Job, scheduled: datetime) -> datetime | None:
         """The earliest missed fire time this fire stands for, when fires were collapsed."""

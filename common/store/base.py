@@ -142,6 +142,19 @@ class RunLog(RunHistory, Protocol):
         """
 
     @abstractmethod
+    def open_runs(self, *, after: str | None = None, limit: int = 1000) -> list[Run]:
+        """Runs whose tasks are still tracked (``launched``/``partially_launched``), ordered by
+        run id; keyset paging after the run id ``after``. Served by an index on open runs."""
+
+    @abstractmethod
+    def record_outcome(self, run: Run) -> bool:
+        """Store what tracking learnt about ``run`` (its tasks, and its end once known), only
+        while the stored run is still open: an ended run is never rewritten, so its end is
+        recorded (and notified) once. When ``run`` has ended, the job's lastRunStatus,
+        lastSuccess / lastFailure and consecutiveFailures (``outcome_status``) are written
+        with it. Returns False when nothing was written (run ended, pruned or deleted)."""
+
+    @abstractmethod
     def prune_runs(self, job_id: str, *, keep: int, older_than: datetime | None = None) -> int:
         """Delete a job's runs beyond the newest ``keep`` and those scheduled before
         ``older_than``, through the (job, time) index; returns how many went."""

@@ -33,7 +33,7 @@ from common.errors import (
     JobNotFoundError,
     LeaseLostError,
 )
-from common.models import Job, JobStatus, Lease, Run
+from common.models import OPEN_RUN_STATUSES, Job, JobStatus, Lease, Run, outcome_status
 from common.store.base import PAGE_LIMIT, JobChange, Store
 from common.store.search_client import Conflict, NotFound, SearchClient, Versioned, connect
 
@@ -220,6 +220,37 @@ class ElasticsearchJobStore(Store):
             },
         )
         return [Run.model_validate(hit["_source"]["run"]) for hit in hits]
+
+    def open_runs(self, *, after: str | None = None, limit: int = 1000) -> list[Run]:
+        body: dict[str, Any] = {
+            "query": {"terms": {"status": list(OPEN_RUN_STATUSES)}},
+            "sort": [{"job_id": "asc"}, {"scheduled_for": "asc"}],
+            "size": limit,
+        }
+        if after:
+            body["search_after"] = after.split("@", 1)
+        return [Run.model_validate(hit["_source"]["run"]) for hit in self._client.search(self._runs, body)]
+
+    def record_outcome(self, run: Run) -> bool:
+        # Compare-and-set on the run document: of two writers (a deposed leader still
+        # tracking), the first to end the run wins and the other's write is refused.
+        try:
+            current = self._client.get(self._runs, run.run_id)
+            if current.source.get("status") not in OPEN_RUN_STATUSES:
+                return False
+            token = int(current.source.get("token", run.token))
+            self._client.replace(self._runs, run.run_id, _run_document(run, token), current, refresh=True)
+        except (Conflict, NotFound):
+            return False
+        if not run.in_flight:
+            # The run index holds the single writer of a run's end, so the read-modify-write
+            # of consecutiveFailures below races only with other runs of this job ending at
+            # the same moment, which one tracker thread handles one after the other.
+            try:
+                self.update_status(run.job_id, outcome_status(self.get_job(run.job_id), run))
+            except JobNotFoundError:
+                pass
+        return True
 
     def prune_runs(self, job_id: str, *, keep: int, older_than: datetime | None = None) -> int:
         removed = 0

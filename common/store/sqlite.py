@@ -25,7 +25,7 @@ import orjson
 
 from common.config import SQLiteSettings
 from common.errors import JobExistsError, JobNotFoundError, LeaseLostError, StoreUnavailableError
-from common.models import Job, JobStatus, Lease, Run
+from common.models import Job, JobStatus, Lease, Run, outcome_status
 from common.store.base import PAGE_LIMIT, JobChange, Store
 from common.store.sqlite_file import StoreFile
 
@@ -48,6 +48,8 @@ _SCHEMA = (
         PRIMARY KEY (job_id, scheduled_for)
     ) WITHOUT ROWID""",
     "CREATE INDEX IF NOT EXISTS runs_claimed ON runs (token) WHERE status = 'claimed'",
+    "CREATE INDEX IF NOT EXISTS runs_open ON runs (job_id, scheduled_for) "
+    "WHERE status IN ('launched', 'partially_launched')",
     """CREATE TABLE IF NOT EXISTS leases (
         name TEXT PRIMARY KEY NOT NULL,
         holder TEXT NOT NULL,
@@ -215,6 +217,37 @@ class SQLiteJobStore(Store):
                 .fetchall()
             )
         return [Run.model_validate(orjson.loads(row[0])) for row in rows]
+
+    def open_runs(self, *, after: str | None = None, limit: int = 1000) -> list[Run]:
+        job_id, scheduled_for = (after.split("@", 1) if after else ("", ""))
+        with self._translate():
+            rows = (
+                self._db()
+                .execute(
+                    "SELECT document FROM runs WHERE status IN ('launched', 'partially_launched') "
+                    "AND (job_id, scheduled_for) > (?, ?) ORDER BY job_id, scheduled_for LIMIT ?",
+                    (job_id, scheduled_for, limit),
+                )
+                .fetchall()
+            )
+        return [Run.model_validate(orjson.loads(row[0])) for row in rows]
+
+    def record_outcome(self, run: Run) -> bool:
+        key = (run.job_id, _time_key(run.scheduled_for))
+        with self._translate(), self._write() as db:
+            written = db.execute(
+                "UPDATE runs SET status = ?, document = ? WHERE job_id = ? AND scheduled_for = ? "
+                "AND status IN ('launched', 'partially_launched')",
+                (run.status, orjson.dumps(run.to_document()), *key),
+            ).rowcount
+            if not written:
+                return False
+            if not run.in_flight:
+                row = db.execute("SELECT status FROM jobs WHERE id = ?", (run.job_id,)).fetchone()
+                if row is not None:
+                    previous = JobStatus.model_validate(orjson.loads(row[0]))
+                    _update_status(db, run.job_id, outcome_status(previous, run))
+        return True
 
     def prune_runs(self, job_id: str, *, keep: int, older_than: datetime | None = None) -> int:
         with self._translate(), self._write() as db:
