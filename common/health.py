@@ -20,7 +20,7 @@ from prometheus_client import Gauge
 from common.bus.base import EventBus
 from common.errors import SchedulerError
 from common.metrics import PREFIX
-from common.store.base import JobStore
+from common.store.base import Store
 
 logger = logging.getLogger(__name__)
 
@@ -37,7 +37,7 @@ DEPENDENCY_UP = Gauge(
 )
 
 
-def store_check(store: JobStore) -> Check:
+def store_check(store: Store) -> Check:
     """The store's ``verify``: reachable, and (SQLite) still the file it opened."""
     return store.verify
 

@@ -22,7 +22,7 @@ from collections.abc import Callable
 
 from common.errors import SchedulerError
 from common.models import Lease
-from common.store.base import JobStore
+from common.store.base import LeaseStore
 from scheduld import metrics
 
 logger = logging.getLogger(__name__)
@@ -38,7 +38,7 @@ def replica_id() -> str:
 class Leadership:
     def __init__(
         self,
-        store: JobStore,
+        store: LeaseStore,
         *,
         holder: str,
         ttl: float,

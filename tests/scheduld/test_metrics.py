@@ -34,7 +34,7 @@ def per_job() -> Iterator[None]:
 
 
 def test_throttled_attempts_are_counted_though_botocore_retries_them(recording_ecs: RecordingECS) -> None:
-    launcher = TaskLauncher(recording_ecs.client(max_attempts=3), ECSSettings(launch_rate_per_second=0))
+    launcher = TaskLauncher(recording_ecs.client(max_attempts=3), ECSSettings())
     recording_ecs.throttle_next = 2
     before = {
         "throttles": sample("ecs_scheduler_run_task_throttles_total"),
@@ -51,7 +51,7 @@ def test_throttled_attempts_are_counted_though_botocore_retries_them(recording_e
 
 
 def test_a_throttled_call_that_runs_out_of_attempts_fails_its_tasks(recording_ecs: RecordingECS) -> None:
-    launcher = TaskLauncher(recording_ecs.client(max_attempts=2), ECSSettings(launch_rate_per_second=0))
+    launcher = TaskLauncher(recording_ecs.client(max_attempts=2), ECSSettings())
     recording_ecs.throttle_next = 3  # botocore's retries max_attempts counts retries: 1 + 2 attempts
     reason = {"reason": "ThrottlingException"}
     before = sample("ecs_scheduler_run_task_failures_total", **reason)

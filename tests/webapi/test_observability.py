@@ -52,7 +52,7 @@ def webapi(own_moto: MotoServer, tmp_path: Path, unique_name: str) -> Iterator[t
             "LOG_FORMAT": "json",
             "SQS__QUEUE_NAME": f"{unique_name}-ops",
             "SQS__DEAD_LETTER_QUEUE_NAME": f"{unique_name}-dlq",
-            "SQS__PUBLISH_ATTEMPTS": "1",
+            "RETRY__AWS_MAX_ATTEMPTS": "1",
         },
     )
     with log.open("wb") as out:
