@@ -99,7 +99,7 @@ class World:
         lease = self.store.acquire_lease("scheduld", holder="me", ttl=3600)
         assert lease is not None
         self.lease: Lease = lease
-        settings = ECSSettings(cluster=self.cluster, launch_rate_per_second=0)
+        settings = ECSSettings(cluster=self.cluster)
         self.failures_queue = self.sqs.create_queue(QueueName=f"{name}-failures")["QueueUrl"]
         self.notifier = Notifier(
             sns=self.sns, sqs=self.sqs, defaults=NotifyDefaults(on_failure=[self.failures_queue])
