@@ -32,6 +32,7 @@ from common.errors import InvalidJobError
 MAX_TASKS_PER_FIRE = 50
 MAX_USER_TAGS = 48  # ECS allows 50 tags per task; scheduld adds its own attribution tags
 MAX_OVERRIDES_CHARS = 8192  # ECS limit on the size of containerOverrides
+MAX_JITTER_SECONDS = 86400  # EventBridge's widest flexible time window (1440 minutes)
 READ_ONLY_FIELDS = frozenset({"lastRun", "lastRunTasks", "lastRunFailures", "estimatedNextRun", "link"})
 _STATUS_FIELDS: set[str] = {"last_run", "last_run_tasks", "last_run_failures", "estimated_next_run"}
 
@@ -162,6 +163,7 @@ class _UserFields(ApiModel):
     tags: Annotated[list[Tag], Field(max_length=MAX_USER_TAGS)] | None = None
     propagate_tags: Literal["TASK_DEFINITION", "SERVICE", "NONE"] | None = None
     enable_execute_command: bool | None = None
+    jitter_seconds: Annotated[int, Field(ge=0, le=MAX_JITTER_SECONDS)] | None = None
 
     @field_validator("schedule")
     @classmethod
@@ -305,13 +307,19 @@ def apply_update(job: Job, update: JobUpdate) -> Job:
             data[name] = value
     data.setdefault("task_count", 1)
     merged = Job.model_validate(data)
-    _check_rules(merged, schedule_changed=bool(given & {"schedule", "timezone"}))
+    _check_rules(
+        merged,
+        schedule_changed=bool(given & {"schedule", "timezone"}),
+        end_changed="schedule_end" in given,
+    )
     return merged
 
 
-def _check_rules(job: Job, *, schedule_changed: bool) -> None:
+def _check_rules(job: Job, *, schedule_changed: bool, end_changed: bool = True) -> None:
     """Rules that span fields; only checked on writes so stored jobs always load."""
     errors: dict[str, str] = {}
+    if end_changed and job.schedule_end is not None and job.schedule_end <= datetime.now(UTC):
+        errors["scheduleEnd"] = "is in the past: the job would never fire"
     if schedule_changed:
         try:
             trigger = schedule_syntax.build_trigger(job.schedule, timezone=job.timezone)

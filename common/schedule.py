@@ -4,7 +4,9 @@
 each field is an APScheduler 3.x CronTrigger expression, ``?`` in second/minute/hour is a random
 value chosen once, and expressions that hold a space in APScheduler (``2nd fri``, ``last mon``)
 are written with ``_``. webapi validates with this module and scheduld builds its triggers with
-it, so every stored schedule is schedulable.
+it, so every stored schedule is schedulable. EventBridge Scheduler's ``cron()``, ``rate()`` and
+``at()`` are parsed by common/expressions.py, and ``jitterSeconds`` applied by common/jitter.py,
+both reached only from here.
 """
 
 from __future__ import annotations
@@ -14,8 +16,12 @@ import random
 from datetime import datetime, timedelta, tzinfo
 from zoneinfo import ZoneInfo
 
+from apscheduler.triggers.base import BaseTrigger
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.cron.fields import BaseField
+
+from common import expressions
+from common.jitter import JitteredTrigger
 
 FIELD_NAMES: tuple[str, ...] = (
     "second",
@@ -78,6 +84,9 @@ def resolve_wildcards(expression: str, rng: random.Random | None = None) -> str:
     Called once at create/update time; the result is what is stored, so the choice is stable.
     """
     chooser = rng or _system_random
+    if expressions.is_expression(expression):
+        split_fields(expression)  # the length check
+        return expression  # EventBridge's '?' means "any day", stored as given
     fields = split_fields(expression)
     resolved = []
     for name, value in zip(FIELD_NAMES, fields, strict=False):
@@ -106,17 +115,30 @@ def build_trigger(
     timezone: str | tzinfo | None = None,
     start: datetime | None = None,
     end: datetime | None = None,
-) -> CronTrigger:
-    """Build the APScheduler trigger for a stored schedule; ScheduleError if it cannot be."""
-    kwargs = cron_fields(expression)
+    jitter_seconds: float | None = None,
+    jitter_key: str = "",
+) -> BaseTrigger:
+    """Build the APScheduler trigger for a stored schedule; ScheduleError if it cannot be.
+
+    With ``jitter_seconds``, each fire is delayed by a stable offset derived from
+    ``jitter_key`` (the job id) and the fire time (common/jitter.py)."""
     zone = _zone(timezone)
+    trigger: BaseTrigger
     try:
-        return SharedFieldsCronTrigger(timezone=zone, start_date=start, end_date=end, **kwargs)
+        if expressions.is_expression(expression):
+            split_fields(expression)
+            trigger = expressions.build(expression, timezone=zone, start=start, end=end)
+        else:
+            kwargs = cron_fields(expression)
+            trigger = SharedFieldsCronTrigger(timezone=zone, start_date=start, end_date=end, **kwargs)
     except ValueError as exc:
         raise ScheduleError(str(exc)) from exc
+    if jitter_seconds:
+        return JitteredTrigger(trigger, key=jitter_key, jitter=jitter_seconds)
+    return trigger
 
 
-def next_fire_time(trigger: CronTrigger, after: datetime | None = None) -> datetime | None:
+def next_fire_time(trigger: BaseTrigger, after: datetime | None = None) -> datetime | None:
     """The first fire time strictly after ``after`` (default: now)."""
     now = after or datetime.now(ZoneInfo("UTC"))
     result: datetime | None = trigger.get_next_fire_time(None, now + timedelta(microseconds=1))
@@ -130,6 +152,40 @@ def validate_schedule(expression: str, *, timezone: str | None = None) -> str:
     if next_fire_time(trigger) is None:
         raise ScheduleError("never fires (no matching time from now on)")
     return resolved
+
+
+def upcoming(trigger: BaseTrigger, *, count: int, after: datetime | None = None) -> list[datetime]:
+    """The next ``count`` fire times after ``after`` (default: now), jitter included."""
+    times: list[datetime] = []
+    moment = after or datetime.now(ZoneInfo("UTC"))
+    while len(times) < count:
+        found = next_fire_time(trigger, moment)
+        if found is None:
+            break
+        times.append(found)
+        moment = found
+    return times
+
+
+FREQUENT = timedelta(minutes=1)
+_SAMPLE = 12
+
+
+def frequency_warnings(expression: str, *, timezone: str | None = None) -> list[str]:
+    """A warning when the schedule fires more often than once a minute (accepted, as the
+    seed accepts it, but often a Unix cron line read as seconds first)."""
+    try:
+        times = upcoming(build_trigger(expression, timezone=timezone), count=_SAMPLE)
+    except ScheduleError:
+        return []
+    gaps = [later - earlier for earlier, later in zip(times, times[1:], strict=False)]
+    if not gaps or min(gaps) >= FREQUENT:
+        return []
+    seconds = min(gaps).total_seconds()
+    warning = f"schedule fires as often as every {seconds:g} seconds (more often than once a minute)"
+    if not expressions.is_expression(expression):
+        warning += "; its first field is the second (for a Unix-style line use cron(...))"
+    return [warning]
 
 
 def _zone(timezone: str | tzinfo | None) -> tzinfo:

@@ -20,6 +20,8 @@ class JobRef(BaseModel):
 
     id: str
     link: JobLink
+    warnings: list[str] | None = None
+    """Accepted, but worth a look: e.g. a schedule firing more often than once a minute."""
 
 
 class DeletedJob(BaseModel):
@@ -53,8 +55,11 @@ def job_link(job_id: str) -> dict[str, str]:
     return {"href": f"/jobs/{job_id}", "rel": "item", "title": f"Job for {job_id}"}
 
 
-def job_ref(job_id: str) -> dict[str, object]:
-    return {"id": job_id, "link": job_link(job_id)}
+def job_ref(job_id: str, *, warnings: list[str] | None = None) -> dict[str, object]:
+    reply: dict[str, object] = {"id": job_id, "link": job_link(job_id)}
+    if warnings:
+        reply["warnings"] = warnings
+    return reply
 
 
 def job_reply(document: dict[str, Any]) -> dict[str, object]:

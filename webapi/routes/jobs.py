@@ -14,6 +14,7 @@ from typing import Annotated, Any, TypeVar
 from fastapi import APIRouter, Query, Request, Response
 from starlette.concurrency import run_in_threadpool
 
+from common import schedule as schedule_syntax
 from common.bus.base import EventBus
 from common.errors import PublishError
 from common.models import (
@@ -104,7 +105,7 @@ async def create_job(request: Request) -> Response:
     job = new_job(create)
     await _write(store.create_job, job)
     logger.info("created job %s", job.id)
-    reply = job_ref(job.id)
+    reply = job_ref(job.id, warnings=schedule_syntax.frequency_warnings(job.schedule, timezone=job.timezone))
     await _publish(bus_of(request), ChangeEvent(op="add", job_id=job.id), reply)
     return JSONReply(reply, status_code=201, headers={"Location": f"/jobs/{job.id}"})
 
@@ -152,11 +153,14 @@ async def list_runs(
 async def update_job(job_id: str, request: Request) -> Response:
     store = store_of(request)
     update = parse_update(await json_body(request, limit=settings_of(request).webapi.max_body_bytes))
-    await _write(store.update_job, job_id, lambda job: apply_update(job, update))
+    job = await _write(store.update_job, job_id, lambda job: apply_update(job, update))
     if logger.isEnabledFor(logging.INFO):
         changed = update.model_dump(by_alias=True, include=update.model_fields_set)
         logger.info("updated job %s: %s", job_id, ", ".join(sorted(changed)))
-    reply = job_ref(job_id)
+    warnings: list[str] = []
+    if update.model_fields_set & {"schedule", "timezone"}:
+        warnings = schedule_syntax.frequency_warnings(job.schedule, timezone=job.timezone)
+    reply = job_ref(job_id, warnings=warnings)
     await _publish(bus_of(request), ChangeEvent(op="modify", job_id=job_id), reply)
     return JSONReply(reply)
 

@@ -1,0 +1,55 @@
+"""The Jobs API with the new schedule semantics: EventBridge expressions stored as given,
+frequency warnings in write replies, and 400s naming the new fields."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+
+from common.models import Job
+from common.store.base import JobStore
+
+
+def test_eventbridge_expression_is_stored_as_given(client: httpx.Client) -> None:
+    body = {"taskDefinition": "t", "schedule": "cron(0 9 ? * MON-FRI *)", "timezone": "Europe/Paris"}
+    assert client.post("/jobs", json=body).status_code == 201
+    stored = client.get("/jobs/t").json()
+    assert stored["schedule"] == "cron(0 9 ? * MON-FRI *)"
+
+
+def test_frequent_schedule_is_accepted_with_a_warning(client: httpx.Client) -> None:
+    created = client.post("/jobs", json={"taskDefinition": "unix", "schedule": "*/5 * * * *"})
+    assert created.status_code == 201
+    assert "every 5 seconds" in created.json()["warnings"][0]
+    calm = client.put("/jobs/unix", json={"schedule": "cron(*/5 * * * ? *)"})
+    assert calm.status_code == 200 and "warnings" not in calm.json()
+    again = client.put("/jobs/unix", json={"schedule": "* *"})
+    assert "every 1 seconds" in again.json()["warnings"][0]
+    untouched = client.put("/jobs/unix", json={"taskCount": 2})
+    assert "warnings" not in untouched.json()
+
+
+@pytest.mark.parametrize(
+    ("fields", "bad_field"),
+    [
+        ({"schedule": "cron(0 10 * * * *)"}, "schedule"),
+        ({"schedule": "rate(5 weeks)"}, "schedule"),
+        ({"schedule": "at(2020-01-01T00:00:00)"}, "schedule"),
+        ({"scheduleEnd": "2020-01-01T00:00:00Z"}, "scheduleEnd"),
+        ({"scheduleStart": "2030-01-02T00:00:00Z", "scheduleEnd": "2030-01-01T00:00:00Z"}, "scheduleEnd"),
+        ({"jitterSeconds": 86401}, "jitterSeconds"),
+    ],
+)
+def test_bad_new_fields_are_400_naming_them(
+    client: httpx.Client, fields: dict[str, object], bad_field: str
+) -> None:
+    response = client.post("/jobs", json={"taskDefinition": "t", "schedule": "0 0", **fields})
+    assert response.status_code == 400
+    assert bad_field in response.json()["errors"]
+
+
+def test_an_ended_job_can_still_be_edited(client: httpx.Client, sqlite_store: JobStore) -> None:
+    ended = {"id": "t", "taskDefinition": "t", "schedule": "0 0", "scheduleEnd": "2020-01-01T00:00:00Z"}
+    sqlite_store.create_job(Job.model_validate(ended))  # stored when its end was still ahead
+    assert client.put("/jobs/t", json={"taskCount": 3}).status_code == 200
+    assert client.put("/jobs/t", json={"scheduleEnd": "2020-01-01T00:00:00Z"}).status_code == 400
