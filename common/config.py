@@ -90,6 +90,8 @@ class SchedulerSettings(_Section):
     lease_ttl_seconds: Annotated[float, Field(ge=0.5)] = 15.0
     run_history_per_job: Annotated[int, Field(ge=1)] = 100
     run_history_days: Annotated[float, Field(gt=0)] = 30.0
+    max_backfill_runs: Annotated[int, Field(ge=1, le=100000)] = 1000
+    """Most runs one backfill (or one catchUpPolicy all catch-up) may start."""
 
 
 class Settings(BaseSettings):

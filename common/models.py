@@ -33,6 +33,8 @@ MAX_TASKS_PER_FIRE = 50
 MAX_USER_TAGS = 48  # ECS allows 50 tags per task; scheduld adds its own attribution tags
 MAX_OVERRIDES_CHARS = 8192  # ECS limit on the size of containerOverrides
 MAX_JITTER_SECONDS = 86400  # EventBridge's widest flexible time window (1440 minutes)
+MAX_DEADLINE_SECONDS = 7 * 86400
+MAX_RUN_HISTORY = 10000
 READ_ONLY_FIELDS = frozenset({"lastRun", "lastRunTasks", "lastRunFailures", "estimatedNextRun", "link"})
 _STATUS_FIELDS: set[str] = {"last_run", "last_run_tasks", "last_run_failures", "estimated_next_run"}
 
@@ -164,6 +166,10 @@ class _UserFields(ApiModel):
     propagate_tags: Literal["TASK_DEFINITION", "SERVICE", "NONE"] | None = None
     enable_execute_command: bool | None = None
     jitter_seconds: Annotated[int, Field(ge=0, le=MAX_JITTER_SECONDS)] | None = None
+    overlap_policy: Literal["topUp", "skip", "allow", "replace"] | None = None
+    starting_deadline_seconds: Annotated[int, Field(ge=1, le=MAX_DEADLINE_SECONDS)] | None = None
+    catch_up_policy: Literal["coalesce", "all"] | None = None
+    run_history_limit: Annotated[int, Field(ge=1, le=MAX_RUN_HISTORY)] | None = None
 
     @field_validator("schedule")
     @classmethod
@@ -395,7 +401,25 @@ def _alias(name: str) -> str:
 
 # --- runs and leadership (exactly-once firing) ---------------------------------------------
 
-RunStatus = Literal["claimed", "launched", "partially_launched", "failed", "skipped"]
+RunStatus = Literal[
+    "requested",  # a manual or backfill run waiting for the leader
+    "claimed",
+    "launched",
+    "partially_launched",
+    "failed",
+    "skipped",
+    "missed",  # could not start within the job's startingDeadlineSeconds; nothing launched
+    "retrying",  # its launch failed; the next attempt is due at nextAttemptAt
+]
+RunTrigger = Literal["schedule", "manual", "backfill"]
+
+
+class Attempt(ApiModel):
+    """One launch attempt of a run (the first, then each retry of a failed launch)."""
+
+    at: Timestamp
+    started: int = 0
+    failures: list[LaunchFailure] = Field(default_factory=list)
 
 
 class Run(ApiModel):
@@ -421,6 +445,14 @@ class Run(ApiModel):
     error: str | None = None
     claimed_at: Timestamp = Field(default_factory=lambda: datetime.now(UTC))
     finished_at: Timestamp | None = None
+    trigger: RunTrigger | None = None  # unset: a scheduled fire
+    principal: str | None = None
+    task_count: TaskCount | None = None  # manual runs: this run's taskCount
+    overrides: list[ContainerOverride] | None = None  # manual runs: this run's overrides
+    idempotency_key: str | None = None
+    stopped: list[str] | None = None  # overlapPolicy replace: the tasks stopped first
+    attempts: list[Attempt] | None = None
+    next_attempt_at: Timestamp | None = None
 
     @property
     def run_id(self) -> str:

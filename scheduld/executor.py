@@ -144,6 +144,22 @@ class TaskLauncher:
                 ]
         return tasks
 
+    def stop_running(self, job: Job, *, reason: str) -> list[str]:
+        """StopTask each live task of ``job`` (overlapPolicy replace); returns their ARNs."""
+        marker = started_by(self._prefix, job.id)
+        with _translate(job.id, "ListTasks"):
+            arns = [
+                arn
+                for page in self._list_tasks.paginate(cluster=self._cluster, startedBy=marker)
+                for arn in page["taskArns"]
+            ]
+        live = [t["taskArn"] for t in self._describe(job.id, arns) if t.get("desiredStatus") == "RUNNING"]
+        for arn in live:
+            with _translate(job.id, "StopTask"):
+                self._ecs.stop_task(cluster=self._cluster, task=arn, reason=reason)
+            logger.info("job %s: stopped task %s (%s)", job.id, arn, reason)
+        return live
+
     def launch(self, job: Job, count: int, *, scheduled: datetime) -> LaunchResult:
         """Start ``count`` tasks in batches of ≤ 10; ECS's per-task failures are collected."""
         result = LaunchResult()

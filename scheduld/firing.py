@@ -23,6 +23,7 @@ from common.config import SchedulerSettings
 from common.errors import JobNotFoundError, LaunchError, LeaseLostError, SchedulerError, StoreUnavailableError
 from common.models import Job, JobStatus, LaunchFailure, Lease, Run, RunStatus
 from common.store.base import JobStore
+from scheduld import policies
 from scheduld.executor import LaunchResult, TaskLauncher
 from scheduld.triggers import TriggerError, TriggerRegistry
 
@@ -93,7 +94,8 @@ class Firing:
                 error="job deleted before its run completed",
             )
             return
-        to_start = max(0, (mine.expected or 0) - (mine.running or 0))
+        # the same client tokens as the first try: what reached ECS then is not started twice
+        to_start = policies.tasks_to_start(job, expected=mine.expected or 0, running=mine.running or 0)
         result = self._launch(job, to_start, mine.scheduled_for)
         self._complete(job, mine, to_start, result)
         logger.info("job %s: recovered run for %s, started %d", job.id, run.scheduled_for, len(result.tasks))
@@ -112,6 +114,29 @@ class Firing:
         if not _should_fire(job, scheduled):
             logger.info("job %s: not firing at %s (suspended or outside its window)", job_id, scheduled)
             return
+        coalesced_from = self._coalesced_from(job, scheduled)
+        if coalesced_from is not None and self._first_fire_after is not None:
+            catch_up = policies.missed_fires(
+                job,
+                first=coalesced_from,
+                scheduled=scheduled,
+                first_fire_after=self._first_fire_after,
+                limit=self._settings.max_backfill_runs,
+            )
+            for moment in catch_up:  # catchUpPolicy all: each missed fire is its own run
+                self._fire_one(job, moment, lease, coalesced_from=None, started=time.monotonic())
+            if catch_up:
+                coalesced_from = None
+        self._fire_one(job, scheduled, lease, coalesced_from=coalesced_from, started=started)
+
+    def _fire_one(
+        self, job: Job, scheduled: datetime, lease: Lease, *, coalesced_from: datetime | None, started: float
+    ) -> None:
+        job_id = job.id
+        lag = (datetime.now(UTC) - scheduled).total_seconds()
+        if policies.is_missed(job, scheduled=scheduled, now=datetime.now(UTC)):
+            self._record_missed(job, scheduled, lease, lag)
+            return
         expected = running = 0
         failures: list[LaunchFailure] = []
         try:
@@ -125,7 +150,7 @@ class Firing:
         run = Run(
             job_id=job.id,
             scheduled_for=scheduled,
-            coalesced_from=self._coalesced_from(job, scheduled),
+            coalesced_from=coalesced_from,
             replica=self._replica,
             token=lease.token,
             expected=expected,
@@ -134,7 +159,13 @@ class Firing:
         if not self._retry_store(self._store.claim_run, run, lease):
             logger.info("job %s: fire at %s already claimed", job_id, scheduled.isoformat())
             return
-        to_start = 0 if failures else max(0, expected - running)
+        to_start = 0 if failures else policies.tasks_to_start(job, expected=expected, running=running)
+        if not failures and policies.replaces(job, expected=expected, running=running):
+            try:
+                run.stopped = self._launcher.stop_running(job, reason=policies.stop_reason(run.run_id))
+            except LaunchError as exc:  # starting more would overlap: record it, start none
+                failures.append(LaunchFailure(reason="StopTaskError", detail=exc.message))
+                to_start = 0
         result = self._launch(job, to_start, scheduled)
         result.failures[:0] = failures
         status = self._complete(job, run, to_start, result)
@@ -150,6 +181,29 @@ class Firing:
             len(result.failures),
             lag,
             time.monotonic() - started,
+        )
+
+    def _record_missed(self, job: Job, scheduled: datetime, lease: Lease, lag: float) -> None:
+        run = Run(job_id=job.id, scheduled_for=scheduled, replica=self._replica, token=lease.token)
+        if not self._retry_store(self._store.claim_run, run, lease):
+            return
+        deadline = job.starting_deadline_seconds
+        logger.warning(
+            "job %s: fire at %s missed: %.0f s late, startingDeadlineSeconds is %s",
+            job.id,
+            scheduled.isoformat(),
+            lag,
+            deadline,
+        )
+        self._finish(
+            run,
+            LaunchResult(),
+            status="missed",
+            job_status=JobStatus(
+                last_run=scheduled, last_run_tasks=[], estimated_next_run=self._next_fire_time(job.id)
+            ),
+            error=f"could not start within startingDeadlineSeconds ({deadline}): {lag:.0f} s late",
+            keep=policies.history_limit(job, self._settings),
         )
 
     def _launch(self, job: Job, count: int, scheduled: datetime) -> LaunchResult:
@@ -178,7 +232,13 @@ class Firing:
             last_run_failures=result.failures or None,
             estimated_next_run=self._next_fire_time(job.id),
         )
-        self._finish(run, result, status=status, job_status=job_status)
+        self._finish(
+            run,
+            result,
+            status=status,
+            job_status=job_status,
+            keep=policies.history_limit(job, self._settings),
+        )
         return status
 
     def _finish(
@@ -189,6 +249,7 @@ class Firing:
         status: RunStatus,
         job_status: JobStatus,
         error: str | None = None,
+        keep: int | None = None,
     ) -> None:
         """Store the run's outcome and, with it, the job's ``job_status`` (lastRun & co.)."""
         finished = run.model_copy(
@@ -201,7 +262,7 @@ class Firing:
                 "finished_at": datetime.now(UTC),
             }
         )
-        keep = self._settings.run_history_per_job
+        keep = keep or self._settings.run_history_per_job
         older_than = datetime.now(UTC) - timedelta(days=self._settings.run_history_days)
         try:
             if not self._retry_store(
@@ -224,7 +285,7 @@ class Firing:
         if newest and newest[0].scheduled_for > job.last_run:
             first = self._first_fire_after(job, newest[0].scheduled_for, scheduled)
         # fires missed by more than the grace were skipped, not coalesced (the schedule logs them)
-        horizon = datetime.now(UTC) - timedelta(seconds=self._settings.misfire_grace_seconds)
+        horizon = datetime.now(UTC) - timedelta(seconds=policies.deadline_seconds(job, self._settings))
         if first is not None and first < horizon:
             first = self._first_fire_after(job, horizon - timedelta(microseconds=1), scheduled)
         return first if first is not None and first < scheduled else None
