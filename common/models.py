@@ -23,6 +23,7 @@ from pydantic import (
     StringConstraints,
     ValidationError,
     field_validator,
+    model_validator,
 )
 from pydantic.alias_generators import to_camel
 
@@ -35,7 +36,9 @@ MAX_OVERRIDES_CHARS = 8192  # ECS limit on the size of containerOverrides
 MAX_JITTER_SECONDS = 86400  # EventBridge's widest flexible time window (1440 minutes)
 MAX_DEADLINE_SECONDS = 7 * 86400
 MAX_RUN_HISTORY = 10000
-READ_ONLY_FIELDS = frozenset({"lastRun", "lastRunTasks", "lastRunFailures", "estimatedNextRun", "link"})
+READ_ONLY_FIELDS = frozenset(
+    {"lastRun", "lastRunTasks", "lastRunFailures", "estimatedNextRun", "link", "suspendedReason"}
+)
 _STATUS_FIELDS: set[str] = {"last_run", "last_run_tasks", "last_run_failures", "estimated_next_run"}
 
 Name = Annotated[str, StringConstraints(min_length=1, max_length=255, pattern=r"^[A-Za-z0-9_-]+$")]
@@ -142,6 +145,32 @@ class LaunchFailure(ApiModel):
     arn: str | None = None
 
 
+class RetryPolicy(ApiModel):
+    """EventBridge's retry policy for failed launches; unset limits take the server defaults."""
+
+    maximum_retry_attempts: Annotated[int, Field(ge=0, le=185)] | None = None
+    maximum_event_age_seconds: Annotated[int, Field(ge=60, le=86400)] | None = None
+
+
+SqsArn = Annotated[
+    str,
+    StringConstraints(pattern=r"^arn:aws[a-z-]*:sqs:[a-z0-9-]+:\d{12}:[A-Za-z0-9_-]{1,80}(\.fifo)?$"),
+]
+
+
+class DeadLetterQueue(ApiModel):
+    """Where a run that exhausted its retries is reported: an SQS queue by name or ARN."""
+
+    queue_name: QueueName | None = None
+    arn: SqsArn | None = None
+
+    @model_validator(mode="after")
+    def _one_target(self) -> DeadLetterQueue:
+        if (self.queue_name is None) == (self.arn is None):
+            raise ValueError("give exactly one of queueName and arn")
+        return self
+
+
 class _UserFields(ApiModel):
     """Every field a user may set; all optional here, required ones tightened below."""
 
@@ -170,6 +199,9 @@ class _UserFields(ApiModel):
     starting_deadline_seconds: Annotated[int, Field(ge=1, le=MAX_DEADLINE_SECONDS)] | None = None
     catch_up_policy: Literal["coalesce", "all"] | None = None
     run_history_limit: Annotated[int, Field(ge=1, le=MAX_RUN_HISTORY)] | None = None
+    retry_policy: RetryPolicy | None = None
+    dead_letter_queue: DeadLetterQueue | None = None
+    suspend_after_failures: Annotated[int, Field(ge=1, le=1000)] | None = None
 
     @field_validator("schedule")
     @classmethod
@@ -223,6 +255,7 @@ class Job(_UserFields):
     task_definition: Name
     schedule: str
     task_count: TaskCount = 1
+    suspended_reason: str | None = None  # set by scheduld (suspendAfterFailures), read-only
     last_run: Timestamp | None = None
     last_run_tasks: list[LaunchedTask] | None = None
     last_run_failures: list[LaunchFailure] | None = None
@@ -305,6 +338,8 @@ def apply_update(job: Job, update: JobUpdate) -> Job:
     if errors:
         raise InvalidJobError(errors)
     data = job.model_dump(exclude_none=True)
+    if "suspended" in given and not update.suspended:
+        data.pop("suspended_reason", None)  # resumed: the reason no longer holds
     for name in given - {"id"}:
         value = getattr(update, name)
         if value is None:
@@ -415,10 +450,17 @@ RunTrigger = Literal["schedule", "manual", "backfill"]
 
 
 class Attempt(ApiModel):
-    """One launch attempt of a run (the first, then each retry of a failed launch)."""
+    """One launch attempt of a run (the first, then each retry of a failed launch).
+
+    ``round`` picks the RunTask client tokens: it moves on after a definite failure and stays
+    when the outcome was unknown (a timeout), so ECS returns what that call did if it landed.
+    """
 
     at: Timestamp
+    wanted: int
     started: int = 0
+    round: int = 0
+    uncertain: bool = False
     failures: list[LaunchFailure] = Field(default_factory=list)
 
 

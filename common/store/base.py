@@ -109,6 +109,30 @@ class JobStore(ABC):
         """A job's runs, newest scheduled time first."""
 
     @abstractmethod
+    def get_run(self, job_id: str, scheduled_for: datetime) -> Run:
+        """One run by its key (job, scheduled time). RunNotFoundError if absent."""
+
+    @abstractmethod
+    def request_runs(self, runs: list[Run]) -> list[Run]:
+        """Store ``requested`` runs (manual runs, backfills) that the leader will launch.
+
+        Create-if-absent per (job, scheduled time): a time that already has a run keeps it.
+        A run with an ``idempotencyKey`` already used by one of its job's runs is not stored
+        again. Returns, for each given run, the run stored under it (new or existing).
+        """
+
+    @abstractmethod
+    def pending_runs(self, *, limit: int = 1000) -> list[Run]:
+        """Runs waiting for the leader (``requested``, or ``retrying`` a failed launch),
+        oldest scheduled time first; served by an index on those statuses, not a scan."""
+
+    @abstractmethod
+    def reclaim_run(self, run: Run, lease: Lease, *, expect: str) -> bool:
+        """Move a stored run from status ``expect`` to ``run`` (status ``claimed``, the
+        lease's token) atomically: True for the one caller that did. LeaseLostError if
+        ``lease`` is no longer the current lease."""
+
+    @abstractmethod
     def prune_runs(self, job_id: str, *, keep: int, older_than: datetime | None = None) -> int:
         """Delete a job's runs beyond the newest ``keep`` and those scheduled before
         ``older_than``, through the (job, time) index; returns how many went."""

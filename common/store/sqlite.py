@@ -20,8 +20,14 @@ from typing import Any
 import orjson
 
 from common.config import SQLiteSettings
-from common.errors import JobExistsError, JobNotFoundError, LeaseLostError, StoreUnavailableError
-from common.models import Job, JobStatus, Lease, Run
+from common.errors import (
+    JobExistsError,
+    JobNotFoundError,
+    LeaseLostError,
+    RunNotFoundError,
+    StoreUnavailableError,
+)
+from common.models import Job, JobStatus, Lease, Run, run_id
 from common.store.base import PAGE_LIMIT, JobChange, JobStore
 
 logger = logging.getLogger(__name__)
@@ -43,6 +49,8 @@ _SCHEMA = (
         PRIMARY KEY (job_id, scheduled_for)
     ) WITHOUT ROWID""",
     "CREATE INDEX IF NOT EXISTS runs_claimed ON runs (token) WHERE status = 'claimed'",
+    "CREATE INDEX IF NOT EXISTS runs_pending ON runs (scheduled_for) "
+    "WHERE status IN ('requested', 'retrying')",
     """CREATE TABLE IF NOT EXISTS leases (
         name TEXT PRIMARY KEY NOT NULL,
         holder TEXT NOT NULL,
@@ -205,6 +213,79 @@ class SQLiteJobStore(JobStore):
                 .fetchall()
             )
         return [Run.model_validate(orjson.loads(row[0])) for row in rows]
+
+    def get_run(self, job_id: str, scheduled_for: datetime) -> Run:
+        with self._translate():
+            row = (
+                self._db()
+                .execute(
+                    "SELECT document FROM runs WHERE job_id = ? AND scheduled_for = ?",
+                    (job_id, _time_key(scheduled_for)),
+                )
+                .fetchone()
+            )
+        if row is None:
+            raise RunNotFoundError(job_id, run_id(job_id, scheduled_for))
+        return Run.model_validate(orjson.loads(row[0]))
+
+    def request_runs(self, runs: list[Run]) -> list[Run]:
+        stored: list[Run] = []
+        with self._translate(), self._write() as db:
+            for run in runs:
+                if run.idempotency_key is not None:
+                    row = db.execute(
+                        "SELECT document FROM runs WHERE job_id = ? "
+                        "AND json_extract(CAST(document AS TEXT), '$.idempotencyKey') = ?",
+                        (run.job_id, run.idempotency_key),
+                    ).fetchone()
+                    if row is not None:
+                        stored.append(Run.model_validate(orjson.loads(row[0])))
+                        continue
+                key = (run.job_id, _time_key(run.scheduled_for))
+                inserted = db.execute(
+                    "INSERT OR IGNORE INTO runs (job_id, scheduled_for, token, status, document) "
+                    "VALUES (?, ?, ?, ?, ?)",
+                    (*key, run.token, run.status, orjson.dumps(run.to_document())),
+                ).rowcount
+                if inserted:
+                    stored.append(run)
+                else:
+                    row = db.execute(
+                        "SELECT document FROM runs WHERE job_id = ? AND scheduled_for = ?", key
+                    ).fetchone()
+                    stored.append(Run.model_validate(orjson.loads(row[0])))
+        return stored
+
+    def pending_runs(self, *, limit: int = 1000) -> list[Run]:
+        with self._translate():
+            rows = (
+                self._db()
+                .execute(
+                    "SELECT document FROM runs WHERE status IN ('requested', 'retrying') "
+                    "ORDER BY scheduled_for LIMIT ?",
+                    (limit,),
+                )
+                .fetchall()
+            )
+        return [Run.model_validate(orjson.loads(row[0])) for row in rows]
+
+    def reclaim_run(self, run: Run, lease: Lease, *, expect: str) -> bool:
+        with self._translate(), self._write() as db:
+            self._check_lease(db, lease)
+            changed = db.execute(
+                "UPDATE runs SET token = ?, status = ?, document = ? "
+                "WHERE job_id = ? AND scheduled_for = ? AND status = ? AND token <= ?",
+                (
+                    lease.token,
+                    run.status,
+                    orjson.dumps(run.model_copy(update={"token": lease.token}).to_document()),
+                    run.job_id,
+                    _time_key(run.scheduled_for),
+                    expect,
+                    lease.token,
+                ),
+            ).rowcount
+        return bool(changed)
 
     def prune_runs(self, job_id: str, *, keep: int, older_than: datetime | None = None) -> int:
         with self._translate(), self._write() as db:
