@@ -14,6 +14,7 @@ from common.config import Settings
 from common.store import create_store
 from scheduld.daemon import Daemon
 from scheduld.executor import TaskLauncher
+from scheduld.notify import DeadLetters
 from scheduld.triggers import default_registry
 
 __all__ = ["Daemon", "run"]
@@ -35,6 +36,7 @@ def run(settings: Settings) -> int:
         bus=bus,
         launcher=TaskLauncher(ecs, settings.ecs),
         triggers=default_registry(sqs),
+        dead_letters=DeadLetters(sqs),
     )
 
     def _stop(signum: int, frame: FrameType | None) -> None:

@@ -21,10 +21,11 @@ import tenacity
 
 from common.config import SchedulerSettings
 from common.errors import JobNotFoundError, LaunchError, LeaseLostError, SchedulerError, StoreUnavailableError
-from common.models import Job, JobStatus, LaunchFailure, Lease, Run, RunStatus
+from common.models import Attempt, Job, JobStatus, LaunchFailure, Lease, Run, RunStatus
 from common.store.base import JobStore
 from scheduld import policies
 from scheduld.executor import LaunchResult, TaskLauncher
+from scheduld.notify import DeadLetters
 from scheduld.triggers import TriggerError, TriggerRegistry
 
 logger = logging.getLogger(__name__)
@@ -47,6 +48,8 @@ class Firing:
         first_fire_after: FirstFireAfter | None = None,
         fires_due: Callable[[datetime], int] | None = None,
         settings: SchedulerSettings | None = None,
+        dead_letters: DeadLetters | None = None,
+        on_changed: Callable[[str], object] | None = None,
     ) -> None:
         self._store = store
         self._launcher = launcher
@@ -58,6 +61,8 @@ class Firing:
         self._first_fire_after = first_fire_after
         self._fires_due = fires_due or (lambda _: 1)
         self._settings = settings or SchedulerSettings()
+        self._dead_letters = dead_letters
+        self._on_changed = on_changed or (lambda _: None)
         self._retry_store = tenacity.Retrying(
             retry=tenacity.retry_if_exception_type(StoreUnavailableError),
             stop=tenacity.stop_after_attempt(5),
@@ -83,8 +88,89 @@ class Firing:
         ):
             return
         mine = run.model_copy(update={"replica": self._replica, "token": lease.token})
+        if mine.attempts:  # it died during a retry: resume that round, same tokens
+            self._resume(mine)
+            return
+        stored = self._job_or_fail(mine)
+        if stored is None:
+            return
+        job = _job_for(mine, stored)
+        # the same client tokens as the first try: what reached ECS then is not started twice
+        to_start = policies.tasks_to_start(job, expected=mine.expected or 0, running=mine.running or 0)
+        result = self._launch(job, to_start, mine.scheduled_for)
+        self._complete(job, mine, to_start, result)
+        logger.info("job %s: recovered run for %s, started %d", job.id, run.scheduled_for, len(result.tasks))
+
+    def run_requested(self, run: Run, lease: Lease) -> None:
+        """A manual or backfill run: launched once, whatever the job's schedule, suspension,
+        trigger or overlap policy; it starts its taskCount (the job's, or the request's)."""
+        started = time.monotonic()
+        mine = run.model_copy(
+            update={
+                "replica": self._replica,
+                "token": lease.token,
+                "status": "claimed",
+                "claimed_at": datetime.now(UTC),
+            }
+        )
+        if not self._retry_store(self._store.reclaim_run, mine, lease, expect="requested"):
+            return
+        stored = self._job_or_fail(mine)
+        if stored is None:
+            return
+        job = _job_for(mine, stored)
+        mine.expected = job.expected_task_count
+        result = self._launch(job, mine.expected, mine.scheduled_for)
+        status = self._complete(job, mine, mine.expected, result)
+        logger.info(
+            "job %s: %s run %s: %s, started %d, failed %d; lag %.3f s, took %.3f s",
+            job.id,
+            mine.trigger,
+            mine.run_id,
+            status,
+            len(result.tasks),
+            len(result.failures),
+            (datetime.now(UTC) - run.claimed_at).total_seconds(),
+            time.monotonic() - started,
+        )
+
+    def retry(self, run: Run, lease: Lease) -> None:
+        """The next launch attempt of a ``retrying`` run (its nextAttemptAt has come)."""
+        mine = run.model_copy(
+            update={
+                "replica": self._replica,
+                "token": lease.token,
+                "status": "claimed",
+                "next_attempt_at": None,
+            }
+        )
+        if self._retry_store(self._store.reclaim_run, mine, lease, expect="retrying"):
+            self._resume(mine)
+
+    def _resume(self, mine: Run) -> None:
+        """Launch what a run's last attempt could not; a retry round that ended without an
+        answer from ECS keeps its client tokens, so a launch that did land is not repeated."""
+        stored = self._job_or_fail(mine)
+        if stored is None:
+            return
+        job = _job_for(mine, stored)
+        last = (mine.attempts or [])[-1]
+        remaining = max(0, last.wanted - last.started)
+        round_ = last.round if last.uncertain else last.round + 1
+        result = self._launch(job, remaining, mine.scheduled_for, attempt=round_)
+        status = self._complete(job, mine, remaining, result, round_=round_)
+        logger.info(
+            "job %s: attempt %d of run for %s: %s, started %d",
+            job.id,
+            len(mine.attempts or []) + 1,
+            mine.scheduled_for.isoformat(),
+            status,
+            len(result.tasks),
+        )
+
+    def _job_or_fail(self, mine: Run) -> Job | None:
         try:
-            job = self._store.get_job(run.job_id)
+            return self._store.get_job(mine.job_id)
         except JobNotFoundError:
             self._finish(
                 mine,
@@ -93,12 +179,7 @@ class Firing:
                 job_status=JobStatus(),  # nothing to write: the job is gone
                 error="job deleted before its run completed",
             )
-            return
-        # the same client tokens as the first try: what reached ECS then is not started twice
-        to_start = policies.tasks_to_start(job, expected=mine.expected or 0, running=mine.running or 0)
-        result = self._launch(job, to_start, mine.scheduled_for)
-        self._complete(job, mine, to_start, result)
-        logger.info("job %s: recovered run for %s, started %d", job.id, run.scheduled_for, len(result.tasks))
+            return None
 
     def _fire(self, job_id: str, scheduled: datetime, started: float, lag: float) -> None:
         lease = self._lease()
@@ -206,40 +287,102 @@ class Firing:
             keep=policies.history_limit(job, self._settings),
         )
 
-    def _launch(self, job: Job, count: int, scheduled: datetime) -> LaunchResult:
+    def _launch(self, job: Job, count: int, scheduled: datetime, *, attempt: int = 0) -> LaunchResult:
         if count <= 0:
             return LaunchResult()
         try:
-            return self._launcher.launch(job, count, scheduled=scheduled)
+            return self._launcher.launch(job, count, scheduled=scheduled, attempt=attempt)
         except LaunchError as exc:
             return LaunchResult(failures=[LaunchFailure(reason="LaunchError", detail=exc.message)])
 
-    def _complete(self, job: Job, run: Run, to_start: int, result: LaunchResult) -> RunStatus:
+    def _complete(
+        self, job: Job, run: Run, to_start: int, result: LaunchResult, *, round_: int = 0
+    ) -> RunStatus:
+        """Record an attempt's outcome; a failed launch is retried (retryPolicy) or, once
+        retries are exhausted, reported (deadLetterQueue) and counted (suspendAfterFailures)."""
+        now = datetime.now(UTC)
+        tasks = [*run.tasks, *result.tasks]  # a retry adds to what earlier attempts started
+        target = run.attempts[0].wanted if run.attempts else to_start
         status: RunStatus
-        if result.failures and not result.tasks:
+        if result.failures and not tasks:
             status = "failed"
-        elif to_start == 0:
+        elif target == 0:
             status = "skipped"
-        elif len(result.tasks) >= to_start:
+        elif len(tasks) >= target:
             status = "launched"
         else:
             status = "partially_launched"
-        if status in ("failed", "partially_launched"):
+        launch_failed = 0 < to_start and len(result.tasks) < to_start and bool(result.failures)
+        attempts = run.attempts
+        if launch_failed or attempts:
+            attempt = Attempt(
+                at=now,
+                wanted=to_start,
+                started=len(result.tasks),
+                round=round_,
+                uncertain=result.uncertain,
+                failures=result.failures,
+            )
+            attempts = [*(attempts or []), attempt]
+        next_at = None
+        if launch_failed:
+            next_at = policies.next_attempt_at(
+                job, self._settings, scheduled=run.scheduled_for, attempts=len(attempts or []), now=now
+            )
+        if next_at is not None:
+            status = "retrying"
+            logger.warning(
+                "job %s: run for %s failed to launch (%s); attempt %d at %s",
+                job.id,
+                run.scheduled_for,
+                result.failures,
+                len(attempts or []) + 1,
+                next_at.isoformat(),
+            )
+        elif status in ("failed", "partially_launched"):
             logger.warning("job %s: run for %s %s: %s", job.id, run.scheduled_for, status, result.failures)
-        job_status = JobStatus(
-            last_run=run.scheduled_for,
-            last_run_tasks=result.tasks,
-            last_run_failures=result.failures or None,
-            estimated_next_run=self._next_fire_time(job.id),
-        )
-        self._finish(
-            run,
-            result,
+        job_status = JobStatus()  # a manual or backfill run leaves lastRun to the schedule
+        if run.trigger is None:
+            job_status = JobStatus(
+                last_run=run.scheduled_for,
+                last_run_tasks=tasks,
+                last_run_failures=result.failures or None,
+                estimated_next_run=self._next_fire_time(job.id),
+            )
+        finished = self._finish(
+            run.model_copy(update={"attempts": attempts, "next_attempt_at": next_at}),
+            LaunchResult(tasks=tasks, failures=result.failures),
             status=status,
             job_status=job_status,
             keep=policies.history_limit(job, self._settings),
         )
+        if status in ("failed", "partially_launched"):
+            self._after_failure(job, finished, launch_failed=launch_failed)
         return status
+
+    def _after_failure(self, job: Job, run: Run, *, launch_failed: bool) -> None:
+        target = policies.dead_letter_target(job, self._settings)
+        if launch_failed and target and self._dead_letters is not None:
+            wanted = run.attempts[0].wanted if run.attempts else run.expected or 0
+            request = self._launcher.run_task_request(job, wanted)
+            self._dead_letters.send(target, job=job, run=run, request=request)
+        if run.status != "failed" or job.suspend_after_failures is None:
+            return
+        recent = [r.status for r in self._store.list_runs(job.id, count=job.suspend_after_failures)]
+        if not policies.suspends(job, recent):
+            return
+        reason = f"suspended after {job.suspend_after_failures} consecutive failed runs; last: {run.error}"
+
+        def suspend(current: Job) -> Job:
+            return current.model_copy(update={"suspended": True, "suspended_reason": reason[:1000]})
+
+        try:
+            self._retry_store(self._store.update_job, job.id, suspend)
+        except SchedulerError as exc:
+            logger.error("job %s: not suspended after failures: %s", job.id, exc.message)
+            return
+        logger.warning("job %s: %s", job.id, reason)
+        self._on_changed(job.id)
 
     def _finish(
         self,
@@ -250,7 +393,7 @@ class Firing:
         job_status: JobStatus,
         error: str | None = None,
         keep: int | None = None,
-    ) -> None:
+    ) -> Run:
         """Store the run's outcome and, with it, the job's ``job_status`` (lastRun & co.)."""
         finished = run.model_copy(
             update={
@@ -258,7 +401,7 @@ class Firing:
                 "started": len(result.tasks),
                 "tasks": result.tasks,
                 "failures": result.failures,
-                "error": error or (result.failures[0].detail if result.failures else None),
+                "error": error or _error_of(result),
                 "finished_at": datetime.now(UTC),
             }
         )
@@ -271,6 +414,7 @@ class Firing:
                 logger.info("job %s was deleted while firing; status not recorded", run.job_id)
         except SchedulerError as exc:
             logger.error("job %s: run for %s not recorded: %s", run.job_id, run.scheduled_for, exc.message)
+        return finished
 
     def _coalesced_from(self, job: Job, scheduled: datetime) -> datetime | None:
         """The earliest missed fire time this fire stands for, when fires were collapsed."""
@@ -289,6 +433,26 @@ class Firing:
         if first is not None and first < horizon:
             first = self._first_fire_after(job, horizon - timedelta(microseconds=1), scheduled)
         return first if first is not None and first < scheduled else None
+
+
+def _error_of(result: LaunchResult) -> str | None:
+    if not result.failures:
+        return None
+    first = result.failures[0]
+    return first.detail or first.reason
+
+
+def _job_for(run: Run, job: Job) -> Job:
+    """The job as this run launches it: a manual run's taskCount and overrides win, and it
+    starts them all (overlap ``allow``)."""
+    if run.trigger is None:
+        return job
+    update: dict[str, object] = {"overlap_policy": "allow", "max_count": None, "trigger": None}
+    if run.task_count is not None:
+        update["task_count"] = run.task_count
+    if run.overrides is not None:
+        update["overrides"] = run.overrides
+    return job.model_copy(update=update)
 
 
 def _should_fire(job: Job, scheduled: datetime) -> bool:

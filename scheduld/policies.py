@@ -11,11 +11,16 @@ the one place that claims, launches and records. Every default is the seed's beh
 - ``catchUpPolicy``: ``coalesce`` (default) lets one run stand for every missed fire; ``all``
   runs each missed fire within the deadline, oldest first, paced by the launch rate.
 - ``runHistoryLimit``: runs kept for the job (default ``scheduler.run_history_per_job``).
+- ``retryPolicy``: a failed launch is tried again with exponential backoff and jitter until
+  ``maximumRetryAttempts`` or ``maximumEventAgeSeconds`` (defaults in settings: no retries);
+  then the ``deadLetterQueue`` gets one message, and ``suspendAfterFailures`` consecutive
+  failed runs suspend the job.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import random
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 
 from common.config import SchedulerSettings
@@ -79,3 +84,45 @@ def missed_fires(
         times.append(moment)
         moment = first_fire_after(job, moment, scheduled - timedelta(microseconds=1))
     return times
+
+
+def retry_limits(job: Job, settings: SchedulerSettings) -> tuple[int, int]:
+    """(maximumRetryAttempts, maximumEventAgeSeconds): the job's, else the server defaults."""
+    policy = job.retry_policy
+    attempts = settings.retry_maximum_attempts
+    age = settings.retry_maximum_event_age_seconds
+    if policy is not None and policy.maximum_retry_attempts is not None:
+        attempts = policy.maximum_retry_attempts
+    if policy is not None and policy.maximum_event_age_seconds is not None:
+        age = policy.maximum_event_age_seconds
+    return attempts, age
+
+
+def next_attempt_at(
+    job: Job, settings: SchedulerSettings, *, scheduled: datetime, attempts: int, now: datetime
+) -> datetime | None:
+    """When a run whose launch failed ``attempts`` times tries again: exponential backoff
+    with jitter (half fixed, half random), or None once either retry limit is reached (the
+    event's age counts from its scheduled time, as in EventBridge)."""
+    max_retries, max_age = retry_limits(job, settings)
+    retries = attempts - 1
+    if retries >= max_retries:
+        return None
+    base = min(settings.retry_backoff_max_seconds, settings.retry_backoff_seconds * 2**retries)
+    due = now + timedelta(seconds=base / 2 + random.uniform(0, base / 2))  # noqa: S311 - spreading, not secrecy
+    if (due - scheduled).total_seconds() > max_age:
+        return None
+    return due
+
+
+def dead_letter_target(job: Job, settings: SchedulerSettings) -> str | None:
+    """The queue (name or ARN) for a run that exhausted its retries, if any."""
+    if job.dead_letter_queue is not None:
+        return job.dead_letter_queue.arn or job.dead_letter_queue.queue_name
+    return settings.dead_letter_queue
+
+
+def suspends(job: Job, recent_statuses: Sequence[str]) -> bool:
+    """``suspendAfterFailures: n``: the newest n runs all failed."""
+    n = job.suspend_after_failures
+    return n is not None and len(recent_statuses) >= n and all(s == "failed" for s in recent_statuses[:n])
