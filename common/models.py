@@ -292,7 +292,7 @@ class ChangeEvent(ApiModel):
 
     model_config = ConfigDict(extra="ignore")
 
-    op: Literal["add", "modify", "remove"]
+    op: Literal["add", "modify", "remove", "run"]  # run: requested runs wait in the store
     job_id: Name
     sent_at: Timestamp = Field(default_factory=lambda: datetime.now(UTC))
 
@@ -504,6 +504,51 @@ class Run(ApiModel):
 def run_id(job_id: str, scheduled_for: datetime) -> str:
     """``<job id>@<scheduled UTC time>``: the unique key of a fire."""
     return f"{job_id}@{scheduled_for.astimezone(UTC).strftime('%Y-%m-%dT%H:%M:%S.%fZ')}"
+
+
+class RunRequest(ApiModel):
+    """Body of POST /jobs/{id}/runs (optional): this run's taskCount and overrides."""
+
+    model_config = ConfigDict(strict=True)
+
+    task_count: TaskCount | None = None
+    overrides: Annotated[list[ContainerOverride], Field(max_length=10)] | None = None
+
+
+class BackfillRequest(ApiModel):
+    """Body of POST /jobs/{id}/backfill: one run per fire time in [start, end]."""
+
+    model_config = ConfigDict(strict=True)
+
+    start: Timestamp
+    end: Timestamp
+
+
+def parse_run_request(body: bytes) -> RunRequest:
+    """An empty body asks for the job as it is; InvalidJobError names each bad field."""
+    return _validate(RunRequest, body) if body.strip() else RunRequest()
+
+
+def parse_backfill(body: bytes) -> BackfillRequest:
+    request = _validate(BackfillRequest, body)
+    if request.end <= request.start:
+        raise InvalidJobError({"end": "must be later than start"})
+    if request.end > datetime.now(UTC):
+        raise InvalidJobError(
+            {"end": "must not be in the future: a backfill runs fire times that have passed"}
+        )
+    return request
+
+
+def parse_run_id(job_id: str, value: str) -> datetime | None:
+    """The scheduled time named by a run id ``<job id>@<UTC time>``; None if it is not one."""
+    prefix, _, moment = value.rpartition("@")
+    if prefix != job_id:
+        return None
+    try:
+        return _utc(datetime.strptime(moment, "%Y-%m-%dT%H:%M:%S.%fZ"))
+    except ValueError:
+        return None
 
 
 class Lease(ApiModel):

@@ -154,13 +154,16 @@ def validate_schedule(expression: str, *, timezone: str | None = None) -> str:
     return resolved
 
 
-def upcoming(trigger: BaseTrigger, *, count: int, after: datetime | None = None) -> list[datetime]:
-    """The next ``count`` fire times after ``after`` (default: now), jitter included."""
+def upcoming(
+    trigger: BaseTrigger, *, count: int, after: datetime | None = None, until: datetime | None = None
+) -> list[datetime]:
+    """The next ``count`` fire times after ``after`` (default: now) and not after ``until``,
+    jitter included."""
     times: list[datetime] = []
     moment = after or datetime.now(ZoneInfo("UTC"))
     while len(times) < count:
         found = next_fire_time(trigger, moment)
-        if found is None:
+        if found is None or (until is not None and found > until):
             break
         times.append(found)
         moment = found

@@ -304,7 +304,10 @@ class Daemon:
             if message.event is None:
                 self._bus.dead_letter(message, reason=message.error or "not a change event")
                 return True
-            self.sync_job(message.event.job_id)
+            if message.event.op == "run":  # requested runs wait in the store: wake their loop
+                self._pending_wake.set()
+            else:
+                self.sync_job(message.event.job_id)
             self._bus.ack(message)
             logger.debug(
                 "applied %s of job %s (message %s)",

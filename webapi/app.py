@@ -10,10 +10,10 @@ from fastapi import FastAPI
 
 from common.bus.base import EventBus
 from common.config import Settings
-from common.models import JobCreate, JobUpdate
+from common.models import BackfillRequest, JobCreate, JobUpdate, RunRequest
 from common.store.base import JobStore
 from webapi.errors import install_error_handlers
-from webapi.routes import jobs, meta
+from webapi.routes import jobs, meta, runs
 
 DESCRIPTION = """\
 Schedule ephemeral Amazon ECS tasks on a cron-like schedule, or when a condition holds
@@ -58,7 +58,7 @@ def create_app(settings: Settings, *, store: JobStore | None = None, bus: EventB
     app.state.store = store
     app.state.bus = bus
     install_error_handlers(app)
-    for router in (meta.router, jobs.router):
+    for router in (meta.router, jobs.router, runs.router):
         # The routes themselves, not app.include_router(router): an included router stays a
         # nested router that every request walks through, which costs GET /jobs/{id} about
         # a fifth of its time (bench/README.md). The routes already carry prefix and tags.
@@ -75,7 +75,7 @@ def _document_request_bodies(app: FastAPI) -> None:
         if app.openapi_schema is None:
             schema = build_openapi()
             components = schema.setdefault("components", {}).setdefault("schemas", {})
-            for model in (JobCreate, JobUpdate):
+            for model in (JobCreate, JobUpdate, RunRequest, BackfillRequest):
                 model_schema = model.model_json_schema(
                     by_alias=True, ref_template="#/components/schemas/{model}"
                 )

@@ -21,6 +21,7 @@ from common.errors import (
     JobExistsError,
     JobNotFoundError,
     PublishError,
+    RunNotFoundError,
     SchedulerError,
     StoreUnavailableError,
 )
@@ -51,6 +52,7 @@ class JSONReply(Response):
 _STATUS: dict[type[SchedulerError], int] = {
     InvalidJobError: 400,
     JobNotFoundError: 404,
+    RunNotFoundError: 404,
     JobExistsError: 409,
     BodyTooLargeError: 413,
     NotJSONError: 415,

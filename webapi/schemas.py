@@ -46,6 +46,29 @@ class RunsPage(BaseModel):
     next: str | None = None
 
 
+class RunLink(BaseModel):
+    href: str
+    rel: Literal["item"] = "item"
+    title: str
+
+
+class RunRef(BaseModel):
+    """What POST /jobs/{id}/runs returns: the run's id and where to follow it."""
+
+    id: str
+    link: RunLink
+
+
+class BackfillReply(BaseModel):
+    requested: int
+    """New runs, one per fire time in the window that had none."""
+    existing: int
+    """Fire times that already had a run (not repeated)."""
+    first: str | None = None
+    last: str | None = None
+    runs: str
+
+
 class ErrorReply(BaseModel):
     message: str
     errors: dict[str, str] | None = None
@@ -60,6 +83,11 @@ def job_ref(job_id: str, *, warnings: list[str] | None = None) -> dict[str, obje
     if warnings:
         reply["warnings"] = warnings
     return reply
+
+
+def run_ref(job_id: str, run_id: str) -> dict[str, object]:
+    href = f"/jobs/{job_id}/runs/{run_id}"
+    return {"id": run_id, "link": {"href": href, "rel": "item", "title": f"Run {run_id}"}}
 
 
 def job_reply(document: dict[str, Any]) -> dict[str, object]:

@@ -16,6 +16,9 @@ JobChange = Callable[[Job], Job]
 PAGE_LIMIT = 1000
 """Most jobs one ``list_jobs`` / ``scan_jobs`` page returns."""
 
+UNFINISHED = ("requested", "retrying")
+"""Run statuses ``prune_runs`` never deletes: runs still waiting to launch."""
+
 
 class JobStore(ABC):
     """Persistent jobs, ordered by id; the source of truth for both processes.
@@ -135,7 +138,8 @@ class JobStore(ABC):
     @abstractmethod
     def prune_runs(self, job_id: str, *, keep: int, older_than: datetime | None = None) -> int:
         """Delete a job's runs beyond the newest ``keep`` and those scheduled before
-        ``older_than``, through the (job, time) index; returns how many went."""
+        ``older_than``, through the (job, time) index; returns how many went. Runs still
+        to launch (``UNFINISHED``: a backfill's, a retry's) are kept."""
 
     def record_run(
         self, run: Run, status: JobStatus, *, keep: int, older_than: datetime | None = None

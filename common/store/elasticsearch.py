@@ -34,7 +34,7 @@ from common.errors import (
     RunNotFoundError,
 )
 from common.models import Job, JobStatus, Lease, Run, run_id
-from common.store.base import PAGE_LIMIT, JobChange, JobStore
+from common.store.base import PAGE_LIMIT, UNFINISHED, JobChange, JobStore
 from common.store.search_client import Conflict, NotFound, SearchClient, Versioned, connect
 
 logger = logging.getLogger(__name__)
@@ -342,7 +342,10 @@ class ElasticsearchJobStore(JobStore):
 
     def _delete_runs(self, job_id: str, before: str) -> int:
         query = {
-            "bool": {"filter": [{"term": {"job_id": job_id}}, {"range": {"scheduled_for": {"lt": before}}}]}
+            "bool": {
+                "filter": [{"term": {"job_id": job_id}}, {"range": {"scheduled_for": {"lt": before}}}],
+                "must_not": [{"terms": {"status": list(UNFINISHED)}}],  # still to launch: kept
+            }
         }
         return self._client.delete_by_query(self._runs, query)
 

@@ -428,14 +428,18 @@ def _finish_run(db: sqlite3.Connection, run: Run) -> None:
 
 
 def _prune_runs(db: sqlite3.Connection, job_id: str, *, keep: int, older_than: datetime | None) -> int:
+    # runs still waiting to launch (requested, retrying) are never pruned
     removed = db.execute(
         "DELETE FROM runs WHERE job_id = ? AND scheduled_for < ("
         " SELECT scheduled_for FROM runs WHERE job_id = ?"
-        " ORDER BY scheduled_for DESC LIMIT 1 OFFSET ?)",
+        " ORDER BY scheduled_for DESC LIMIT 1 OFFSET ?)"
+        " AND status NOT IN ('requested', 'retrying')",
         (job_id, job_id, max(0, keep - 1)),
     ).rowcount
     if older_than is not None:
         removed += db.execute(
-            "DELETE FROM runs WHERE job_id = ? AND scheduled_for < ?", (job_id, _time_key(older_than))
+            "DELETE FROM runs WHERE job_id = ? AND scheduled_for < ?"
+            " AND status NOT IN ('requested', 'retrying')",
+            (job_id, _time_key(older_than)),
         ).rowcount
     return int(removed)

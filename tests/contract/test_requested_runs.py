@@ -77,3 +77,12 @@ def test_reclaim_moves_a_run_once_and_is_fenced(store: JobStore) -> None:
     store.release_lease(lease)
     with pytest.raises(LeaseLostError):
         store.reclaim_run(claimed, lease, expect="claimed")
+
+
+def test_prune_keeps_runs_waiting_to_launch(store: JobStore) -> None:
+    lease = lead(store)
+    store.request_runs([requested(0), requested(1)])  # a backfill's old fire times
+    for second in range(10, 14):
+        store.claim_run(run(lease, at=T0 + timedelta(seconds=second)), lease)
+    assert store.prune_runs("j", keep=2) == 2
+    assert sorted((r.scheduled_for - T0).seconds for r in store.list_runs("j", count=100)) == [0, 1, 12, 13]
