@@ -20,8 +20,11 @@ Schedule ephemeral Amazon ECS tasks on a cron-like schedule, or when a condition
 (an SQS queue has messages). Schedules have 8 space-separated fields,
 `second minute hour day_of_week week day month year`, of which the right ones may be omitted;
 each field is an APScheduler cron expression, `?` in second/minute/hour picks a stable random
-value, and `2nd_fri` / `last_mon` stand for `2nd fri` / `last mon`. Times are UTC unless the
-job sets `timezone`.
+value, and `2nd_fri` / `last_mon` stand for `2nd fri` / `last mon`. EventBridge Scheduler's
+`cron(minutes hours day-of-month month day-of-week year)`, `rate(value unit)` and
+`at(yyyy-mm-ddThh:mm:ss)` are accepted too and stored as given. Times are UTC unless the job
+sets `timezone`. Jobs can also be run now (`POST /jobs/{id}/runs`) and backfilled
+(`POST /jobs/{id}/backfill`).
 """
 
 

@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from common import schedule as schedule_syntax
 from common.config import SchedulerSettings
 from common.models import JobStatus, Lease
 from common.store.base import JobStore
@@ -135,3 +136,21 @@ def test_a_job_deadline_longer_than_the_grace_reaches_the_schedule() -> None:
     impatient.last_run = missed - timedelta(hours=1)
     skipped = schedule.put(impatient, catch_up=True)
     assert skipped is not None and skipped.next_run is not None and skipped.next_run > now
+
+
+def test_scheduld_fires_at_the_jittered_time_the_common_function_gives() -> None:
+    schedule = Schedule(SchedulerSettings(), lambda job_id, at: None)
+    jittered = job("spread", schedule="cron(0 * * * ? *)", jitterSeconds=1800)
+    plain = job("plain-hourly", schedule="cron(0 * * * ? *)")
+    expected = schedule_syntax.upcoming(
+        schedule_syntax.build_trigger(jittered.schedule, jitter_seconds=1800, jitter_key="spread"), count=1
+    )[0]
+    first = schedule.put(jittered)
+    assert first is not None and first.next_run == expected
+    unjittered = schedule.put(plain)
+    assert unjittered is not None and unjittered.next_run is not None
+    assert unjittered.next_run.minute == 0 and unjittered.next_run.second == 0
+    assert (
+        timedelta(0) <= expected - unjittered.next_run < timedelta(seconds=1800)
+        or expected < unjittered.next_run
+    )

@@ -127,3 +127,27 @@ def test_a_window_within_the_cap_is_requested_whole(client: httpx.Client) -> Non
     create(client, schedule="cron(* * * * ? *)")
     hour = {"start": "2026-11-01T00:00:00Z", "end": "2026-11-01T00:59:00Z"}
     assert client.post("/jobs/j/backfill", json=hour).json()["requested"] == 60
+
+
+def test_openapi_documents_the_new_routes_and_fields(client: httpx.Client) -> None:
+    spec = client.get("/spec").json()
+    assert {"/jobs/{job_id}/runs", "/jobs/{job_id}/runs/{run_id}", "/jobs/{job_id}/backfill"} <= set(
+        spec["paths"]
+    )
+    assert "post" in spec["paths"]["/jobs/{job_id}/runs"] and "get" in spec["paths"]["/jobs/{job_id}/runs"]
+    schemas = spec["components"]["schemas"]
+    fields = set(schemas["JobCreate"]["properties"])
+    assert {
+        "jitterSeconds",
+        "overlapPolicy",
+        "startingDeadlineSeconds",
+        "catchUpPolicy",
+        "runHistoryLimit",
+        "retryPolicy",
+        "deadLetterQueue",
+        "suspendAfterFailures",
+    } <= fields
+    assert set(schemas["RunRequest"]["properties"]) == {"taskCount", "overrides"}
+    assert set(schemas["BackfillRequest"]["required"]) == {"start", "end"}
+    header = spec["paths"]["/jobs/{job_id}/runs"]["post"]["parameters"]
+    assert any(p["name"] == "Idempotency-Key" and p["in"] == "header" for p in header)
