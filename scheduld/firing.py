@@ -25,6 +25,7 @@ from common.models import Attempt, Job, JobStatus, LaunchFailure, Lease, Run, Ru
 from common.store.base import JobStore
 from scheduld import policies
 from scheduld.executor import LaunchResult, TaskLauncher
+from scheduld.failures import FinalFailures
 from scheduld.notify import DeadLetters
 from scheduld.triggers import TriggerError, TriggerRegistry
 
@@ -61,8 +62,13 @@ class Firing:
         self._first_fire_after = first_fire_after
         self._fires_due = fires_due or (lambda _: 1)
         self._settings = settings or SchedulerSettings()
-        self._dead_letters = dead_letters
-        self._on_changed = on_changed or (lambda _: None)
+        self._failures = FinalFailures(
+            store=store,
+            launcher=launcher,
+            settings=self._settings,
+            dead_letters=dead_letters,
+            on_changed=on_changed or (lambda _: None),
+        )
         self._retry_store = tenacity.Retrying(
             retry=tenacity.retry_if_exception_type(StoreUnavailableError),
             stop=tenacity.stop_after_attempt(5),
@@ -357,32 +363,8 @@ class Firing:
             keep=policies.history_limit(job, self._settings),
         )
         if status in ("failed", "partially_launched"):
-            self._after_failure(job, finished, launch_failed=launch_failed)
+            self._failures.after(job, finished, launch_failed=launch_failed)
         return status
-
-    def _after_failure(self, job: Job, run: Run, *, launch_failed: bool) -> None:
-        target = policies.dead_letter_target(job, self._settings)
-        if launch_failed and target and self._dead_letters is not None:
-            wanted = run.attempts[0].wanted if run.attempts else run.expected or 0
-            request = self._launcher.run_task_request(job, wanted)
-            self._dead_letters.send(target, job=job, run=run, request=request)
-        if run.status != "failed" or job.suspend_after_failures is None:
-            return
-        recent = [r.status for r in self._store.list_runs(job.id, count=job.suspend_after_failures)]
-        if not policies.suspends(job, recent):
-            return
-        reason = f"suspended after {job.suspend_after_failures} consecutive failed runs; last: {run.error}"
-
-        def suspend(current: Job) -> Job:
-            return current.model_copy(update={"suspended": True, "suspended_reason": reason[:1000]})
-
-        try:
-            self._retry_store(self._store.update_job, job.id, suspend)
-        except SchedulerError as exc:
-            logger.error("job %s: not suspended after failures: %s", job.id, exc.message)
-            return
-        logger.warning("job %s: %s", job.id, reason)
-        self._on_changed(job.id)
 
     def _finish(
         self,
