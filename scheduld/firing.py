@@ -111,23 +111,30 @@ class Firing:
         """A manual or backfill run: launched once, whatever the job's schedule, suspension,
         trigger or overlap policy; it starts its taskCount (the job's, or the request's)."""
         started = time.monotonic()
+        try:
+            stored: Job | None = self._store.get_job(run.job_id)
+        except JobNotFoundError:
+            stored = None
+        # the claim carries the count to start, so a leader that takes over after this one
+        # dies mid-launch starts the same tasks (same client tokens) and no more
+        expected = _job_for(run, stored).expected_task_count if stored is not None else 0
         mine = run.model_copy(
             update={
                 "replica": self._replica,
                 "token": lease.token,
                 "status": "claimed",
                 "claimed_at": datetime.now(UTC),
+                "expected": expected,
             }
         )
         if not self._retry_store(self._store.reclaim_run, mine, lease, expect="requested"):
             return
-        stored = self._job_or_fail(mine)
         if stored is None:
+            self._job_or_fail(mine)
             return
         job = _job_for(mine, stored)
-        mine.expected = job.expected_task_count
-        result = self._launch(job, mine.expected, mine.scheduled_for)
-        status = self._complete(job, mine, mine.expected, result)
+        result = self._launch(job, expected, mine.scheduled_for)
+        status = self._complete(job, mine, expected, result)
         logger.info(
             "job %s: %s run %s: %s, started %d, failed %d; lag %.3f s, took %.3f s",
             job.id,
@@ -407,9 +414,9 @@ class Firing:
             return None
         # A gap: fires were missed, or a run finished without its status being written
         # (its replica died). Only what no run stands for yet is coalesced into this one.
-        newest = self._store.list_runs(job.id, count=1)
-        if newest and newest[0].scheduled_for > job.last_run:
-            first = self._first_fire_after(job, newest[0].scheduled_for, scheduled)
+        newest = next((r for r in self._store.list_runs(job.id, count=10) if r.trigger is None), None)
+        if newest is not None and newest.scheduled_for > job.last_run:  # manual runs aside
+            first = self._first_fire_after(job, newest.scheduled_for, scheduled)
         # fires missed by more than the grace were skipped, not coalesced (the schedule logs them)
         horizon = datetime.now(UTC) - timedelta(seconds=policies.deadline_seconds(job, self._settings))
         if first is not None and first < horizon:

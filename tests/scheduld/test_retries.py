@@ -174,3 +174,37 @@ def test_consecutive_failures_suspend_the_job(
         and "RESOURCE:MEMORY" in stored.suspended_reason
     )
     assert changed == ["fragile"]
+
+
+def test_a_manual_run_whose_leader_died_mid_launch_is_completed_with_the_same_tokens(
+    sqlite_store: JobStore, flaky: FlakyECS, triggers: TriggerRegistry, lease: Lease
+) -> None:
+    from common.models import Run
+
+    launcher = TaskLauncher(flaky.client(), ECSSettings(cluster="c", launch_rate_per_second=0))
+    sqlite_store.create_job(job("manual", taskCount=3))
+    (asked,) = sqlite_store.request_runs(
+        [
+            Run(
+                job_id="manual",
+                scheduled_for=datetime.now(UTC),
+                status="requested",
+                replica="webapi",
+                token=0,
+                trigger="manual",
+            )
+        ]
+    )
+    dying = make_firing(sqlite_store, launcher, triggers, lease)
+    dying._complete = lambda *args, **kwargs: "launched"  # type: ignore[method-assign] # dies before recording
+    dying.run_requested(asked, lease)
+    first_tokens = [body["clientToken"] for body in flaky.run_task_calls()]
+    assert len(first_tokens) == 1 and flaky.run_task_calls()[0]["count"] == 3
+    sqlite_store.release_lease(lease)
+    successor = sqlite_store.acquire_lease("scheduld", holder="successor", ttl=60)
+    assert successor is not None and successor.token > lease.token
+    (orphan,) = sqlite_store.unfinished_runs(older_than_token=successor.token)
+    make_firing(sqlite_store, launcher, triggers, successor).recover(orphan, successor)
+    assert [body["clientToken"] for body in flaky.run_task_calls()] == first_tokens * 2  # ECS dedups
+    (run,) = sqlite_store.list_runs("manual")
+    assert (run.status, run.expected, run.trigger) == ("launched", 3, "manual")
