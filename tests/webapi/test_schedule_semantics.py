@@ -38,6 +38,21 @@ def test_frequent_schedule_is_accepted_with_a_warning(client: httpx.Client) -> N
         ({"scheduleEnd": "2020-01-01T00:00:00Z"}, "scheduleEnd"),
         ({"scheduleStart": "2030-01-02T00:00:00Z", "scheduleEnd": "2030-01-01T00:00:00Z"}, "scheduleEnd"),
         ({"jitterSeconds": 86401}, "jitterSeconds"),
+        ({"overlapPolicy": "forbid"}, "overlapPolicy"),
+        ({"startingDeadlineSeconds": 0}, "startingDeadlineSeconds"),
+        ({"catchUpPolicy": "none"}, "catchUpPolicy"),
+        ({"runHistoryLimit": 0}, "runHistoryLimit"),
+        ({"retryPolicy": {"maximumRetryAttempts": 186}}, "retryPolicy.maximumRetryAttempts"),
+        ({"retryPolicy": {"maximumEventAgeSeconds": 59}}, "retryPolicy.maximumEventAgeSeconds"),
+        ({"retryPolicy": {"attempts": 1}}, "retryPolicy.attempts"),
+        ({"deadLetterQueue": {}}, "deadLetterQueue"),
+        (
+            {"deadLetterQueue": {"queueName": "q", "arn": "arn:aws:sqs:us-east-1:123456789012:q"}},
+            "deadLetterQueue",
+        ),
+        ({"deadLetterQueue": {"arn": "arn:aws:sns:us-east-1:123456789012:t"}}, "deadLetterQueue.arn"),
+        ({"deadLetterQueue": {"queueName": "bad name"}}, "deadLetterQueue.queueName"),
+        ({"suspendAfterFailures": 0}, "suspendAfterFailures"),
     ],
 )
 def test_bad_new_fields_are_400_naming_them(
@@ -53,3 +68,21 @@ def test_an_ended_job_can_still_be_edited(client: httpx.Client, sqlite_store: Jo
     sqlite_store.create_job(Job.model_validate(ended))  # stored when its end was still ahead
     assert client.put("/jobs/t", json={"taskCount": 3}).status_code == 200
     assert client.put("/jobs/t", json={"scheduleEnd": "2020-01-01T00:00:00Z"}).status_code == 400
+
+
+def test_new_fields_round_trip_and_suspended_reason_is_read_only(client: httpx.Client) -> None:
+    fields = {
+        "overlapPolicy": "replace",
+        "startingDeadlineSeconds": 120,
+        "catchUpPolicy": "all",
+        "runHistoryLimit": 10,
+        "retryPolicy": {"maximumRetryAttempts": 3, "maximumEventAgeSeconds": 600},
+        "deadLetterQueue": {"arn": "arn:aws:sqs:us-east-1:123456789012:failed-runs"},
+        "suspendAfterFailures": 5,
+        "jitterSeconds": 30,
+    }
+    body = {"taskDefinition": "t", "schedule": "0 0", "suspendedReason": "sent by a client", **fields}
+    assert client.post("/jobs", json=body).status_code == 201
+    stored = client.get("/jobs/t").json()
+    assert {key: stored[key] for key in fields} == fields
+    assert "suspendedReason" not in stored
