@@ -86,3 +86,16 @@ def test_new_fields_round_trip_and_suspended_reason_is_read_only(client: httpx.C
     stored = client.get("/jobs/t").json()
     assert {key: stored[key] for key in fields} == fields
     assert "suspendedReason" not in stored
+
+
+def test_resuming_a_job_clears_its_suspended_reason(client: httpx.Client, sqlite_store: JobStore) -> None:
+    assert client.post("/jobs", json={"taskDefinition": "t", "schedule": "0 0"}).status_code == 201
+    reason = "suspended after 2 consecutive failed runs; last: RESOURCE:MEMORY"
+    sqlite_store.update_job(
+        "t", lambda job: job.model_copy(update={"suspended": True, "suspended_reason": reason})
+    )
+    assert client.get("/jobs/t").json()["suspendedReason"] == reason
+    assert client.put("/jobs/t", json={"taskCount": 2}).status_code == 200
+    assert client.get("/jobs/t").json()["suspendedReason"] == reason  # other edits keep it
+    assert client.put("/jobs/t", json={"suspended": False}).status_code == 200
+    assert "suspendedReason" not in client.get("/jobs/t").json()
