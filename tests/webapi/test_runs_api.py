@@ -7,7 +7,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
-import pytest
 
 from common.bus.sqs import SQSEventBus
 from common.store.base import JobStore
@@ -53,27 +52,25 @@ def test_idempotency_key_returns_the_same_run(client: httpx.Client, sqlite_store
     assert len(sqlite_store.list_runs("j")) == 2
 
 
-@pytest.mark.parametrize(
-    ("body", "headers", "field"),
-    [
-        ({"taskCount": 0}, {}, "taskCount"),
-        ({"taskCount": 51}, {}, "taskCount"),
-        ({"overrides": [{"environment": {}}]}, {}, "overrides[0].containerName"),
-        ({"count": 1}, {}, "count"),
-        (None, {"Idempotency-Key": "k" * 256}, "Idempotency-Key"),
-    ],
-)
-def test_bad_run_requests_are_400_naming_the_field(
-    client: httpx.Client, body: Any, headers: dict[str, str], field: str
-) -> None:
+BAD_RUN_REQUESTS: list[tuple[Any, dict[str, str], str]] = [
+    ({"taskCount": 0}, {}, "taskCount"),
+    ({"taskCount": 51}, {}, "taskCount"),
+    ({"overrides": [{"environment": {}}]}, {}, "overrides[0].containerName"),
+    ({"count": 1}, {}, "count"),
+    (None, {"Idempotency-Key": "k" * 256}, "Idempotency-Key"),
+]
+
+
+def test_bad_run_requests_are_400_naming_the_field(client: httpx.Client) -> None:
     create(client)
-    response = (
-        client.post("/jobs/j/runs", json=body, headers=headers)
-        if body
-        else client.post("/jobs/j/runs", headers=headers)
-    )
-    assert response.status_code == 400
-    assert field in response.json()["errors"]
+    for body, headers, field in BAD_RUN_REQUESTS:
+        response = (
+            client.post("/jobs/j/runs", json=body, headers=headers)
+            if body
+            else client.post("/jobs/j/runs", headers=headers)
+        )
+        assert response.status_code == 400, body
+        assert field in response.json()["errors"], body
 
 
 def test_unknown_job_or_run_is_404(client: httpx.Client) -> None:
@@ -105,22 +102,22 @@ def test_backfill_requests_one_run_per_fire_time_once(client: httpx.Client, sqli
     assert {(run.trigger, run.status) for run in runs} == {("backfill", "requested")}
 
 
-@pytest.mark.parametrize(
-    ("window", "field"),
-    [
-        ({"start": "2026-11-01T00:00:00Z", "end": "2026-10-01T00:00:00Z"}, "end"),
-        ({"start": "2026-11-01T00:00:00Z", "end": "2999-01-01T00:00:00Z"}, "end"),
-        ({"start": "2026-11-01T00:00:00Z"}, "end"),
-        ({"start": "yesterday", "end": "2026-11-02T00:00:00Z"}, "start"),
-        # every minute for a year: more than scheduler.max_backfill_runs (1000)
-        ({"start": "2025-11-01T00:00:00Z", "end": "2026-11-01T00:00:00Z"}, "end"),
-    ],
-)
-def test_bad_backfill_windows_are_400(client: httpx.Client, window: dict[str, str], field: str) -> None:
+BAD_WINDOWS: list[tuple[dict[str, str], str]] = [
+    ({"start": "2026-11-01T00:00:00Z", "end": "2026-10-01T00:00:00Z"}, "end"),
+    ({"start": "2026-11-01T00:00:00Z", "end": "2999-01-01T00:00:00Z"}, "end"),
+    ({"start": "2026-11-01T00:00:00Z"}, "end"),
+    ({"start": "yesterday", "end": "2026-11-02T00:00:00Z"}, "start"),
+    # every minute for a year: more than scheduler.max_backfill_runs (1000)
+    ({"start": "2025-11-01T00:00:00Z", "end": "2026-11-01T00:00:00Z"}, "end"),
+]
+
+
+def test_bad_backfill_windows_are_400(client: httpx.Client) -> None:
     create(client, schedule="cron(* * * * ? *)")
-    response = client.post("/jobs/j/backfill", json=window)
-    assert response.status_code == 400
-    assert field in response.json()["errors"]
+    for window, field in BAD_WINDOWS:
+        response = client.post("/jobs/j/backfill", json=window)
+        assert response.status_code == 400, window
+        assert field in response.json()["errors"], window
 
 
 def test_a_window_within_the_cap_is_requested_whole(client: httpx.Client) -> None:
