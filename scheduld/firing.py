@@ -167,11 +167,14 @@ class Firing:
         if stored is None:
             return
         job = _job_for(mine, stored)
-        last = (mine.attempts or [])[-1]
-        remaining = max(0, last.wanted - last.started)
-        round_ = last.round if last.uncertain else last.round + 1
-        result = self._launch(job, remaining, mine.scheduled_for, attempt=round_)
-        status = self._complete(job, mine, remaining, result, round_=round_)
+        attempts = mine.attempts or []
+        last = attempts[-1]
+        if last.uncertain:  # replay the same calls: ECS answers those that landed with their tasks
+            round_, count = last.round, last.wanted
+        else:  # a new round for what is still missing
+            round_, count = last.round + 1, max(0, attempts[0].wanted - len(mine.tasks))
+        result = self._launch(job, count, mine.scheduled_for, attempt=round_)
+        status = self._complete(job, mine, count, result, round_=round_)
         logger.info(
             "job %s: attempt %d of run for %s: %s, started %d",
             job.id,
@@ -314,7 +317,9 @@ class Firing:
         """Record an attempt's outcome; a failed launch is retried (retryPolicy) or, once
         retries are exhausted, reported (deadLetterQueue) and counted (suspendAfterFailures)."""
         now = datetime.now(UTC)
-        tasks = [*run.tasks, *result.tasks]  # a retry adds to what earlier attempts started
+        known = {task.task_id for task in run.tasks}
+        new = [task for task in result.tasks if task.task_id not in known]  # a replay re-reports
+        tasks = [*run.tasks, *new]  # a retry adds to what earlier attempts started
         target = run.attempts[0].wanted if run.attempts else to_start
         status: RunStatus
         if result.failures and not tasks:
@@ -331,7 +336,7 @@ class Firing:
             attempt = Attempt(
                 at=now,
                 wanted=to_start,
-                started=len(result.tasks),
+                started=len(new),
                 round=round_,
                 uncertain=result.uncertain,
                 failures=result.failures,

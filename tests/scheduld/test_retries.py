@@ -208,3 +208,35 @@ def test_a_manual_run_whose_leader_died_mid_launch_is_completed_with_the_same_to
     assert [body["clientToken"] for body in flaky.run_task_calls()] == first_tokens * 2  # ECS dedups
     (run,) = sqlite_store.list_runs("manual")
     assert (run.status, run.expected, run.trigger) == ("launched", 3, "manual")
+
+
+def test_a_launch_with_no_answer_is_replayed_with_the_same_client_tokens(
+    sqlite_store: JobStore, flaky: FlakyECS, triggers: TriggerRegistry, lease: Lease
+) -> None:
+    import boto3
+    from botocore.config import Config
+
+    impatient = boto3.client(
+        "ecs",
+        endpoint_url=flaky.url,
+        region_name="us-east-1",
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+        config=Config(read_timeout=0.5, retries={"mode": "standard", "max_attempts": 1}),
+    )
+    launcher = TaskLauncher(impatient, ECSSettings(cluster="c", launch_rate_per_second=0))
+    firing = make_firing(sqlite_store, launcher, triggers, lease, settings=QUICK)
+    sqlite_store.create_job(job("timeout", taskCount=2, retryPolicy={"maximumRetryAttempts": 3}))
+    flaky.run_task_delay = 1.0  # the call lands, the answer comes too late
+    firing("timeout", datetime.now(UTC).replace(microsecond=0))
+    flaky.run_task_delay = 0
+    (waiting,) = sqlite_store.list_runs("timeout")
+    assert waiting.status == "retrying" and (waiting.attempts or [])[0].uncertain
+    drain_retries(firing, sqlite_store, lease)
+    (run,) = sqlite_store.list_runs("timeout")
+    tokens = [body["clientToken"] for body in flaky.run_task_calls()]
+    # every call, the lost one and its replay (an HTTP client may resend on a dropped
+    # connection too), carries one token: real ECS answers a replay with the first launch
+    assert len(tokens) >= 2 and len(set(tokens)) == 1
+    assert (run.status, run.started) == ("launched", 2)
+    assert [(a.round, a.uncertain) for a in run.attempts or []] == [(0, True), (0, False)]
