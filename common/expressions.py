@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import re
 from calendar import monthrange
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Any
 
@@ -33,6 +34,8 @@ from apscheduler.triggers.cron.fields import DayOfMonthField
 from apscheduler.triggers.interval import IntervalTrigger
 
 _FORM = re.compile(r"^\s*(cron|rate|at)\((.*)\)\s*$", re.IGNORECASE | re.DOTALL)
+SYNTAX_PATTERN = r"^\s*(cron|rate|at)\([0-9A-Za-z*/,?#:\- ]+\)\s*$"
+"""What the OpenAPI document states for these forms (each is then parsed in full)."""
 _RATE = re.compile(r"^(\d{1,6}) +(minutes?|hours?|days?)$", re.IGNORECASE)
 _AT = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}$")
 _UNIT_SECONDS = {"minute": 60, "hour": 3600, "day": 86400}
@@ -51,14 +54,20 @@ def is_expression(expression: str) -> bool:
     return _FORM.match(expression) is not None
 
 
+Search = Callable[[CronTrigger, datetime | None, datetime], datetime | None]
+"""CronTrigger's own next-fire search, as common/schedule.py bounds it."""
+
+
 def build(
     expression: str,
     *,
     timezone: tzinfo,
     start: datetime | None = None,
     end: datetime | None = None,
+    search: Search | None = None,
 ) -> BaseTrigger:
-    """The trigger for an EventBridge expression; ValueError says what is wrong."""
+    """The trigger for an EventBridge expression; ValueError says what is wrong. ``search``
+    replaces CronTrigger's unbounded search for ``cron()`` (schedule.py passes its budget)."""
     match = _FORM.match(expression)
     if match is None:
         raise ValueError("not a cron(), rate() or at() expression")
@@ -69,9 +78,11 @@ def build(
         return _at(body, timezone=timezone, start=start, end=end)
     kwargs = cron_kwargs(body)
     try:
-        return EventBridgeCronTrigger(timezone=timezone, start_date=start, end_date=end, **kwargs)
+        trigger = EventBridgeCronTrigger(timezone=timezone, start_date=start, end_date=end, **kwargs)
     except ValueError as exc:
         raise ValueError(f"cron() {_culprit(kwargs)}: {exc}") from None
+    trigger.search = search or CronTrigger.get_next_fire_time
+    return trigger
 
 
 _EB_NAMES = {
@@ -181,18 +192,18 @@ class _DayOfMonthField(DayOfMonthField):  # type: ignore[misc]
 class EventBridgeCronTrigger(CronTrigger):  # type: ignore[misc]
     """CronTrigger with ``W`` days, skipping local times that do not exist (DST gaps)."""
 
-    __slots__ = ()
+    __slots__ = ("search",)
     FIELDS_MAP = {**CronTrigger.FIELDS_MAP, "day": _DayOfMonthField}
 
     def get_next_fire_time(self, previous_fire_time: datetime | None, now: datetime) -> datetime | None:
-        candidate: datetime | None = super().get_next_fire_time(previous_fire_time, now)
+        candidate: datetime | None = self.search(self, previous_fire_time, now)
         for _ in range(8):  # a gap or a repeat is an hour or two; a few steps always leave it
             if candidate is None:
                 return None
             resume = self._resume_after(candidate)
             if resume is None:  # in UTC: an ambiguous local time never equals another zone's
                 return candidate.astimezone(UTC)
-            candidate = super().get_next_fire_time(None, resume)
+            candidate = self.search(self, None, resume)
         return candidate
 
     def _resume_after(self, moment: datetime) -> datetime | None:

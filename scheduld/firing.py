@@ -322,7 +322,9 @@ class Firing:
         tasks = [*run.tasks, *new]  # a retry adds to what earlier attempts started
         target = run.attempts[0].wanted if run.attempts else to_start
         status: RunStatus
-        if result.failures and not tasks:
+        if result.throttled and not tasks:
+            status = "throttled"
+        elif result.failures and not tasks:
             status = "failed"
         elif target == 0:
             status = "skipped"
@@ -330,7 +332,9 @@ class Firing:
             status = "launched"
         else:
             status = "partially_launched"
-        launch_failed = 0 < to_start and len(result.tasks) < to_start and bool(result.failures)
+        # a launch failed: ECS refused or could not place tasks (the quota's cap is no failure)
+        launch_failed = 0 < to_start - result.throttled and len(result.tasks) < to_start - result.throttled
+        launch_failed = launch_failed and any(f.reason != "Throttled" for f in result.failures)
         attempts = run.attempts
         if launch_failed or attempts:
             attempt = Attempt(
@@ -357,7 +361,7 @@ class Firing:
                 len(attempts or []) + 1,
                 next_at.isoformat(),
             )
-        elif status in ("failed", "partially_launched"):
+        elif status in ("failed", "partially_launched", "throttled"):
             logger.warning("job %s: run for %s %s: %s", job.id, run.scheduled_for, status, result.failures)
         job_status = JobStatus()  # a manual or backfill run leaves lastRun to the schedule
         if run.trigger is None:

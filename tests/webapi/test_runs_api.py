@@ -3,6 +3,7 @@ side, launching them, is tests/e2e/test_run_now.py)."""
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -128,12 +129,14 @@ def test_a_window_within_the_cap_is_requested_whole(client: httpx.Client) -> Non
 
 def test_openapi_documents_the_new_routes_and_fields(client: httpx.Client) -> None:
     spec = client.get("/spec").json()
-    assert {"/jobs/{job_id}/runs", "/jobs/{job_id}/runs/{run_id}", "/jobs/{job_id}/backfill"} <= set(
-        spec["paths"]
-    )
-    assert "post" in spec["paths"]["/jobs/{job_id}/runs"] and "get" in spec["paths"]["/jobs/{job_id}/runs"]
-    schemas = spec["components"]["schemas"]
-    fields = set(schemas["JobCreate"]["properties"])
+    paths = spec["paths"]
+    assert {"/jobs/{job_id}/runs", "/jobs/{job_id}/runs/{run_id}", "/jobs/{job_id}/backfill"} <= set(paths)
+    assert "post" in paths["/jobs/{job_id}/runs"] and "get" in paths["/jobs/{job_id}/runs"]
+
+    def body(path: str, method: str = "post") -> dict[str, Any]:
+        schema: dict[str, Any] = paths[path][method]["requestBody"]["content"]["application/json"]["schema"]
+        return schema
+
     assert {
         "jitterSeconds",
         "overlapPolicy",
@@ -143,8 +146,11 @@ def test_openapi_documents_the_new_routes_and_fields(client: httpx.Client) -> No
         "retryPolicy",
         "deadLetterQueue",
         "suspendAfterFailures",
-    } <= fields
-    assert set(schemas["RunRequest"]["properties"]) == {"taskCount", "overrides"}
-    assert set(schemas["BackfillRequest"]["required"]) == {"start", "end"}
-    header = spec["paths"]["/jobs/{job_id}/runs"]["post"]["parameters"]
+    } <= set(body("/jobs")["properties"]) & set(body("/jobs/{job_id}", "put")["properties"])
+    assert re.fullmatch(body("/jobs")["properties"]["schedule"]["pattern"], "cron(0 9 ? * 2#1 *)")
+    assert set(body("/jobs/{job_id}/runs")["properties"]) == {"taskCount", "overrides"}
+    assert paths["/jobs/{job_id}/runs"]["post"]["requestBody"]["required"] is False
+    assert set(body("/jobs/{job_id}/backfill")["required"]) == {"start", "end"}
+    header = paths["/jobs/{job_id}/runs"]["post"]["parameters"]
     assert any(p["name"] == "Idempotency-Key" and p["in"] == "header" for p in header)
+    assert "RunPublic" in spec["components"]["schemas"]
