@@ -5,25 +5,30 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from typing import Protocol
 
 import tenacity
 
 from common.config import SchedulerSettings
 from common.errors import SchedulerError, StoreUnavailableError
 from common.models import Job, Run
-from common.store.base import JobStore
+from common.store.base import JobStore, RunHistory
 from scheduld import policies
+from scheduld.deadletter import DeadLetters
 from scheduld.executor import TaskLauncher
-from scheduld.notify import DeadLetters
 
 logger = logging.getLogger(__name__)
+
+
+class FailureStore(JobStore, RunHistory, Protocol):
+    """Reads the job's recent runs, suspends the job."""
 
 
 class FinalFailures:
     def __init__(
         self,
         *,
-        store: JobStore,
+        store: FailureStore,
         launcher: TaskLauncher,
         settings: SchedulerSettings,
         dead_letters: DeadLetters | None,

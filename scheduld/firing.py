@@ -16,20 +16,35 @@ import logging
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from typing import Protocol
 
-import tenacity
-
-from common.config import SchedulerSettings
+from common.config import RetrySettings, SchedulerSettings
 from common.errors import JobNotFoundError, LaunchError, LeaseLostError, SchedulerError, StoreUnavailableError
-from common.models import Attempt, Job, JobStatus, LaunchFailure, Lease, Run, RunStatus
-from common.store.base import JobStore
+from common.models import (
+    Attempt,
+    Job,
+    JobStatus,
+    LaunchFailure,
+    Lease,
+    Run,
+    RunStatus,
+    TrackedTask,
+    outcome_status,
+)
+from common.retry import retrying
+from common.store.base import JobStore, RunLog
 from scheduld import policies
+from scheduld.deadletter import DeadLetters
 from scheduld.executor import LaunchResult, TaskLauncher
 from scheduld.failures import FinalFailures
-from scheduld.notify import DeadLetters
 from scheduld.triggers import TriggerError, TriggerRegistry
 
 logger = logging.getLogger(__name__)
+
+
+class FiringStore(JobStore, RunLog, Protocol):
+    """What a fire uses: the job (read, status) and the run log (claim, record); no leases."""
+
 
 NextFireTime = Callable[[str], datetime | None]
 FirstFireAfter = Callable[[Job, datetime, datetime], datetime | None]
@@ -39,7 +54,7 @@ class Firing:
     def __init__(
         self,
         *,
-        store: JobStore,
+        store: FiringStore,
         launcher: TaskLauncher,
         triggers: TriggerRegistry,
         next_fire_time: NextFireTime,
@@ -51,6 +66,8 @@ class Firing:
         settings: SchedulerSettings | None = None,
         dead_letters: DeadLetters | None = None,
         on_changed: Callable[[str], object] | None = None,
+        retry: RetrySettings | None = None,
+        on_recorded: Callable[[Job | None, Run], object] | None = None,
     ) -> None:
         self._store = store
         self._launcher = launcher
@@ -69,13 +86,8 @@ class Firing:
             dead_letters=dead_letters,
             on_changed=on_changed or (lambda _: None),
         )
-        self._retry_store = tenacity.Retrying(
-            retry=tenacity.retry_if_exception_type(StoreUnavailableError),
-            stop=tenacity.stop_after_attempt(5),
-            wait=tenacity.wait_exponential(multiplier=0.1, max=2),
-            before_sleep=tenacity.before_sleep_log(logger, logging.WARNING),
-            reraise=True,
-        )
+        self._on_recorded = on_recorded  # the tracker: follows launched tasks, reports launch failures
+        self._retry_store = retrying(retry or RetrySettings(), temporary=StoreUnavailableError, logger=logger)
 
     def __call__(self, job_id: str, scheduled: datetime) -> None:
         started = time.monotonic()
@@ -252,6 +264,7 @@ class Firing:
             token=lease.token,
             expected=expected,
             running=running,
+            timeout_seconds=job.timeout_seconds,
         )
         if not self._retry_store(self._store.claim_run, run, lease):
             logger.info("job %s: fire at %s already claimed", job_id, scheduled.isoformat())
@@ -371,12 +384,19 @@ class Firing:
                 last_run_failures=result.failures or None,
                 estimated_next_run=self._next_fire_time(job.id),
             )
+        final = run.model_copy(update={"attempts": attempts, "next_attempt_at": next_at})
+        if status == "failed" and run.trigger is None:  # ended at launch: no task to track
+            ended = outcome_status(job, final.model_copy(update={"status": status}))
+            job_status = job_status.model_copy(
+                update={name: getattr(ended, name) for name in ended.model_fields_set}
+            )
         finished = self._finish(
-            run.model_copy(update={"attempts": attempts, "next_attempt_at": next_at}),
+            final,
             LaunchResult(tasks=tasks, failures=result.failures),
             status=status,
             job_status=job_status,
             keep=policies.history_limit(job, self._settings),
+            job=job,
         )
         if status in ("failed", "partially_launched"):
             self._failures.after(job, finished, launch_failed=launch_failed)
@@ -391,13 +411,14 @@ class Firing:
         job_status: JobStatus,
         error: str | None = None,
         keep: int | None = None,
+        job: Job | None = None,
     ) -> Run:
         """Store the run's outcome and, with it, the job's ``job_status`` (lastRun & co.)."""
         finished = run.model_copy(
             update={
                 "status": status,
                 "started": len(result.tasks),
-                "tasks": result.tasks,
+                "tasks": [TrackedTask.model_validate(task.model_dump()) for task in result.tasks],
                 "failures": result.failures,
                 "error": error or _error_of(result),
                 "finished_at": datetime.now(UTC),
@@ -412,6 +433,9 @@ class Firing:
                 logger.info("job %s was deleted while firing; status not recorded", run.job_id)
         except SchedulerError as exc:
             logger.error("job %s: run for %s not recorded: %s", run.job_id, run.scheduled_for, exc.message)
+            return finished
+        if self._on_recorded is not None:
+            self._on_recorded(job, finished)
         return finished
 
     def _coalesced_from(self, job: Job, scheduled: datetime) -> datetime | None:

@@ -9,8 +9,9 @@ import pytest
 
 from common.errors import LeaseLostError, RunNotFoundError
 from common.models import Run
-from common.store.base import JobStore
-from tests.contract.test_runs_and_leases import T0, lead, run
+from common.store.base import Store
+from tests.contract.test_leases import lead
+from tests.contract.test_run_log import T0, run
 
 
 def requested(at_offset: int = 0, **fields: object) -> Run:
@@ -27,7 +28,7 @@ def requested(at_offset: int = 0, **fields: object) -> Run:
     )
 
 
-def test_request_is_create_if_absent_per_time(store: JobStore) -> None:
+def test_request_is_create_if_absent_per_time(store: Store) -> None:
     first, second = store.request_runs([requested(0, principal="alice"), requested(1)])
     assert (first.principal, second.scheduled_for) == ("alice", T0 + timedelta(seconds=1))
     (again,) = store.request_runs([requested(0, principal="bob")])
@@ -35,7 +36,7 @@ def test_request_is_create_if_absent_per_time(store: JobStore) -> None:
     assert len(store.list_runs("j")) == 2
 
 
-def test_idempotency_key_returns_the_first_run(store: JobStore) -> None:
+def test_idempotency_key_returns_the_first_run(store: Store) -> None:
     (first,) = store.request_runs([requested(0, idempotencyKey="k1")])
     (retried,) = store.request_runs([requested(5, idempotencyKey="k1")])
     assert retried.scheduled_for == first.scheduled_for
@@ -44,14 +45,14 @@ def test_idempotency_key_returns_the_first_run(store: JobStore) -> None:
     assert len(store.list_runs("j")) == 2
 
 
-def test_get_run(store: JobStore) -> None:
+def test_get_run(store: Store) -> None:
     store.request_runs([requested(0)])
     assert store.get_run("j", T0).status == "requested"
     with pytest.raises(RunNotFoundError):
         store.get_run("j", T0 + timedelta(seconds=9))
 
 
-def test_pending_runs_are_requested_and_retrying_ones_oldest_first(store: JobStore) -> None:
+def test_pending_runs_are_requested_and_retrying_ones_oldest_first(store: Store) -> None:
     lease = lead(store)
     store.request_runs([requested(3), requested(1)])
     scheduled = run(lease, at=T0 + timedelta(seconds=2))
@@ -65,7 +66,7 @@ def test_pending_runs_are_requested_and_retrying_ones_oldest_first(store: JobSto
     assert [p.status for p in pending] == ["requested", "retrying", "requested"]
 
 
-def test_reclaim_moves_a_run_once_and_is_fenced(store: JobStore) -> None:
+def test_reclaim_moves_a_run_once_and_is_fenced(store: Store) -> None:
     lease = lead(store)
     store.request_runs([requested(0)])
     claimed = requested(0).model_copy(update={"status": "claimed", "replica": "a", "token": lease.token})
@@ -79,7 +80,7 @@ def test_reclaim_moves_a_run_once_and_is_fenced(store: JobStore) -> None:
         store.reclaim_run(claimed, lease, expect="claimed")
 
 
-def test_prune_keeps_runs_waiting_to_launch(store: JobStore) -> None:
+def test_prune_keeps_runs_waiting_to_launch(store: Store) -> None:
     lease = lead(store)
     store.request_runs([requested(0), requested(1)])  # a backfill's old fire times
     for second in range(10, 14):

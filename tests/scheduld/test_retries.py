@@ -16,9 +16,9 @@ import pytest
 from common.config import ECSSettings, SchedulerSettings
 from common.models import Lease
 from common.store.base import JobStore
+from scheduld.deadletter import DeadLetters
 from scheduld.executor import TaskLauncher
 from scheduld.firing import Firing
-from scheduld.notify import DeadLetters
 from scheduld.triggers import TriggerRegistry
 from tests.scheduld.conftest import RecordingECS, job, make_firing
 
@@ -61,7 +61,7 @@ def dlq(sqs_client: Any, unique_name: str) -> tuple[str, str]:
 def firing(
     sqlite_store: JobStore, flaky: FlakyECS, triggers: TriggerRegistry, lease: Lease, sqs_client: Any
 ) -> Firing:
-    launcher = TaskLauncher(flaky.client(), ECSSettings(cluster="c", launch_rate_per_second=0))
+    launcher = TaskLauncher(flaky.client(), ECSSettings(cluster="c"))
     return make_firing(
         sqlite_store, launcher, triggers, lease, settings=QUICK, dead_letters=DeadLetters(sqs_client)
     )
@@ -156,7 +156,7 @@ def test_consecutive_failures_suspend_the_job(
     sqlite_store: JobStore, flaky: FlakyECS, triggers: TriggerRegistry, lease: Lease
 ) -> None:
     changed: list[str] = []
-    launcher = TaskLauncher(flaky.client(), ECSSettings(cluster="c", launch_rate_per_second=0))
+    launcher = TaskLauncher(flaky.client(), ECSSettings(cluster="c"))
     firing = make_firing(sqlite_store, launcher, triggers, lease, on_changed=changed.append)
     sqlite_store.create_job(job("fragile", suspendAfterFailures=2))
     now = datetime.now(UTC).replace(microsecond=0)
@@ -181,7 +181,7 @@ def test_a_manual_run_whose_leader_died_mid_launch_is_completed_with_the_same_to
 ) -> None:
     from common.models import Run
 
-    launcher = TaskLauncher(flaky.client(), ECSSettings(cluster="c", launch_rate_per_second=0))
+    launcher = TaskLauncher(flaky.client(), ECSSettings(cluster="c"))
     sqlite_store.create_job(job("manual", taskCount=3))
     (asked,) = sqlite_store.request_runs(
         [
@@ -224,7 +224,7 @@ def test_a_launch_with_no_answer_is_replayed_with_the_same_client_tokens(
         aws_secret_access_key="testing",
         config=Config(read_timeout=0.5, retries={"mode": "standard", "max_attempts": 1}),
     )
-    launcher = TaskLauncher(impatient, ECSSettings(cluster="c", launch_rate_per_second=0))
+    launcher = TaskLauncher(impatient, ECSSettings(cluster="c"))
     firing = make_firing(sqlite_store, launcher, triggers, lease, settings=QUICK)
     sqlite_store.create_job(job("timeout", taskCount=2, retryPolicy={"maximumRetryAttempts": 3}))
     flaky.run_task_delay = 1.0  # the call lands, the answer comes too late
