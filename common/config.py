@@ -162,6 +162,17 @@ class SchedulerSettings(_Section):
     lease_ttl_seconds: Annotated[float, Field(ge=0.5)] = 2.0
     run_history_per_job: Annotated[int, Field(ge=1)] = 100
     run_history_days: Annotated[float, Field(gt=0)] = 30.0
+    max_backfill_runs: Annotated[int, Field(ge=1, le=100000)] = 1000
+    """Most runs one backfill (or one catchUpPolicy all catch-up) may start."""
+    retry_maximum_attempts: Annotated[int, Field(ge=0, le=185)] = 0
+    """Default retryPolicy.maximumRetryAttempts: 0 keeps the seed's behaviour (no retries)."""
+    retry_maximum_event_age_seconds: Annotated[int, Field(ge=60, le=86400)] = 86400
+    retry_backoff_seconds: Seconds = 2.0
+    retry_backoff_max_seconds: Seconds = 300.0
+    dead_letter_queue: str | None = None
+    """Default deadLetterQueue (an SQS queue name or ARN) for runs that exhaust their retries."""
+    pending_poll_seconds: Seconds = 1.0
+    """How often the leader looks for retries due and requested runs (events wake it sooner)."""
     # health, readiness and /metrics (scheduld/http.py); port 0 picks a free one (tests)
     http_host: str = "127.0.0.1"
     http_port: Annotated[int, Field(ge=0, le=65535)] = 9100

@@ -17,6 +17,7 @@ from common.store import create_store
 from common.store.base import Store
 from scheduld import metrics
 from scheduld.daemon import Daemon
+from scheduld.deadletter import DeadLetters
 from scheduld.executor import LaunchQuota, TaskLauncher, ecs_client
 from scheduld.http import HealthServer
 from scheduld.notify import Notifier
@@ -42,6 +43,7 @@ def run(settings: Settings) -> int:
         bus=bus,
         launcher=TaskLauncher(ecs, settings.ecs, quota=LaunchQuota(settings.quotas.tasks_per_minute)),
         triggers=default_registry(sqs),
+        dead_letters=DeadLetters(sqs),
         tracker=tracker,
         task_events=events,
     )

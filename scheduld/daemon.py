@@ -27,6 +27,7 @@ from common.retry import retrying
 from common.schedule import ScheduleError
 from common.store.base import Store
 from scheduld import metrics
+from scheduld.deadletter import DeadLetters
 from scheduld.executor import TaskLauncher
 from scheduld.firing import Firing
 from scheduld.leadership import Leadership, replica_id
@@ -63,6 +64,7 @@ class Daemon:
         launcher: TaskLauncher,
         triggers: TriggerRegistry,
         replica: str | None = None,
+        dead_letters: DeadLetters | None = None,
         tracker: Tracker | None = None,
         task_events: TaskEvents | None = None,
     ) -> None:
@@ -101,9 +103,12 @@ class Daemon:
             first_fire_after=lambda job, after, until: self._schedule.first_fire_after(job, after, until),
             fires_due=lambda moment: self._schedule.fires_due(moment),
             settings=settings.scheduler,
+            dead_letters=dead_letters,
+            on_changed=self._changed,
             retry=settings.retry,
             on_recorded=tracker.add if tracker is not None else None,
         )
+        self._pending_wake = threading.Event()
         self.loaded = threading.Event()
         self.last_reconcile: datetime | None = None
         metrics.observe_state(
@@ -122,6 +127,7 @@ class Daemon:
         self._spawn("consume", self._consume_loop)
         self._spawn("reconcile", self._reconcile_loop)
         self._spawn("estimates", self._estimate_loop)
+        self._spawn("pending", self._pending_loop)
         if self._tracker is not None:
             tracker, events = self._tracker, self._task_events
             self._spawn(
@@ -321,6 +327,46 @@ class Daemon:
             except SchedulerError as exc:
                 logger.warning("job %s: estimatedNextRun not written (%s)", job_id, exc.message)
 
+    def _pending_loop(self) -> None:
+        """Runs waiting for the leader: retries that are due, requested (manual and backfill)
+        runs. Polled, and woken at once by a run event; the store is the truth either way."""
+        while not self._stop.is_set():
+            self._pending_wake.wait(self._settings.pending_poll_seconds)
+            self._pending_wake.clear()
+            lease = self._leadership.current()
+            if not self.leading or lease is None:
+                continue
+            try:
+                runs = self._store.pending_runs()
+            except SchedulerError as exc:
+                logger.warning(
+                    "pending runs not read (%s); next try in %.0f s",
+                    exc.message,
+                    self._settings.pending_poll_seconds,
+                )
+                continue
+            now = datetime.now(UTC)
+            for run in runs:
+                if self._stop.is_set() or not self.leading:
+                    break
+                try:
+                    if run.status == "retrying" and (run.next_attempt_at or now) <= now:
+                        self._firing.retry(run, lease)
+                    elif run.status == "requested":
+                        self._firing.run_requested(run, lease)
+                except SchedulerError as exc:  # LeaseLostError included: the next pass sees
+                    logger.warning("run %s not handled (%s); retried later", run.run_id, exc.message)
+                    break
+                except Exception:  # one bad run must never stop the others
+                    logger.exception("run %s crashed its handler; retried later", run.run_id)
+
+    def _changed(self, job_id: str) -> None:
+        """scheduld itself changed a job (suspended it): make the schedule match."""
+        try:
+            self.sync_job(job_id)
+        except SchedulerError as exc:
+            logger.warning("job %s: schedule not updated (%s); the reconcile will", job_id, exc.message)
+
     # --- applying changes --------------------------------------------------------------------
 
     def handle(self, message: ReceivedMessage) -> bool:
@@ -331,7 +377,10 @@ class Daemon:
                 metrics.EVENTS_CONSUMED.labels(result="dead_lettered").inc()
                 metrics.EVENTS_DEAD_LETTERED.inc()
                 return True
-            self.sync_job(message.event.job_id)
+            if message.event.op == "run":  # requested runs wait in the store: wake their loop
+                self._pending_wake.set()
+            else:
+                self.sync_job(message.event.job_id)
             self._bus.ack(message)
             metrics.EVENTS_CONSUMED.labels(result="applied").inc()
             logger.debug(

@@ -117,6 +117,8 @@ class LaunchQuota:
 class LaunchResult:
     tasks: list[LaunchedTask] = field(default_factory=list)
     failures: list[LaunchFailure] = field(default_factory=list)
+    uncertain: bool = False
+    """A call failed without an answer (timeout, connection): ECS may have launched it."""
     throttled: int = 0
     """Tasks not started because the launch quota (``quotas.tasks_per_minute``) was used up."""
 
@@ -181,9 +183,28 @@ class TaskLauncher:
                 ]
         return tasks
 
-    def launch(self, job: Job, count: int, *, scheduled: datetime) -> LaunchResult:
+    def stop_running(self, job: Job, *, reason: str) -> list[str]:
+        """StopTask each live task of ``job`` (overlapPolicy replace); returns their ARNs."""
+        marker = started_by(self._prefix, job.id)
+        with _translate(job.id, "ListTasks"):
+            arns = [
+                arn
+                for page in self._list_tasks.paginate(cluster=self._cluster, startedBy=marker)
+                for arn in page["taskArns"]
+            ]
+        live = [t["taskArn"] for t in self._describe(job.id, arns) if t.get("desiredStatus") == "RUNNING"]
+        for arn in live:
+            with _translate(job.id, "StopTask"):
+                self._ecs.stop_task(cluster=self._cluster, task=arn, reason=reason)
+            logger.info("job %s: stopped task %s (%s)", job.id, arn, reason)
+        return live
+
+    def launch(self, job: Job, count: int, *, scheduled: datetime, attempt: int = 0) -> LaunchResult:
         """Start ``count`` tasks in batches of ≤ 10; ECS's per-task failures are collected.
-        Beyond the launch quota, tasks are not started and counted in ``throttled``."""
+        Beyond the launch quota, tasks are not started and counted in ``throttled``.
+
+        ``attempt`` (a retry round, scheduld/policies.py) picks fresh client tokens: ECS
+        answers a used token with that call's outcome, failures included."""
         result = LaunchResult()
         granted = self._quota.take(count)
         if granted < count:
@@ -212,7 +233,7 @@ class TaskLauncher:
             params = {
                 **base,
                 "count": size,
-                "clientToken": _client_token(job.id, scheduled, batch),
+                "clientToken": _client_token(job.id, scheduled, batch, attempt),
                 "tags": [
                     *base["tags"],
                     {"key": SCHEDULED_TAG, "value": scheduled.astimezone(UTC).isoformat()},
@@ -223,6 +244,7 @@ class TaskLauncher:
                     response = self._ecs.run_task(**params)
             except LaunchError as exc:
                 result.failures.append(LaunchFailure(reason="RunTaskError", detail=exc.message))
+                result.uncertain = isinstance(exc.__cause__, BotoCoreError)
                 logger.warning("job %s: RunTask batch %d of %d tasks failed: %s", job.id, batch, size, exc)
                 break
             metrics.TASKS_STARTED.inc(len(response.get("tasks", [])))
@@ -251,6 +273,11 @@ class TaskLauncher:
         self._quota.give_back(count - len(result.tasks))
         return result
 
+    def run_task_request(self, job: Job, count: int) -> dict[str, Any]:
+        """The RunTask request a launch of ``count`` tasks sends (without its client token),
+        for the dead-letter message of a run that could not be launched."""
+        return {**self._run_task_params(job), "count": min(count, RUN_TASK_BATCH)}
+
     def _run_task_params(self, job: Job) -> dict[str, Any]:
         document = job.to_document()
         params: dict[str, Any] = {
@@ -276,10 +303,11 @@ def _container_override(override: dict[str, Any]) -> dict[str, Any]:
     return converted
 
 
-def _client_token(job_id: str, scheduled: datetime, batch: int) -> str:
+def _client_token(job_id: str, scheduled: datetime, batch: int, attempt: int = 0) -> str:
     """The run id (job, fire time) and batch, shortened to ECS's 64 characters: the same fire
-    sends the same tokens, so ECS does not launch again for a retried or recovered call."""
-    seed = f"{run_id(job_id, scheduled)}#{batch}".encode()
+    sends the same tokens, so ECS does not launch again for a retried or recovered call.
+    Retry rounds after the first add their number (round 0 keeps the original tokens)."""
+    seed = f"{run_id(job_id, scheduled)}#{batch}{f'#retry{attempt}' if attempt else ''}".encode()
     return hashlib.sha256(seed).hexdigest()[:64]
 
 

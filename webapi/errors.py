@@ -26,6 +26,7 @@ from common.errors import (
     NotAuthenticatedError,
     PermissionDeniedError,
     PublishError,
+    RunNotFoundError,
     SchedulerError,
     StoreUnavailableError,
 )
@@ -59,6 +60,7 @@ _STATUS: dict[type[SchedulerError], int] = {
     NotAuthenticatedError: 401,
     PermissionDeniedError: 403,
     JobNotFoundError: 404,
+    RunNotFoundError: 404,
     JobExistsError: 409,
     ConcurrentUpdateError: 409,  # the store retried; the client may retry too
     BodyTooLargeError: 413,
