@@ -164,6 +164,7 @@ def test_leader_killed_repeatedly_fires_every_second_exactly_once(
                 process.wait(timeout=20)
             except subprocess.TimeoutExpired:
                 process.kill()
+                process.wait()  # reaped, or Popen's finaliser warns (warnings are errors here)
     logs = "\n".join(tail(tmp_path / f"scheduld-{n}.log", 20) for n in range(len(processes)))
 
     launches = Counter((job_id, scheduled) for job_id, scheduled, _ in ecs.launches.values())
