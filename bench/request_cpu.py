@@ -19,6 +19,7 @@ writes show webapi's own cost.
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import gc
 import json
@@ -178,8 +179,9 @@ def _requests(kind: str, n: int) -> list[tuple[str, str, bytes]]:
     raise ValueError(kind)
 
 
-def measure(*, count: int, repeats: int) -> dict[str, Any]:
-    """Build both apps over a fresh store and measure every scenario in one event loop."""
+def measure(*, count: int, repeats: int, only: tuple[str, ...] = ()) -> dict[str, Any]:
+    """Build both apps over a fresh store and measure the scenarios (``only`` those named,
+    besides ``bare``) in one event loop."""
     from bench.bare_app import app as bare_app
     from webapi import create_app
     from webapi.tokens import token_hash
@@ -219,11 +221,14 @@ def measure(*, count: int, repeats: int) -> dict[str, Any]:
             "put": Scenario(app, _requests("put", 1000), status=200, headers=[]),
             "post": Scenario(app, _requests("post", total), status=201, headers=[]),
         }
+        if only:
+            scenarios = {name: scenario for name, scenario in scenarios.items() if name in {"bare", *only}}
         try:
             figures = _run(scenarios, count=count, repeats=repeats)
         finally:
             store.close()
-    figures["get_vs_bare"] = round(figures["get_us"] / figures["bare_us"], 2)
+    if "get_us" in figures:
+        figures["get_vs_bare"] = round(figures["get_us"] / figures["bare_us"], 2)
     figures["count"], figures["repeats"] = count, repeats
     return figures
 
@@ -247,7 +252,15 @@ def run(quick: bool = False) -> dict[str, Any]:
     return figures
 
 
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench.request_cpu")
+    parser.add_argument("--quick", action="store_true", help="1 000 requests × 3 rounds (else 3 000 × 7)")
+    parser.add_argument("--only", default="", help="comma-separated scenarios (bare always runs)")
+    args = parser.parse_args(argv)
+    only = tuple(name for name in args.only.split(",") if name)
+    count, repeats = (1000, 3) if args.quick else (3000, 7)
+    sys.stdout.write(json.dumps(measure(count=count, repeats=repeats, only=only)) + "\n")
+
+
 if __name__ == "__main__":
-    quick = "--quick" in sys.argv
-    result = measure(count=1000, repeats=3) if quick else measure(count=3000, repeats=7)
-    sys.stdout.write(json.dumps(result) + "\n")
+    main()

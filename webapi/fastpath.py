@@ -1,27 +1,32 @@
 """webapi's one measured shortcut: ``FastPathRoute``, a FastAPI route class (the documented
-``APIRouter(route_class=...)`` hook) whose request handler skips FastAPI's per-request
-parameter solving on the routes that have nothing to validate.
+``APIRouter(route_class=...)`` hook) whose request handler skips FastAPI's general per-request
+dependency solver on routes whose parameters need none of it.
 
-Why: FastAPI 0.165's handler costs far more than the work behind GET /jobs/{id}. Measured
-with bench/request_cpu.py (in-process ASGI, CPU per request, same run, 2026-12-01): bare
-FastAPI endpoint 49 µs; GET /jobs/{id} through FastAPI's handler 118 µs (2.4× bare, below
-the API's "GET ≥ 80 % of bare" target), through this route's handler 65 µs.
+Why: FastAPI 0.165's request handler costs more than the work behind GET /jobs/{id}.
+Measured with bench/request_cpu.py (in-process ASGI, CPU µs per request, min of 7 × 3 000,
+one run, 2026-12-01): bare FastAPI endpoint (bench/bare_app.py) 47; GET /jobs/{id} 118
+through FastAPI's handler (2.5× bare: below the API's "GET ≥ 80 % of bare FastAPI" target),
+52 through this one; GET /jobs?skip=&count=10 155 → 96.
 
 What it keeps. The handler FastAPI builds for a route (once per inclusion of its router) is
-asked for the dependant it solves, and this one runs exactly those dependencies: the ones an
-app, ``include_router(dependencies=...)``, router or endpoint declares, ``authorize``
-among them, in FastAPI's order and each once per request (FastAPI's cache). Routing, the
-middleware, exception handlers, body limits and the OpenAPI document are FastAPI's.
+asked which dependant it would solve, and this one runs exactly those dependencies: the ones
+the app, ``include_router(dependencies=...)``, the router and the endpoint declare,
+``authorize`` among them, in FastAPI's order, each once per request (FastAPI's cache). Query
+parameters are validated by FastAPI's own ``request_params_to_args`` and its errors raised
+as FastAPI raises them. Routing, middleware, exception handlers, body limits and the OpenAPI
+document are FastAPI's.
 
-Where it applies. Only where FastAPI would have nothing to validate or convert: path
-parameters typed ``str`` without constraints, ``Request``, and ``async def`` dependencies of
-that same shape, the endpoint an ``async def`` returning a ``Response``. Any other route, and
+Where it applies. Only where nothing else is to be done: an ``async def`` endpoint returning
+a ``Response``, taking ``str`` path parameters, query parameters, ``Request`` and
+dependencies; dependencies that are ``async def`` (or instances with one as ``__call__``),
+cached, taking only ``Request`` and dependencies of the same kind. Any other route (a body,
+headers, cookies, a model to serialise, a sync or ``yield`` dependency, security scopes), and
 every request while ``app.dependency_overrides`` is set, is served by FastAPI's own handler.
 
-What it relies on (tests/webapi/test_fastpath.py fails if that changes): FastAPI's request
-handler is built by ``get_request_handler`` around a ``dependant`` and a
-``dependency_overrides_provider``, read here from the handler it built (``inspect``), and that
-dependant is the effective one (include-level dependencies in it).
+What it relies on (tests/webapi/test_fastpath.py fails if it changes): FastAPI builds each
+route's handler with ``get_request_handler`` around a ``dependant`` (the effective one, with
+include-level dependencies), a ``body_field`` and a ``dependency_overrides_provider``, read
+here from the handler it built (``inspect.getclosurevars``); ``request_params_to_args``.
 """
 
 from __future__ import annotations
@@ -33,6 +38,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from fastapi.dependencies.models import Dependant
+from fastapi.dependencies.utils import request_params_to_args
+from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
 from starlette.requests import Request
 from starlette.responses import Response
@@ -57,6 +64,7 @@ class _Plan:
     steps: tuple[_Step, ...]
     request_param: str | None
     path_params: tuple[tuple[str, str], ...]  # (parameter name, path key)
+    query_params: list[Any]  # FastAPI's fields, validated by FastAPI
 
 
 class FastPathRoute(APIRoute):
@@ -78,6 +86,11 @@ class FastPathRoute(APIRoute):
             path = request.path_params
             for name, key in plan.path_params:
                 values[name] = path[key]
+            if plan.query_params:
+                query, errors = request_params_to_args(plan.query_params, request.query_params)
+                if errors:
+                    raise RequestValidationError(errors)
+                values.update(query)
             response = await plan.endpoint(**values)
             if not isinstance(response, Response):  # the plan checked the annotation
                 raise TypeError(f"{self.name} returned {type(response).__name__}, not a Response")
@@ -116,7 +129,7 @@ def _plan(dependant: Dependant) -> _Plan | None:
     steps = _steps(dependant)
     if steps is None:
         return None
-    return _Plan(endpoint, steps, dependant.request_param_name, tuple(path_params))
+    return _Plan(endpoint, steps, dependant.request_param_name, tuple(path_params), dependant.query_params)
 
 
 def _steps(dependant: Dependant) -> tuple[_Step, ...] | None:
@@ -140,7 +153,7 @@ def _plain(dependant: Dependant, *, endpoint: bool) -> bool:
     dependency scope (the endpoint's own is "function" whatever it declares)."""
     return not (
         (dependant.path_params and not endpoint)
-        or dependant.query_params
+        or (dependant.query_params and not endpoint)
         or dependant.header_params
         or dependant.cookie_params
         or dependant.body_params

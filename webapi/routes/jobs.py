@@ -51,8 +51,8 @@ from webapi.schemas import (
 
 logger = logging.getLogger(__name__)
 router = APIRouter(prefix="/jobs", tags=["jobs"], route_class=FastPathRoute)
-"""``FastPathRoute``: the routes that read their own input skip FastAPI's parameter solving
-(webapi/fastpath.py, measured there); ``authorize`` runs on them as on every route."""
+"""``FastPathRoute``: these routes skip FastAPI's general dependency solver (webapi/fastpath.py,
+measured there); every dependency, ``authorize`` included, still runs on them."""
 
 MAX_PAGE = 1000
 SCAN_BATCH = 500
