@@ -4,9 +4,10 @@ dependency solver on routes whose parameters need none of it.
 
 Why: FastAPI 0.165's request handler costs more than the work behind GET /jobs/{id}.
 Measured with bench/request_cpu.py (in-process ASGI, CPU µs per request, min of 7 × 3 000,
-one run, 2026-12-01): bare FastAPI endpoint (bench/bare_app.py) 47; GET /jobs/{id} 118
-through FastAPI's handler (2.5× bare: below the API's "GET ≥ 80 % of bare FastAPI" target),
-52 through this one; GET /jobs?skip=&count=10 155 → 96.
+2026-12-01, twice, each time this handler and FastAPI's one after the other): GET /jobs/{id}
+104–111 through FastAPI's handler, 2.4× the bare FastAPI endpoint (bench/bare_app.py, 44–46)
+and so short of the API's "GET ≥ 80 % of bare FastAPI" target; 53–63 through this one, 1.06–
+1.12× bare (50–56). GET /jobs?skip=&count=10: 132–141 → 106–108.
 
 What it keeps. The handler FastAPI builds for a route (once per inclusion of its router) is
 asked which dependant it would solve, and this one runs exactly those dependencies: the ones
@@ -19,7 +20,7 @@ document are FastAPI's.
 Where it applies. Only where nothing else is to be done: an ``async def`` endpoint returning
 a ``Response``, taking ``str`` path parameters, query parameters, ``Request`` and
 dependencies; dependencies that are ``async def`` (or instances with one as ``__call__``),
-cached, taking only ``Request`` and dependencies of the same kind. Any other route (a body,
+cached, taking only ``Request`` and dependencies of the same kind. Any other route (a body model,
 headers, cookies, a model to serialise, a sync or ``yield`` dependency, security scopes), and
 every request while ``app.dependency_overrides`` is set, is served by FastAPI's own handler.
 
