@@ -14,15 +14,20 @@ is cached for the request).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Annotated
+from typing import Annotated, Protocol
 
 from fastapi import Depends, Request
 
 from common.bus.base import EventBus
 from common.config import Settings
-from common.store.base import JobStore
+from common.store.base import JobStore, RunHistory
 from webapi.auth import authorize
 from webapi.principal import Principal
+
+
+class ApiStore(JobStore, RunHistory, Protocol):
+    """The store roles webapi uses: the jobs and the read side of the run log (every backend's
+    ``Store`` has both); webapi never claims runs, writes status or takes leases."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,7 +35,7 @@ class Services:
     """What the routes work with; one per app, on ``app.state.services`` once started."""
 
     settings: Settings
-    store: JobStore
+    store: ApiStore
     bus: EventBus
 
 
@@ -44,8 +49,8 @@ async def get_settings(request: Request) -> Settings:
     return settings
 
 
-async def get_store(request: Request) -> JobStore:
-    store: JobStore = request.app.state.store
+async def get_store(request: Request) -> ApiStore:
+    store: ApiStore = request.app.state.store
     return store
 
 
@@ -56,6 +61,6 @@ async def get_bus(request: Request) -> EventBus:
 
 ServicesDep = Annotated[Services, Depends(get_services)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
-StoreDep = Annotated[JobStore, Depends(get_store)]
+StoreDep = Annotated[ApiStore, Depends(get_store)]
 BusDep = Annotated[EventBus, Depends(get_bus)]
 PrincipalDep = Annotated[Principal, Depends(authorize)]

@@ -1,13 +1,14 @@
 """`make run`: start the whole stack on this machine, no AWS account and no Docker needed.
 
-    python -m ecs_scheduler.local            # emulator + webapi + scheduld under honcho
+    python -m ecs_scheduler.local            # emulator + webapi + scheduld, supervised
     python -m ecs_scheduler.local emulator   # just the AWS emulator (one Procfile entry)
     python -m ecs_scheduler.local wait       # block until the emulator answers
     python -m ecs_scheduler.local seed       # only seed an emulator (compose stack's bootstrap)
     python -m ecs_scheduler.local reaper     # only stop finished emulated tasks (compose stack)
 
 Ports: the emulator listens on 127.0.0.1:$LOCAL_AWS_PORT (default 4566), webapi on
-$WEBAPI__PORT (default 5000). Ctrl-C stops all three.
+$WEBAPI__PORT (default 5000). A crashed webapi or scheduld is restarted with backoff; Ctrl-C,
+or the emulator's death, stops all three.
 """
 
 from __future__ import annotations
@@ -15,7 +16,6 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import time
 from pathlib import Path
 
 from common.config import load_settings
@@ -24,6 +24,7 @@ from common.logging import configure_logging
 ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_AWS_PORT = 4566
 COMMANDS = ("stack", "emulator", "wait", "seed", "reaper")
+ESSENTIAL = frozenset({"aws"})  # Procfile entries the stack cannot run without
 
 
 def local_environment() -> dict[str, str]:
@@ -42,18 +43,15 @@ def local_environment() -> dict[str, str]:
 
 
 def run_stack() -> int:
-    from honcho.manager import Manager
+    """The Procfile's processes under the supervisor: a crashed webapi or scheduld restarts
+    with backoff; the emulator's death or Ctrl-C stops the stack."""
+    from ecs_scheduler.local.supervisor import Program, Supervisor, read_procfile
 
-    env = local_environment()
-    if hasattr(sys.stdout, "reconfigure"):
-        sys.stdout.reconfigure(line_buffering=True)  # prefixed log lines appear as they come
-    manager = Manager()
-    for line in (ROOT / "Procfile").read_text().splitlines():
-        if line.strip() and not line.lstrip().startswith("#"):
-            name, command = line.split(":", 1)
-            manager.add_process(name.strip(), command.strip(), env=env, cwd=str(ROOT))
-    manager.loop()
-    return int(manager.returncode or 0)
+    programs = [
+        Program(name, command, essential=name in ESSENTIAL)
+        for name, command in read_procfile(ROOT / "Procfile")
+    ]
+    return Supervisor(programs, env=local_environment(), cwd=ROOT).run()
 
 
 def wait_for_emulator(timeout: float = 60.0) -> int:
@@ -61,21 +59,34 @@ def wait_for_emulator(timeout: float = 60.0) -> int:
     from botocore.exceptions import BotoCoreError, ClientError
 
     from common import aws
+    from common.retry import retrying
     from ecs_scheduler.local.emulator import CONTAINER_INSTANCES
 
-    cluster = load_settings().ecs.cluster
+    settings = load_settings()
     ecs = aws.client("ecs")
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            found = ecs.describe_clusters(clusters=[cluster])["clusters"]
-            if found and found[0].get("registeredContainerInstancesCount", 0) >= CONTAINER_INSTANCES:
-                return 0
-        except (BotoCoreError, ClientError):
-            pass
-        time.sleep(0.2)
-    sys.stderr.write(f"AWS emulator at {os.environ['AWS_ENDPOINT_URL']} not ready within {timeout:.0f} s\n")
-    return 1
+
+    def ready() -> None:
+        found = ecs.describe_clusters(clusters=[settings.ecs.cluster])["clusters"]
+        if not found or found[0].get("registeredContainerInstancesCount", 0) < CONTAINER_INSTANCES:
+            raise _NotReady
+
+    policy = retrying(
+        settings.retry.model_copy(update={"max_wait_seconds": 0.5}),  # a local process: poll briskly
+        temporary=(BotoCoreError, ClientError, _NotReady),
+        logger=None,  # waiting for a starting emulator is expected: no line per try
+        give_up_after=timeout,
+    )
+    try:
+        policy(ready)
+    except (BotoCoreError, ClientError, _NotReady):
+        endpoint = os.environ["AWS_ENDPOINT_URL"]
+        sys.stderr.write(f"AWS emulator at {endpoint} not ready within {timeout:.0f} s\n")
+        return 1
+    return 0
+
+
+class _NotReady(Exception):
+    """The emulator answers but its seeding has not finished."""
 
 
 def main(argv: list[str] | None = None) -> int:

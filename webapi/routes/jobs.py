@@ -1,4 +1,4 @@
-"""The Jobs resource (SPEC §1): list, create, read, update, delete, and a job's runs.
+"""The Jobs resource: list, create, read, update, delete, and a job's runs.
 
 Routes raise domain errors only; webapi/errors.py turns them into replies. Every successful
 write is followed by a change event on the bus; if that fails the write still stands and the
@@ -33,7 +33,7 @@ from common.models import (
 from common.store.base import JobStore
 from webapi import access, audit
 from webapi.body import json_body
-from webapi.deps import PrincipalDep, ServicesDep
+from webapi.deps import ApiStore, PrincipalDep, ServicesDep
 from webapi.errors import JSONReply
 from webapi.fastpath import FastPathRoute
 from webapi.principal import Principal
@@ -148,8 +148,9 @@ async def create_job(
     principal: PrincipalDep,
     services: ServicesDep,
 ) -> Response:
-    job = new_job(create)
-    access.check_create(principal, job, services.settings.auth)
+    settings = services.settings
+    job = new_job(create, min_interval=settings.quotas.min_fire_interval_seconds)
+    access.check_create(principal, job, settings.auth)
     await _write(services.store.create_job, job)
     audit.record(request, outcome="ok", status=201, job_id=job.id)
     reply = job_ref(job.id)
@@ -209,9 +210,13 @@ async def update_job(
     principal: PrincipalDep,
     services: ServicesDep,
 ) -> Response:
+    settings = services.settings
+
     def change(job: Job) -> Job:
-        merged = apply_update(job, access.restore_redacted(update, job))
-        access.check_change(principal, job, merged, services.settings.auth)
+        merged = apply_update(
+            job, access.restore_redacted(update, job), min_interval=settings.quotas.min_fire_interval_seconds
+        )
+        access.check_change(principal, job, merged, settings.auth)
         return merged
 
     await _write(services.store.update_job, job_id, change)
@@ -271,9 +276,8 @@ def _scoped_documents(
     return found[skip : skip + count]
 
 
-async def _call(store: JobStore, method: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-    """A store read. A local store (``blocking`` False: SQLite) answers on the event loop, in
-    tens of µs, since WAL readers never wait; a network store is called in the thread pool."""
+async def _call(store: ApiStore, method: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    """A store read, on the loop or in the thread pool as ``JobStore.blocking`` says."""
     if store.blocking:
         return await run_in_threadpool(method, *args, **kwargs)
     return method(*args, **kwargs)
@@ -286,8 +290,8 @@ async def _write(method: Callable[..., T], *args: Any, **kwargs: Any) -> T:
 
 
 async def _publish(bus: EventBus, event: ChangeEvent, reply: dict[str, object]) -> None:
-    """Publish and wait for the outcome (SPEC §5: the client learns of a failed publish);
-    awaited without holding a worker thread."""
+    """Publish and wait for the outcome (a failed publish is told to the client, the write
+    standing: PublishError carries the reply); awaited without holding a worker thread."""
     try:
         await bus.publish_async(event)
     except PublishError as exc:
