@@ -7,6 +7,8 @@ carry job data; the documentation assets are cacheable static files).
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from fastapi import FastAPI
 from starlette.middleware.cors import CORSMiddleware
 from starlette.middleware.trustedhost import TrustedHostMiddleware
@@ -19,6 +21,9 @@ _NO_STORE = (b"cache-control", b"no-store")
 
 
 class SecurityHeaders:
+    """Adds the headers to the start message only: one closure per request, no Request object,
+    no copy of the message (about 2 µs a request; bench/request_cpu.py)."""
+
     def __init__(self, app: ASGIApp, *, cacheable_prefixes: tuple[str, ...] = ()) -> None:
         self.app = app
         self.cacheable_prefixes = cacheable_prefixes
@@ -27,18 +32,25 @@ class SecurityHeaders:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        cacheable = scope["path"].startswith(self.cacheable_prefixes) if self.cacheable_prefixes else False
+        cacheable = bool(self.cacheable_prefixes) and scope["path"].startswith(self.cacheable_prefixes)
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
-                headers = list(message.get("headers", []))
-                headers.append(_NOSNIFF)
-                if not cacheable and not any(name.lower() == b"cache-control" for name, _ in headers):
-                    headers.append(_NO_STORE)
-                message = {**message, "headers": headers}
+                headers = message.get("headers") or []
+                if cacheable or _has_cache_control(headers):
+                    message["headers"] = [*headers, _NOSNIFF]
+                else:
+                    message["headers"] = [*headers, _NOSNIFF, _NO_STORE]
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
+
+
+def _has_cache_control(headers: Iterable[tuple[bytes, bytes]]) -> bool:
+    for name, _ in headers:
+        if name.lower() == b"cache-control":
+            return True
+    return False
 
 
 def install_middleware(

@@ -18,6 +18,7 @@ from starlette.concurrency import run_in_threadpool
 
 from common import schedule as schedule_syntax
 from common.bus.base import EventBus
+from common.config import Settings
 from common.errors import JobNotFoundError, PublishError
 from common.models import (
     ChangeEvent,
@@ -33,8 +34,9 @@ from common.models import (
 from common.store.base import JobStore
 from webapi import access, audit
 from webapi.body import json_body
-from webapi.deps import ApiStore, BusDep, PrincipalDep, SettingsDep, StoreDep
+from webapi.deps import ApiStore, PrincipalDep, ServicesDep
 from webapi.errors import JSONReply
+from webapi.fastpath import FastPathRoute
 from webapi.principal import Principal
 from webapi.schemas import (
     DeletedJob,
@@ -49,7 +51,9 @@ from webapi.schemas import (
 )
 
 logger = logging.getLogger(__name__)
-router = APIRouter(prefix="/jobs", tags=["jobs"])
+router = APIRouter(prefix="/jobs", tags=["jobs"], route_class=FastPathRoute)
+"""``FastPathRoute``: these routes skip FastAPI's general dependency solver (webapi/fastpath.py,
+measured there); every dependency, ``authorize`` included, still runs on them."""
 
 MAX_PAGE = 1000
 SCAN_BATCH = 500
@@ -89,12 +93,19 @@ def _responses(*codes: int | str) -> dict[int | str, dict[str, Any]]:
     return {code: _ERRORS[code] for code in (*codes, 401, 403, "4XX")}
 
 
-async def create_body(request: Request, settings: SettingsDep) -> JobCreate:
-    return parse_create(await json_body(request, limit=settings.webapi.max_body_bytes))
+async def create_body(request: Request) -> JobCreate:
+    return parse_create(await json_body(request, limit=_body_limit(request)))
 
 
-async def update_body(request: Request, settings: SettingsDep) -> JobUpdate:
-    return parse_update(await json_body(request, limit=settings.webapi.max_body_bytes))
+async def update_body(request: Request) -> JobUpdate:
+    return parse_update(await json_body(request, limit=_body_limit(request)))
+
+
+def _body_limit(request: Request) -> int:
+    """From the app's settings directly: a ``SettingsDep`` here would be one more dependency
+    for FastAPI to solve per write (webapi/deps.py)."""
+    settings: Settings = request.app.state.settings
+    return settings.webapi.max_body_bytes
 
 
 CreateBody = Annotated[JobCreate, Depends(create_body)]
@@ -109,18 +120,18 @@ UpdateBody = Annotated[JobUpdate, Depends(update_body)]
     responses=_responses(400, 503),
 )
 async def list_jobs(
-    store: StoreDep,
     principal: PrincipalDep,
-    settings: SettingsDep,
+    services: ServicesDep,
     skip: Annotated[int, Query(ge=0, le=2**62, description="Jobs to skip")] = 0,
     count: Annotated[int, Query(ge=1, le=MAX_PAGE, description="Jobs per page")] = 10,
 ) -> Response:
+    store = services.store
     if principal.task_definitions is None:
         jobs = await _call(store, store.list_job_documents, skip=skip, count=count + 1)
     else:
         # may read many batches: in the thread pool whatever the store, not on the event loop
         jobs = await run_in_threadpool(_scoped_documents, store, principal, skip=skip, count=count + 1)
-    items = [job_reply(access.redact(principal, job, settings.auth)) for job in jobs]
+    items = [job_reply(access.redact(principal, job, services.settings.auth)) for job in jobs]
     return JSONReply(_page("/jobs", "jobs", items, skip=skip, count=count))
 
 
@@ -135,17 +146,16 @@ async def list_jobs(
 async def create_job(
     request: Request,
     create: CreateBody,
-    store: StoreDep,
-    bus: BusDep,
     principal: PrincipalDep,
-    settings: SettingsDep,
+    services: ServicesDep,
 ) -> Response:
+    settings = services.settings
     job = new_job(create, min_interval=settings.quotas.min_fire_interval_seconds)
     access.check_create(principal, job, settings.auth)
-    await _write(store.create_job, job)
+    await _write(services.store.create_job, job)
     audit.record(request, outcome="ok", status=201, job_id=job.id)
     reply = job_ref(job.id, warnings=schedule_syntax.frequency_warnings(job.schedule, timezone=job.timezone))
-    await _publish(bus, ChangeEvent(op="add", job_id=job.id), reply)
+    await _publish(services.bus, ChangeEvent(op="add", job_id=job.id), reply)
     return JSONReply(reply, status_code=201, headers={"Location": f"/jobs/{job.id}"})
 
 
@@ -156,11 +166,12 @@ async def create_job(
     response_model_exclude_none=True,
     responses=_responses(404, 503),
 )
-async def get_job(job_id: str, store: StoreDep, principal: PrincipalDep, settings: SettingsDep) -> Response:
+async def get_job(job_id: str, principal: PrincipalDep, services: ServicesDep) -> Response:
+    store = services.store
     document = await _call(store, store.get_job_document, job_id)
     if not access.visible(principal, document):
         raise JobNotFoundError(job_id)
-    return JSONReply(job_reply(access.redact(principal, document, settings.auth)))
+    return JSONReply(job_reply(access.redact(principal, document, services.settings.auth)))
 
 
 @router.get(
@@ -172,18 +183,19 @@ async def get_job(job_id: str, store: StoreDep, principal: PrincipalDep, setting
 )
 async def list_runs(
     job_id: str,
-    store: StoreDep,
     principal: PrincipalDep,
-    settings: SettingsDep,
+    services: ServicesDep,
     skip: Annotated[int, Query(ge=0, le=2**62, description="Runs to skip")] = 0,
     count: Annotated[int, Query(ge=1, le=MAX_PAGE, description="Runs per page")] = 10,
 ) -> Response:
+    store = services.store
     job = await _call(store, store.get_job, job_id)  # 404 for an unknown job
     if not principal.in_scope(job.task_definition):
         raise JobNotFoundError(job_id)
     runs = await _call(store, store.list_runs, job_id, skip=skip, count=count + 1)
     # a manual run's overrides are redacted like the job's
-    items = [access.redact(principal, RunPublic.of(run).to_document(), settings.auth) for run in runs]
+    auth = services.settings.auth
+    items = [access.redact(principal, RunPublic.of(run).to_document(), auth) for run in runs]
     return JSONReply(_page(f"/jobs/{job_id}/runs", "runs", items, skip=skip, count=count))
 
 
@@ -198,11 +210,11 @@ async def update_job(
     job_id: str,
     request: Request,
     update: UpdateBody,
-    store: StoreDep,
-    bus: BusDep,
     principal: PrincipalDep,
-    settings: SettingsDep,
+    services: ServicesDep,
 ) -> Response:
+    settings = services.settings
+
     def change(job: Job) -> Job:
         merged = apply_update(
             job, access.restore_redacted(update, job), min_interval=settings.quotas.min_fire_interval_seconds
@@ -210,13 +222,13 @@ async def update_job(
         access.check_change(principal, job, merged, settings.auth)
         return merged
 
-    stored = await _write(store.update_job, job_id, change)
+    stored = await _write(services.store.update_job, job_id, change)
     audit.record(request, outcome="ok", status=200)
     warnings: list[str] = []
     if update.model_fields_set & {"schedule", "timezone"}:
         warnings = schedule_syntax.frequency_warnings(stored.schedule, timezone=stored.timezone)
     reply = job_ref(job_id, warnings=warnings)
-    await _publish(bus, ChangeEvent(op="modify", job_id=job_id), reply)
+    await _publish(services.bus, ChangeEvent(op="modify", job_id=job_id), reply)
     return JSONReply(reply)
 
 
@@ -229,18 +241,17 @@ async def update_job(
 async def delete_job(
     job_id: str,
     request: Request,
-    store: StoreDep,
-    bus: BusDep,
     principal: PrincipalDep,
-    settings: SettingsDep,
+    services: ServicesDep,
 ) -> Response:
+    store = services.store
     if principal.task_definitions is not None:
         job = await _call(store, store.get_job, job_id)
-        access.check_change(principal, job, job, settings.auth)
+        access.check_change(principal, job, job, services.settings.auth)
     await _write(store.delete_job, job_id)
     audit.record(request, outcome="ok", status=200)
     reply: dict[str, object] = {"id": job_id}
-    await _publish(bus, ChangeEvent(op="remove", job_id=job_id), reply)
+    await _publish(services.bus, ChangeEvent(op="remove", job_id=job_id), reply)
     return JSONReply(reply)
 
 

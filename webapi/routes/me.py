@@ -9,7 +9,7 @@ from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
 from common.config import Role
-from webapi.deps import PrincipalDep, SettingsDep
+from webapi.deps import PrincipalDep, ServicesDep
 from webapi.schemas import ErrorReply
 
 router = APIRouter(tags=["auth"])
@@ -34,11 +34,11 @@ class Me(BaseModel):
         403: {"model": ErrorReply, "description": "Never for /me: any authenticated caller may ask"},
     },
 )
-async def me(principal: PrincipalDep, settings: SettingsDep) -> Me:
+async def me(principal: PrincipalDep, services: ServicesDep) -> Me:
     return Me(
         name=principal.name,
         roles=sorted(principal.roles),
         taskDefinitions=None if principal.task_definitions is None else list(principal.task_definitions),
         allowCommandOverride=principal.may_override_command(),
-        authMode=settings.auth.mode,
+        authMode=services.settings.auth.mode,
     )
