@@ -13,7 +13,7 @@ from common.config import Settings
 from common.models import JobCreate, JobUpdate
 from common.store.base import JobStore
 from webapi.errors import install_error_handlers
-from webapi.routes import jobs, meta
+from webapi.routes import jobs, meta, schedules, ui
 
 DESCRIPTION = """\
 Schedule ephemeral Amazon ECS tasks on a cron-like schedule, or when a condition holds
@@ -58,7 +58,7 @@ def create_app(settings: Settings, *, store: JobStore | None = None, bus: EventB
     app.state.store = store
     app.state.bus = bus
     install_error_handlers(app)
-    for router in (meta.router, jobs.router):
+    for router in (meta.router, jobs.router, schedules.router, ui.router):
         # The routes themselves, not app.include_router(router): an included router stays a
         # nested router that every request walks through, which costs GET /jobs/{id} about
         # a fifth of its time (bench/README.md). The routes already carry prefix and tags.

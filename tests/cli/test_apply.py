@@ -1,0 +1,176 @@
+"""Jobs as code: ``ecss apply`` and ``ecss export`` against the running API."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import httpx
+import yaml
+
+from tests.cli.conftest import Ecss
+
+JOBS = """\
+managedBy: team-data
+jobs:
+  - taskDefinition: sleeper-task
+    schedule: "? */5"
+    timezone: Europe/Paris
+  - id: nightly
+    taskDefinition: sleeper-task
+    schedule: "0 0 3"
+    scheduleStart: 2030-01-01T00:00:00
+    taskCount: 2
+    overrides:
+      - containerName: sleeper-container
+        environment: {SLEEP_SECONDS: "10"}
+"""
+
+
+def _write(tmp_path: Path, text: str, name: str = "jobs.yaml") -> str:
+    (tmp_path / name).write_text(text)
+    return name
+
+
+def test_apply_creates_then_changes_nothing(ecss: Ecss, http: httpx.Client, tmp_path: Path) -> None:
+    name = _write(tmp_path, JOBS)
+    dry = ecss("apply", "-f", name, "--dry-run")
+    assert dry.returncode == 0, dry.stderr
+    assert "+ create sleeper-task" in dry.stdout and "+ create nightly" in dry.stdout
+    assert dry.stdout.splitlines()[-1] == "Plan (dry run): 2 to create, 0 to update, 0 to delete, 0 unchanged"
+    assert http.get("/jobs").json()["jobs"] == []
+
+    first = ecss("apply", "-f", name)
+    assert first.returncode == 0, first.stderr
+    assert first.stdout.splitlines()[-1] == "Applied: 2 to create, 0 to update, 0 to delete, 0 unchanged"
+    nightly = http.get("/jobs/nightly").json()
+    assert nightly["taskCount"] == 2 and nightly["scheduleStart"] == "2030-01-01T00:00:00Z"
+    assert {"key": "managedBy", "value": "team-data"} in nightly["tags"]
+    drawn = http.get("/jobs/sleeper-task").json()["schedule"]
+
+    second = ecss("apply", "-f", name)
+    assert second.returncode == 0, second.stderr
+    assert second.stdout.strip() == "Plan: 0 to create, 0 to update, 0 to delete, 2 unchanged"
+    assert http.get("/jobs/sleeper-task").json()["schedule"] == drawn  # the '?' was not redrawn
+
+
+def test_apply_updates_only_changed_fields(ecss: Ecss, http: httpx.Client, tmp_path: Path) -> None:
+    ecss("apply", "-f", _write(tmp_path, JOBS))
+    http.put("/jobs/nightly", json={"suspended": True, "group": "by-hand"})  # drift made by hand
+    changed = JOBS.replace('schedule: "0 0 3"', 'schedule: "0 30 4"').replace("    taskCount: 2\n", "")
+    result = ecss("apply", "-f", _write(tmp_path, changed))
+    assert result.returncode == 0, result.stderr
+    diff = result.stdout.splitlines()
+    assert diff[:5] == [
+        "~ update nightly",
+        '    group: "by-hand" → (cleared)',
+        '    schedule: "0 0 3" → "0 30 4"',
+        "    suspended: true → false",
+        "    taskCount: 2 → 1",
+    ]
+    job = http.get("/jobs/nightly").json()
+    assert job["schedule"] == "0 30 4" and job["taskCount"] == 1 and "group" not in job
+    assert job["suspended"] is False
+    assert job["overrides"][0]["environment"] == {"SLEEP_SECONDS": "10"}
+    assert ecss("apply", "-f", "jobs.yaml").stdout.strip().endswith("2 unchanged")
+
+
+def test_prune_deletes_only_jobs_of_the_file_owner(ecss: Ecss, http: httpx.Client, tmp_path: Path) -> None:
+    ecss("apply", "-f", _write(tmp_path, JOBS))
+    http.post(
+        "/jobs",
+        json={
+            "taskDefinition": "other",
+            "schedule": "0",
+            "tags": [{"key": "managedBy", "value": "team-web"}],
+        },
+    )
+    http.post("/jobs", json={"taskDefinition": "handmade", "schedule": "0"})
+    only_one = JOBS.split("  - id: nightly")[0]
+    name = _write(tmp_path, only_one, "fewer.yaml")
+
+    without_prune = ecss("apply", "-f", name)
+    assert without_prune.stdout.strip() == "Plan: 0 to create, 0 to update, 0 to delete, 1 unchanged"
+    dry = ecss("apply", "-f", name, "--prune", "--dry-run")
+    assert dry.stdout.splitlines() == [
+        "- delete nightly",
+        "Plan (dry run): 0 to create, 0 to update, 1 to delete, 1 unchanged",
+    ]
+    assert http.get("/jobs/nightly").status_code == 200
+    pruned = ecss("apply", "-f", name, "--prune")
+    assert pruned.returncode == 0, pruned.stderr
+    remaining = [job["id"] for job in http.get("/jobs").json()["jobs"]]
+    assert remaining == ["handmade", "other", "sleeper-task"]
+
+
+def test_prune_needs_an_owner(ecss: Ecss, tmp_path: Path) -> None:
+    name = _write(tmp_path, "- taskDefinition: t\n  schedule: '0'\n")
+    result = ecss("apply", "-f", name, "--prune")
+    assert result.returncode == 2 and "--prune needs the file to say whose jobs it holds" in result.stderr
+
+
+def test_bad_files_exit_2_and_change_nothing(ecss: Ecss, http: httpx.Client, tmp_path: Path) -> None:
+    cases = {
+        "missing.yaml": "cannot read missing.yaml",
+        _write(tmp_path, "jobs: [\n", "broken.yaml"): "not valid YAML or JSON",
+        _write(
+            tmp_path,
+            "- taskDefinition: t\n  schedule: '0'\n- taskDefinition: t\n  schedule: '1'\n",
+            "dup.yaml",
+        ): "job id 't' appears twice",
+        _write(tmp_path, "owner: x\njobs: []\n", "keys.yaml"): "unknown top-level key(s) owner",
+        _write(tmp_path, "- schedule: '0'\n", "noid.yaml"): "neither id nor taskDefinition",
+    }
+    for name, message in cases.items():
+        result = ecss("apply", "-f", name)
+        assert result.returncode == 2, name
+        assert message in result.stderr, (name, result.stderr)
+    assert http.get("/jobs").json()["jobs"] == []
+
+
+def test_rejected_job_exits_1_and_the_others_are_applied(
+    ecss: Ecss, http: httpx.Client, tmp_path: Path
+) -> None:
+    name = _write(
+        tmp_path,
+        "- {taskDefinition: good, schedule: '0'}\n- {taskDefinition: bad, schedule: '0 0 0 * * 30 2'}\n",
+    )
+    result = ecss("apply", "-f", name)
+    assert result.returncode == 1
+    assert "error: create bad: Invalid job: schedule: never fires" in result.stderr
+    assert "schedule: never fires" in result.stderr.splitlines()[1]
+    assert http.get("/jobs/good").status_code == 200
+
+
+def test_export_then_apply_round_trip(ecss: Ecss, http: httpx.Client, tmp_path: Path) -> None:
+    ecss("apply", "-f", _write(tmp_path, JOBS))
+    http.post(
+        "/jobs",
+        json={
+            "taskDefinition": "consumer-task",
+            "schedule": "? */3",
+            "maxCount": 10,
+            "trigger": {"type": "sqs", "queueName": "q", "messagesPerTask": 100},
+        },
+    )
+    exported = ecss("export")
+    assert exported.returncode == 0, exported.stderr
+    documents = yaml.safe_load(exported.stdout)
+    assert [job["id"] for job in documents] == ["consumer-task", "nightly", "sleeper-task"]
+    assert all("link" not in job and "lastRun" not in job for job in documents)
+    name = _write(tmp_path, exported.stdout, "exported.yaml")
+    assert (
+        ecss("apply", "-f", name).stdout.strip() == "Plan: 0 to create, 0 to update, 0 to delete, 3 unchanged"
+    )
+
+    owned = yaml.safe_load(ecss("export", "--managed-by", "team-data").stdout)
+    assert owned["managedBy"] == "team-data" and [job["id"] for job in owned["jobs"]] == [
+        "nightly",
+        "sleeper-task",
+    ]
+    as_json = ecss("export", "-o", "json", "--managed-by", "team-data")
+    for job_id in ("nightly", "sleeper-task"):
+        http.delete(f"/jobs/{job_id}")
+    restored = ecss("apply", "-f", "-", "--prune", stdin=as_json.stdout)
+    assert restored.returncode == 0, restored.stderr
+    assert "2 to create" in restored.stdout
+    assert http.get("/jobs/nightly").json()["overrides"][0]["containerName"] == "sleeper-container"
