@@ -27,7 +27,7 @@ function h(tag, attrs, ...children) {
 
 function show(...nodes) {
   const main = document.getElementById("main");
-  main.replaceChildren(...nodes);
+  main.replaceChildren(...nodes.filter((node) => node !== null && node !== undefined && node !== false));
   const heading = main.querySelector("h1");
   if (heading) document.title = heading.textContent + " · ECS Scheduler";
 }
@@ -138,8 +138,16 @@ function signOut() {
 
 /* ---------- routing ---------- */
 
+/* Navigate, with a message to show on the page arrived at. */
+function go(hash, message) {
+  state.flash = message || "";
+  if (location.hash === hash) route();
+  else location.hash = hash;
+}
+
 function route() {
-  notify("");
+  notify(state.flash || "");
+  state.flash = "";
   const hash = location.hash.replace(/^#/, "") || "/jobs";
   const [path, query] = hash.split("?");
   const params = new URLSearchParams(query || "");
@@ -225,10 +233,10 @@ async function listPage(params) {
     next.set("page", String(target));
     return h("a", { href: "#/jobs?" + next.toString() }, label);
   };
-  pager.replaceChildren(
+  pager.replaceChildren(...[
     current > 0 ? link(current - 1, "← Previous") : null,
     h("span", {}, "Page " + (current + 1) + " of " + pages),
-    current < pages - 1 ? link(current + 1, "Next →") : null);
+    current < pages - 1 ? link(current + 1, "Next →") : null].filter(Boolean));
   await Promise.all(slice.map(fillUpcoming));
 }
 
@@ -358,8 +366,7 @@ async function remove(id) {
     if (dialog.returnValue !== "ok") return;
     try {
       await api("DELETE", "/jobs/" + enc(id));
-      location.hash = "#/jobs";
-      notify("Job " + id + " deleted.");
+      go("#/jobs", "Job " + id + " deleted.");
     } catch (error) { failed(error); }
   }, { once: true });
 }
@@ -489,10 +496,9 @@ async function formPage(id) {
           body[spec.name] = value === undefined ? null : value;
         }
       }
-      if (id !== null && Object.keys(body).length === 0) { location.hash = "#/jobs/" + enc(id); return; }
+      if (id !== null && Object.keys(body).length === 0) { go("#/jobs/" + enc(id), "Nothing changed."); return; }
       const reply = id === null ? await api("POST", "/jobs", body) : await api("PUT", "/jobs/" + enc(id), body);
-      location.hash = "#/jobs/" + enc(reply.id);
-      notify(id === null ? "Job " + reply.id + " created." : "Job " + reply.id + " saved.");
+      go("#/jobs/" + enc(reply.id), id === null ? "Job " + reply.id + " created." : "Job " + reply.id + " saved.");
     } catch (error) {
       if (error.status === 401) return;
       showErrors(error);
@@ -513,8 +519,9 @@ async function formPage(id) {
         unplaced.push(path + ": " + reason);
       }
     }
-    general.replaceChildren(h("p", { class: "banner" }, error.message), unplaced.length ? h("ul", {}, unplaced.map((line) => h("li", {}, line))) : null);
-    (first || general).focus && first && first.focus();
+    general.replaceChildren(h("div", {}, h("p", { class: "banner" }, error.message),
+      unplaced.length ? h("ul", {}, unplaced.map((line) => h("li", {}, line))) : null));
+    if (first) first.focus();
   }
 }
 
