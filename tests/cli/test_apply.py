@@ -174,3 +174,20 @@ def test_export_then_apply_round_trip(ecss: Ecss, http: httpx.Client, tmp_path: 
     assert restored.returncode == 0, restored.stderr
     assert "2 to create" in restored.stdout
     assert http.get("/jobs/nightly").json()["overrides"][0]["containerName"] == "sleeper-container"
+
+
+def test_readme_example_applies(ecss: Ecss, http: httpx.Client, tmp_path: Path) -> None:
+    from tests.servers import ROOT
+
+    readme = (ROOT / "README.md").read_text()
+    example = readme.split("```yaml\n# jobs.yaml\n", 1)[1].split("```", 1)[0]
+    name = _write(tmp_path, example)
+    first = ecss("apply", "-f", name, "--prune")
+    assert first.returncode == 0, first.stderr
+    assert first.stdout.splitlines()[-1] == "Applied: 3 to create, 0 to update, 0 to delete, 0 unchanged"
+    assert [job["id"] for job in http.get("/jobs").json()["jobs"]] == [
+        "consumer-task",
+        "nightly-report",
+        "sleeper-task",
+    ]
+    assert ecss("apply", "-f", name, "--prune").stdout.strip().endswith("3 unchanged")
