@@ -58,11 +58,12 @@ def create_app(settings: Settings, *, store: JobStore | None = None, bus: EventB
     app.state.store = store
     app.state.bus = bus
     install_error_handlers(app)
-    for router in (meta.router, jobs.router, schedules.router, ui.router):
+    for router in (meta.router, jobs.router, schedules.router):
         # The routes themselves, not app.include_router(router): an included router stays a
         # nested router that every request walks through, which costs GET /jobs/{id} about
         # a fifth of its time (bench/README.md). The routes already carry prefix and tags.
         app.router.routes.extend(router.routes)
+    app.mount(ui.PATH, ui.console())
     _document_request_bodies(app)
     return app
 

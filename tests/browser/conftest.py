@@ -131,7 +131,7 @@ def assert_local(urls: list[str], origin: str) -> None:
 @pytest.fixture
 def page(browser: Any, console: Console) -> Iterator[Any]:
     """The browser on a fresh console tab; afterwards, every request it made is checked."""
-    browser.get(console.url + "/ui#/jobs")
+    browser.get(console.url + "/ui/#/jobs")
     browser.execute_script("sessionStorage.clear()")
     browser_requests(browser)
     yield browser

@@ -58,7 +58,7 @@ def test_token_prompt_and_read_only_token_sees_no_actions(
 ) -> None:
     console = tokens_console
     console.http.post("/jobs", json={"taskDefinition": "t", "id": "guarded", "schedule": "0 */5"})
-    browser.get(console.url + "/ui#/jobs/guarded")
+    browser.get(console.url + "/ui/#/jobs/guarded")
     browser.execute_script("sessionStorage.clear()")
     browser.refresh()
     browser_requests(browser)
@@ -71,10 +71,11 @@ def test_token_prompt_and_read_only_token_sees_no_actions(
     assert browser.execute_script("return sessionStorage.getItem('ecss-token')") == READER
     wait.until(EC.text_to_be_present_in_element((By.CSS_SELECTOR, "h1"), "Job guarded"))
     wait.until(lambda d: len(d.find_elements(By.CSS_SELECTOR, "#upcoming li")) == 10)
-    assert browser.find_elements(By.CSS_SELECTOR, "#job-actions > *") == []
+    assert browser.find_elements(By.CSS_SELECTOR, "#job-actions button, #job-actions a") == []
+    assert browser.find_element(By.ID, "job-actions").text == "Your token may only read this job."
     assert not browser.find_element(By.ID, "nav-new").is_displayed()
     screenshot("read-only")
-    browser.get(console.url + "/ui#/jobs")
+    browser.get(console.url + "/ui/#/jobs")
     wait.until(EC.presence_of_element_located((By.CSS_SELECTOR, 'tr[data-job="guarded"]')))
     assert browser.find_elements(By.ID, "new-job") == []
 
@@ -86,13 +87,14 @@ def test_token_prompt_and_read_only_token_sees_no_actions(
 
 
 def test_no_external_url_in_any_page_or_asset(console: Console) -> None:
-    page = console.http.get("/ui")
+    assert console.http.get("/ui").headers["location"].endswith("/ui/")
+    page = console.http.get("/ui/")
     assert page.status_code == 200
     policy = page.headers["Content-Security-Policy"]
     assert "default-src 'self'" in policy and "connect-src 'self'" in policy
     assets = re.findall(r'(?:src|href)="(/ui/static/[^"]+)"', page.text)
     assert sorted(assets) == ["/ui/static/app.css", "/ui/static/app.js"]
-    for path in ["/ui", *assets]:
+    for path in ["/ui/", *assets]:
         reply = console.http.get(path)
         assert reply.status_code == 200, path
         assert URL.findall(reply.text) == [], f"{path} names an external URL"

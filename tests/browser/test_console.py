@@ -31,7 +31,7 @@ def text_of(driver: Any, css: str) -> str:
 
 def open_hash(driver: Any, console: Console, fragment: str) -> None:
     """Load the console at a route (reloaded: a same-hash navigation would not re-render)."""
-    target = f"{console.url}/ui#{fragment}"
+    target = f"{console.url}/ui/#{fragment}"
     same = driver.current_url == target
     driver.get(target)
     if same:

@@ -283,6 +283,9 @@ async function jobPage(id) {
   if (state.canRun && state.runRoute) {
     actions.append(h("button", { type: "button", id: "run-now", onclick: () => runNow(id) }, "Run now"));
   }
+  if (!state.canWrite && !(state.canRun && state.runRoute)) {
+    actions.append(h("p", { class: "muted" }, "Your token may only read this job."));
+  }
   if (state.canWrite) {
     actions.append(h("button", { type: "button", id: "delete", class: "danger", onclick: () => remove(id) }, "Delete"));
   }
