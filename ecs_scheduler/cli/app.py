@@ -77,7 +77,8 @@ def export(
     if output is Format.table:
         fail("export writes yaml or json")
     with target(ctx).api() as api:
-        found = [user_fields(job) for job in api.iter_jobs()]
+        settable = api.settable_fields()
+        found = [user_fields(job, settable) for job in api.iter_jobs()]
     if managed_by is not None:
         found = [job for job in found if owner_of(job) == managed_by]
         typer.echo(dump({MANAGED_BY: managed_by, "jobs": found}, output))
@@ -105,7 +106,8 @@ def apply_file(
     tgt = target(ctx)
     with tgt.api() as api:
         current = {job["id"]: job for job in api.iter_jobs()}
-        plan = make_plan(desired, current, prune_owner=documents.managed_by if prune else None)
+        owner = documents.managed_by if prune else None
+        plan = make_plan(desired, current, prune_owner=owner, settable=api.settable_fields())
         for change in plan.changes:
             typer.echo("\n".join(describe(change)))
         summary = (

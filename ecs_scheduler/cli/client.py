@@ -59,6 +59,21 @@ class Api:
     def get(self, path: str, **params: Any) -> Any:
         return self.request("GET", path, params=params or None)
 
+    def settable_fields(self) -> frozenset[str] | None:
+        """The job fields a user may set, from the API's own schema (JobUpdate in /spec), so
+        fields the server adds later are compared and exported without a new ecss; None if the
+        document does not say."""
+        try:
+            spec = self.get("/spec")
+        except ApiError:
+            return None
+        schemas = (spec.get("components") or {}).get("schemas") or {}
+        for name in ("JobUpdate", "JobCreate"):
+            properties = (schemas.get(name) or {}).get("properties")
+            if isinstance(properties, dict) and properties:
+                return frozenset(properties) | {"id"}
+        return None
+
     def iter_jobs(self) -> Iterator[dict[str, Any]]:
         """Every job, following the API's pages."""
         skip = 0

@@ -15,7 +15,20 @@ from ecs_scheduler.cli.context import fail
 
 MANAGED_BY = "managedBy"
 # What the API returns but a user never sets: left out of exports and comparisons.
-READ_ONLY = frozenset({"link", "lastRun", "lastRunTasks", "lastRunFailures", "estimatedNextRun"})
+# Used when the API's schema does not list the settable fields.
+READ_ONLY = frozenset(
+    {
+        "link",
+        "lastRun",
+        "lastRunTasks",
+        "lastRunFailures",
+        "lastRunStatus",
+        "lastSuccess",
+        "lastFailure",
+        "consecutiveFailures",
+        "estimatedNextRun",
+    }
+)
 
 
 @dataclass
@@ -79,6 +92,8 @@ def owner_of(job: dict[str, Any]) -> str | None:
     return None
 
 
-def user_fields(job: dict[str, Any]) -> dict[str, Any]:
+def user_fields(job: dict[str, Any], settable: frozenset[str] | None = None) -> dict[str, Any]:
     """A served job without the read-only fields: what a file would declare."""
+    if settable is not None:
+        return {key: value for key, value in job.items() if key in settable}
     return {key: value for key, value in job.items() if key not in READ_ONLY}

@@ -40,7 +40,8 @@ class PlanError(ValueError):
 
 
 def desired_jobs(documents: Documents) -> dict[str, dict[str, Any]]:
-    """The file's jobs by id (id defaults to taskDefinition), tagged with the file's owner."""
+    """The file's jobs by id (id defaults to taskDefinition), tagged with the file's owner.
+    Read-only fields a file may carry (an export from an older ecss) are left out."""
     jobs: dict[str, dict[str, Any]] = {}
     for index, document in enumerate(documents.jobs):
         job = user_fields(document)
@@ -67,6 +68,7 @@ def make_plan(
     current: dict[str, dict[str, Any]],
     *,
     prune_owner: str | None = None,
+    settable: frozenset[str] | None = None,
 ) -> Plan:
     """Creates for new ids, updates of changed fields, deletes (only with an owner to prune)."""
     changes: list[Change] = []
@@ -76,7 +78,7 @@ def make_plan(
         if existing is None:
             changes.append(Change("create", job_id, body=job))
             continue
-        before = user_fields(existing)
+        before = user_fields(existing, settable)
         body = _changed_fields(job, before)
         if body:
             changes.append(Change("update", job_id, body=body, before=before))
@@ -85,7 +87,7 @@ def make_plan(
     if prune_owner is not None:
         for job_id, existing in current.items():
             if job_id not in desired and owner_of(existing) == prune_owner:
-                changes.append(Change("delete", job_id, before=user_fields(existing)))
+                changes.append(Change("delete", job_id, before=user_fields(existing, settable)))
     return Plan(changes=changes, unchanged=unchanged)
 
 

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
 import yaml
 
-from tests.cli.conftest import Ecss
+from common.models import LaunchFailure
+from common.store.base import JobStore
+from tests.cli.conftest import Ecss, record_fire
 
 JOBS = """\
 managedBy: team-data
@@ -141,8 +144,15 @@ def test_rejected_job_exits_1_and_the_others_are_applied(
     assert http.get("/jobs/good").status_code == 200
 
 
-def test_export_then_apply_round_trip(ecss: Ecss, http: httpx.Client, tmp_path: Path) -> None:
+def test_export_then_apply_round_trip(
+    ecss: Ecss, http: httpx.Client, tmp_path: Path, sqlite_store: JobStore
+) -> None:
     ecss("apply", "-f", _write(tmp_path, JOBS))
+    failure = LaunchFailure(reason="RESOURCE:CPU")
+    record_fire(
+        sqlite_store, "nightly", datetime(2026, 1, 1, tzinfo=UTC), tasks=["a"], failures=[failure], expected=2
+    )
+    assert "lastRunFailures" in http.get("/jobs/nightly").json()
     http.post(
         "/jobs",
         json={
@@ -156,7 +166,7 @@ def test_export_then_apply_round_trip(ecss: Ecss, http: httpx.Client, tmp_path: 
     assert exported.returncode == 0, exported.stderr
     documents = yaml.safe_load(exported.stdout)
     assert [job["id"] for job in documents] == ["consumer-task", "nightly", "sleeper-task"]
-    assert all("link" not in job and "lastRun" not in job for job in documents)
+    assert all(not {"link", "lastRun", "lastRunTasks", "lastRunFailures"} & set(job) for job in documents)
     name = _write(tmp_path, exported.stdout, "exported.yaml")
     assert (
         ecss("apply", "-f", name).stdout.strip() == "Plan: 0 to create, 0 to update, 0 to delete, 3 unchanged"

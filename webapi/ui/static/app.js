@@ -165,6 +165,10 @@ function focusMain() { document.getElementById("main").focus({ preventScroll: tr
 
 function lastRunOf(job) {
   if (!job.lastRun) return { text: "never", cls: "muted", key: "never" };
+  if (job.lastRunStatus) {
+    const failed = ["failed", "timedOut", "partially_launched"].includes(job.lastRunStatus);
+    return { text: job.lastRunStatus, cls: statusClass(job.lastRunStatus), key: failed ? "failed" : "ok" };
+  }
   const failures = (job.lastRunFailures || []).length;
   const tasks = (job.lastRunTasks || []).length;
   if (failures && tasks) return { text: "partial", cls: "status-warn", key: "failed" };
@@ -324,16 +328,35 @@ function failureList(failures) {
     h("strong", {}, failure.reason), failure.detail ? ": " + failure.detail : "", failure.arn ? " (" + failure.arn + ")" : "")));
 }
 
+function statusClass(status) {
+  if (["launched", "succeeded", "ok"].includes(status)) return "status-ok";
+  if (["failed", "timedOut"].includes(status)) return "status-bad";
+  return "status-warn";
+}
+
+/* A task's id and, once the run's tracking learnt it, how it ended (per container). */
+function taskOutcome(task) {
+  const facts = [task.lastStatus, task.timedOut ? "timed out" : null, task.stopCode,
+    task.durationSeconds != null ? task.durationSeconds + " s" : null].filter(Boolean);
+  return h("div", { class: "task" }, h("code", {}, task.taskId), facts.length ? " " + facts.join(", ") : "",
+    task.stoppedReason ? h("div", { class: "muted" }, task.stoppedReason) : null,
+    (task.containers || []).map((container) => h("div", {},
+      container.name + ": " + (container.exitCode != null ? "exit " + container.exitCode : "no exit code"),
+      container.reason ? " (" + container.reason + ")" : "",
+      container.logUrl ? [" ", h("a", { href: container.logUrl, rel: "noreferrer", target: "_blank" }, "logs")] : null)));
+}
+
 function runsTable(runs) {
   return h("table", { id: "runs-table" },
     h("thead", {}, h("tr", {}, ["Scheduled for", "Status", "Expected", "Started", "Tasks", "Failures"]
       .map((label) => h("th", { scope: "col" }, label)))),
     h("tbody", {}, runs.map((run) => h("tr", {},
       h("td", {}, when(run.scheduledFor), run.coalescedFrom ? h("div", { class: "muted" }, "covers from " + when(run.coalescedFrom)) : null),
-      h("td", {}, h("span", { class: run.status === "launched" ? "status-ok" : run.status === "failed" ? "status-bad" : "status-warn" }, run.status)),
+      h("td", {}, h("span", { class: statusClass(run.status) }, run.status),
+        run.durationSeconds != null ? h("div", { class: "muted" }, run.durationSeconds + " s") : null),
       h("td", {}, run.expected ?? "—"),
       h("td", {}, run.started ?? "—"),
-      h("td", {}, (run.tasks || []).map((task) => h("div", {}, h("code", {}, task.taskId)))),
+      h("td", {}, (run.tasks || []).map(taskOutcome)),
       h("td", {}, (run.failures || []).length ? failureList(run.failures) : "", run.error ? h("div", {}, run.error) : "")))));
 }
 
@@ -390,6 +413,7 @@ const FORM_FIELDS = [
   { name: "platformVersion", label: "Platform version" },
   { name: "group", label: "Task group" },
   { name: "propagateTags", label: "Propagate tags", options: ["", "TASK_DEFINITION", "SERVICE", "NONE"] },
+  { name: "timeoutSeconds", label: "Timeout (seconds)", type: "number", hint: "Tasks running longer are stopped (where the server tracks runs)." },
   { name: "suspended", label: "Suspended", type: "checkbox" },
   { name: "enableExecuteCommand", label: "Enable execute command", type: "checkbox" },
   { name: "overrides", label: "Overrides (JSON)", json: true, wide: true,
@@ -398,6 +422,8 @@ const FORM_FIELDS = [
     hint: '{"type": "sqs", "queueName": "my-queue", "messagesPerTask": 100}' },
   { name: "networkConfiguration", label: "Network configuration (JSON)", json: true, wide: true },
   { name: "capacityProviderStrategy", label: "Capacity provider strategy (JSON)", json: true, wide: true },
+  { name: "notify", label: "Notify (JSON)", json: true, wide: true,
+    hint: '{"onFailure": ["arn:aws:sns:..."], "onSuccess": []} (where the server supports it)' },
   { name: "tags", label: "Tags (JSON)", json: true, wide: true, hint: '[{"key": "team", "value": "data"}]' },
 ];
 
