@@ -21,6 +21,7 @@ from tests.browser.conftest import Console, _app, _serve, assert_local, browser_
 from tests.servers import MotoServer
 
 READER, ADMIN = "reader-token-1", "admin-token-2"
+MANUAL_RUNS: list[tuple[str, Any]] = []
 URL = re.compile(r"""(?:https?:)?//[A-Za-z0-9.-]+""")
 
 
@@ -39,6 +40,18 @@ def _stand_in_me(app: FastAPI) -> None:
     app.add_api_route("/me", me, methods=["GET"])
 
 
+def _stand_in_manual_runs(app: FastAPI, calls: list[tuple[str, Any]]) -> None:
+    """A stand-in for POST /jobs/{id}/runs of issue #15 (202, ``{"id", "link"}``), so the
+    console's Run now button is exercised against that contract before the route exists."""
+
+    async def run_now(job_id: str, request: Request) -> JSONResponse:
+        calls.append((job_id, await request.json()))
+        run = f"{job_id}@manual-{len(calls)}"
+        return JSONResponse({"id": run, "link": {"href": f"/jobs/{job_id}/runs/{run}"}}, status_code=202)
+
+    app.add_api_route("/jobs/{job_id}/runs", run_now, methods=["POST"])
+
+
 @pytest.fixture(scope="module")
 def tokens_console(
     tmp_path_factory: pytest.TempPathFactory, moto: MotoServer, console: Console
@@ -47,6 +60,7 @@ def tokens_console(
     store = SQLiteJobStore(SQLiteSettings(path=tmp / "api.db"))
     app = _app(tmp, moto, store)
     _stand_in_me(app)
+    _stand_in_manual_runs(app, MANUAL_RUNS)
     for server in _serve(app):
         with httpx.Client(base_url=server.url, timeout=30) as http:
             yield Console(url=server.url, store=store, http=http)
@@ -83,6 +97,13 @@ def test_token_prompt_and_read_only_token_sees_no_actions(
     wait.until(EC.presence_of_element_located((By.ID, "token"))).send_keys(ADMIN + "\n")
     wait.until(EC.text_to_be_present_in_element((By.ID, "whoami"), "ops (admin)"))
     assert wait.until(EC.presence_of_element_located((By.ID, "new-job"))).is_displayed()
+
+    browser.get(console.url + "/ui/#/jobs/guarded")
+    wait.until(EC.element_to_be_clickable((By.ID, "run-now"))).click()
+    wait.until(
+        EC.text_to_be_present_in_element((By.ID, "notice"), "Run guarded@manual-1 started for job guarded.")
+    )
+    assert MANUAL_RUNS == [("guarded", {})]
     assert_local(browser_requests(browser), console.url)
 
 
