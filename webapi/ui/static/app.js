@@ -554,4 +554,8 @@ async function formPage(id) {
   }
 }
 
-document.addEventListener("DOMContentLoaded", boot);
+document.addEventListener("DOMContentLoaded", () => {
+  // The skip link must not change the hash: the hash is the page's route.
+  document.querySelector(".skip").addEventListener("click", (event) => { event.preventDefault(); focusMain(); });
+  boot();
+});
