@@ -15,8 +15,14 @@ _MONTHS = "January February March April May June July August September October N
 _UNITS = ("second", "minute", "hour")
 
 
+_FUNCTION = re.compile(r"^\s*(cron|rate|at)\((.*)\)\s*$", re.DOTALL)
+
+
 def describe_schedule(expression: str) -> str:
     """A short English phrase for a (valid) schedule expression."""
+    function = _FUNCTION.match(expression)
+    if function:
+        return _describe_function(function.group(1), function.group(2).strip())
     given = split_fields(expression)
     fields = dict(zip(FIELD_NAMES, given + ["*"] * (len(FIELD_NAMES) - len(given)), strict=True))
     times = [fields[unit] for unit in _UNITS]
@@ -38,6 +44,16 @@ def describe_schedule(expression: str) -> str:
         return " ".join(parts + dates)
     spelled = [f"{unit} {value.replace('_', ' ')}" for unit, value in zip(_UNITS, times, strict=True)]
     return "at " + ", ".join(spelled) + (" " + " ".join(dates) if dates else "")
+
+
+def _describe_function(kind: str, body: str) -> str:
+    """EventBridge-style expressions, where the parser accepts them: said plainly."""
+    if kind == "rate":
+        value, _, unit = body.partition(" ")
+        return f"every {unit}" if value == "1" else f"every {value} {unit}"
+    if kind == "at":
+        return f"once, at {body}"
+    return f"cron {body}"
 
 
 def _period(value: str, unit: str) -> str | None:

@@ -27,6 +27,10 @@ from webapi.describe import describe_schedule
         ("0 0 12 2nd_fri", "at 12:00:00 on 2nd fri"),
         ("0 */5 9-17", "at second 0, minute */5, hour 9-17"),
         ("0 0 3 * 10 * * 2030", "at 03:00:00 in ISO week 10 in 2030"),
+        ("rate(5 minutes)", "every 5 minutes"),
+        ("rate(1 hour)", "every hour"),
+        ("at(2030-01-01T09:00:00)", "once, at 2030-01-01T09:00:00"),
+        ("cron(0 9 ? * MON-FRI *)", "cron 0 9 ? * MON-FRI *"),
     ],
 )
 def test_schedule_in_words(schedule: str, words: str) -> None:

@@ -353,6 +353,7 @@ function runsTable(runs) {
     h("tbody", {}, runs.map((run) => h("tr", {},
       h("td", {}, when(run.scheduledFor), run.coalescedFrom ? h("div", { class: "muted" }, "covers from " + when(run.coalescedFrom)) : null),
       h("td", {}, h("span", { class: statusClass(run.status) }, run.status),
+        run.trigger && run.trigger !== "schedule" ? h("div", { class: "muted" }, run.trigger) : null,
         run.durationSeconds != null ? h("div", { class: "muted" }, run.durationSeconds + " s") : null),
       h("td", {}, run.expected ?? "—"),
       h("td", {}, run.started ?? "—"),
