@@ -40,6 +40,8 @@ class ElasticsearchSettings(_Section):
     flavour: Literal["elasticsearch", "opensearch"] = "elasticsearch"
     hosts: list[str] = Field(default_factory=lambda: ["http://127.0.0.1:9200"])
     index: str = "ecs-scheduler-jobs"
+    request_timeout_seconds: Seconds = 10.0
+    max_retries: Annotated[int, Field(ge=0, le=10)] = 2
     client_options: dict[str, Any] = Field(default_factory=dict)
 
 
@@ -64,7 +66,7 @@ class ECSSettings(_Section):
     cluster: str = "default"
     started_by: str = "ecs-scheduler"
     launch_rate_per_second: Annotated[float, Field(ge=0)] = 20.0
-    max_attempts: Annotated[int, Field(ge=1, le=20)] = 5
+    max_attempts: Annotated[int, Field(ge=1, le=20)] = 3
 
     @field_validator("started_by")
     @classmethod
@@ -75,10 +77,78 @@ class ECSSettings(_Section):
         return value
 
 
+class CORSSettings(_Section):
+    """Origins whose browser pages may call the API (none unless listed; ``*`` for any)."""
+
+    allow_origins: list[str] = Field(default_factory=list)
+
+
 class WebAPISettings(_Section):
     host: str = "127.0.0.1"
     port: Annotated[int, Field(ge=1, le=65535)] = 5000
     max_body_bytes: Annotated[int, Field(ge=1024)] = 65536
+    cors: CORSSettings = Field(default_factory=CORSSettings)
+    # Host headers served (Starlette's TrustedHostMiddleware, against DNS rebinding); empty: any.
+    allowed_hosts: list[str] = Field(default_factory=list)
+
+
+Role = Literal["read", "write", "run", "admin"]
+
+
+class JWTSettings(_Section):
+    """Bearer JWTs from an OIDC provider, checked against its published keys (JWKS)."""
+
+    issuer: str | None = None
+    audience: str | None = None
+    jwks_url: str | None = None
+    jwks_file: Path | None = None
+    # Dotted path of the claim holding role or group names (e.g. ``realm_access.roles``).
+    roles_claim: str = "roles"
+    # Claim value → roles it grants; values that are role names grant that role anyway.
+    role_mapping: dict[str, list[Role]] = Field(default_factory=dict)
+    # Optional claim holding taskDefinition globs that scope the token (absent: all).
+    task_definitions_claim: str | None = None
+    algorithms: list[str] = Field(default_factory=lambda: ["RS256", "ES256"])
+    leeway_seconds: Annotated[float, Field(ge=0)] = 30.0
+
+    @property
+    def enabled(self) -> bool:
+        return self.jwks_url is not None or self.jwks_file is not None
+
+
+class AuthSettings(_Section):
+    mode: Literal["none", "tokens"] = "none"
+    tokens_file: Path | None = None
+    jwt: JWTSettings = Field(default_factory=JWTSettings)
+    # Task definitions any job may name, in every mode (globs); default all.
+    allowed_task_definitions: list[str] = Field(default_factory=lambda: ["*"])
+    # Environment override names whose values only admin principals see (globs, any case).
+    redact_environment: list[str] = Field(
+        default_factory=lambda: ["*PASSWORD*", "*SECRET*", "*TOKEN*", "*KEY*"]
+    )
+
+
+class AWSSettings(_Section):
+    """Every boto3 client is built from these (common/aws.py): no call waits unbounded."""
+
+    connect_timeout_seconds: Seconds = 2.0
+    read_timeout_seconds: Seconds = 10.0
+    retry_mode: Literal["standard", "adaptive", "legacy"] = "standard"
+    max_attempts: Annotated[int, Field(ge=1, le=20)] = 3
+    publish_timeout_seconds: Seconds = 2.0
+    """How long a write waits for its SQS publish before answering 503 (the write stands)."""
+    ecs_read_timeout_seconds: Seconds = 5.0
+    """Read timeout of one ECS call in scheduld (with ``ecs.max_attempts`` attempts)."""
+
+
+class QuotaSettings(_Section):
+    """Limits that bound the damage one job (or all of them) can do."""
+
+    min_fire_interval_seconds: Annotated[float, Field(ge=1)] = 1.0
+    """Shortest time between two fires of one job (the schedule syntax's finest is 1 s)."""
+    tasks_per_minute: Annotated[int, Field(ge=0)] = 0
+    """Most tasks scheduld launches in any minute, all jobs together; 0 means no cap. Fires
+    beyond it are recorded as runs with status ``throttled`` (never silently dropped)."""
 
 
 class SchedulerSettings(_Section):
@@ -87,7 +157,7 @@ class SchedulerSettings(_Section):
     max_workers: Annotated[int, Field(ge=1, le=1000)] = 32
     shutdown_timeout_seconds: Seconds = 30.0
     error_backoff_seconds: Seconds = 5.0
-    lease_ttl_seconds: Annotated[float, Field(ge=0.5)] = 15.0
+    lease_ttl_seconds: Annotated[float, Field(ge=0.5)] = 2.0
     run_history_per_job: Annotated[int, Field(ge=1)] = 100
     run_history_days: Annotated[float, Field(gt=0)] = 30.0
 
@@ -107,6 +177,9 @@ class Settings(BaseSettings):
     ecs: ECSSettings = Field(default_factory=ECSSettings)
     webapi: WebAPISettings = Field(default_factory=WebAPISettings)
     scheduler: SchedulerSettings = Field(default_factory=SchedulerSettings)
+    auth: AuthSettings = Field(default_factory=AuthSettings)
+    aws: AWSSettings = Field(default_factory=AWSSettings)
+    quotas: QuotaSettings = Field(default_factory=QuotaSettings)
 
     @field_validator("log_level", mode="before")
     @classmethod

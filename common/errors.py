@@ -9,7 +9,9 @@
     ├── PublishError                        a change event could not be sent (the write stands)
     ├── BusUnavailableError                 the event bus cannot be reached (temporary)
     ├── LaunchError                         ECS refused or failed a RunTask call
-    └── LeaseLostError                      this replica no longer holds the leadership lease
+    ├── LeaseLostError                      this replica no longer holds the leadership lease
+    ├── NotAuthenticatedError               no credentials, or credentials not recognised
+    └── PermissionDeniedError               the caller's role or scope does not allow the action
 
 Each error builds its own message from its arguments, so every raise site reads the same.
 Backends translate their library's exceptions into these (chained with ``from exc``);
@@ -99,3 +101,18 @@ class LeaseLostError(SchedulerError):
         super().__init__(f"Replica {holder} no longer holds the lease (fencing token {token})")
         self.holder = holder
         self.token = token
+
+
+class NotAuthenticatedError(SchedulerError):
+    """No bearer token, or one that matches no configured credential (never quoted back)."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(f"Not authenticated: {reason}")
+
+
+class PermissionDeniedError(SchedulerError):
+    """An authenticated caller asked for something its role or scope does not allow."""
+
+    def __init__(self, principal: str, reason: str) -> None:
+        super().__init__(f"Forbidden for {principal}: {reason}")
+        self.principal = principal

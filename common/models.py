@@ -35,18 +35,36 @@ MAX_OVERRIDES_CHARS = 8192  # ECS limit on the size of containerOverrides
 READ_ONLY_FIELDS = frozenset({"lastRun", "lastRunTasks", "lastRunFailures", "estimatedNextRun", "link"})
 _STATUS_FIELDS: set[str] = {"last_run", "last_run_tasks", "last_run_failures", "estimated_next_run"}
 
+MAX_MESSAGES_PER_TASK = 1_000_000
+_NO_NUL = r"^[^\x00]*$"  # NUL ends C strings: ECS, SQLite tooling and logs would cut the value
+
 Name = Annotated[str, StringConstraints(min_length=1, max_length=255, pattern=r"^[A-Za-z0-9_-]+$")]
-ShortText = Annotated[str, StringConstraints(min_length=1, max_length=255)]
+ShortText = Annotated[str, StringConstraints(min_length=1, max_length=255, pattern=_NO_NUL)]
+Text = Annotated[str, StringConstraints(pattern=_NO_NUL)]
+# The parser enforces these with its own messages; the OpenAPI document states them.
+ScheduleText = Annotated[
+    str,
+    Field(
+        json_schema_extra={
+            "minLength": 1,
+            "maxLength": schedule_syntax.MAX_LENGTH,
+            "pattern": schedule_syntax.SYNTAX_PATTERN,
+        }
+    ),
+]
 QueueName = Annotated[
     str, StringConstraints(min_length=1, max_length=80, pattern=r"^[A-Za-z0-9_-]+(\.fifo)?$")
 ]
-EnvName = Annotated[str, StringConstraints(min_length=1, max_length=255, pattern=r"^[^=\s]+$")]
+EnvName = Annotated[str, StringConstraints(min_length=1, max_length=255, pattern=r"^[^=\s\x00]+$")]
 TaskCount = Annotated[int, Field(ge=1, le=MAX_TASKS_PER_FIRE)]
 
 
 def _utc(value: datetime) -> datetime:
     """ISO-8601 without an offset means UTC (SPEC §2)."""
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    try:
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    except OverflowError as exc:  # 0001-01-01T00:00+01:00 is before year 1 in UTC
+        raise ValueError("out of range once converted to UTC (years 1 to 9999)") from exc
 
 
 Timestamp = Annotated[datetime, AfterValidator(_utc)]
@@ -83,8 +101,8 @@ class ApiModel(BaseModel):
 
 class ContainerOverride(ApiModel):
     container_name: Name
-    environment: Annotated[dict[EnvName, str], Field(max_length=100)] | None = None
-    command: Annotated[list[str], Field(max_length=100)] | None = None
+    environment: Annotated[dict[EnvName, Text], Field(max_length=100)] | None = None
+    command: Annotated[list[Text], Field(max_length=100)] | None = None
 
 
 class SQSTrigger(ApiModel):
@@ -92,7 +110,7 @@ class SQSTrigger(ApiModel):
 
     type: Literal["sqs"]
     queue_name: QueueName
-    messages_per_task: Annotated[int, Field(ge=1)] | None = None
+    messages_per_task: Annotated[int, Field(ge=1, le=MAX_MESSAGES_PER_TASK)] | None = None
 
 
 Trigger = SQSTrigger
@@ -115,8 +133,8 @@ class CapacityProviderStrategyItem(ApiModel):
 
 
 class Tag(ApiModel):
-    key: Annotated[str, StringConstraints(min_length=1, max_length=128)]
-    value: Annotated[str, StringConstraints(max_length=256)] = ""
+    key: Annotated[str, StringConstraints(min_length=1, max_length=128, pattern=_NO_NUL)]
+    value: Annotated[str, StringConstraints(max_length=256, pattern=_NO_NUL)] = ""
 
     @field_validator("key")
     @classmethod
@@ -143,7 +161,7 @@ class _UserFields(ApiModel):
     """Every field a user may set; all optional here, required ones tightened below."""
 
     task_definition: Name | None = None
-    schedule: str | None = None
+    schedule: ScheduleText | None = None
     schedule_start: Timestamp | None = None
     schedule_end: Timestamp | None = None
     timezone: TimezoneName | None = None
@@ -180,7 +198,7 @@ class JobCreate(_UserFields):
     model_config = ConfigDict(strict=True)
 
     task_definition: Name
-    schedule: str
+    schedule: ScheduleText
     id: Name | None = None
 
 
@@ -275,16 +293,18 @@ def parse_update(body: bytes | str | Mapping[str, Any]) -> JobUpdate:
     return _validate(JobUpdate, body)
 
 
-def new_job(create: JobCreate) -> Job:
+def new_job(create: JobCreate, *, min_interval: float = schedule_syntax.MIN_INTERVAL_SECONDS) -> Job:
     """The job a create request stores: id defaults to taskDefinition, taskCount to 1."""
     data = create.model_dump(exclude_none=True)
     data["id"] = create.id or create.task_definition
     job = Job.model_validate(data)
-    _check_rules(job, schedule_changed=True)
+    _check_rules(job, schedule_changed=True, min_interval=min_interval)
     return job
 
 
-def apply_update(job: Job, update: JobUpdate) -> Job:
+def apply_update(
+    job: Job, update: JobUpdate, *, min_interval: float = schedule_syntax.MIN_INTERVAL_SECONDS
+) -> Job:
     """The job after a partial update: given fields replace, ``null`` clears optional ones."""
     given = update.model_fields_set
     if "id" in given and update.id is not None and update.id != job.id:
@@ -305,18 +325,17 @@ def apply_update(job: Job, update: JobUpdate) -> Job:
             data[name] = value
     data.setdefault("task_count", 1)
     merged = Job.model_validate(data)
-    _check_rules(merged, schedule_changed=bool(given & {"schedule", "timezone"}))
+    _check_rules(merged, schedule_changed=bool(given & {"schedule", "timezone"}), min_interval=min_interval)
     return merged
 
 
-def _check_rules(job: Job, *, schedule_changed: bool) -> None:
+def _check_rules(job: Job, *, schedule_changed: bool, min_interval: float) -> None:
     """Rules that span fields; only checked on writes so stored jobs always load."""
     errors: dict[str, str] = {}
     if schedule_changed:
         try:
             trigger = schedule_syntax.build_trigger(job.schedule, timezone=job.timezone)
-            if schedule_syntax.next_fire_time(trigger) is None:
-                errors["schedule"] = "never fires (no matching time from now on)"
+            schedule_syntax.check_fires(trigger, min_interval=min_interval)
         except schedule_syntax.ScheduleError as exc:
             errors["schedule"] = str(exc)
     if job.schedule_start and job.schedule_end and job.schedule_end <= job.schedule_start:
@@ -347,10 +366,26 @@ def _validate(model: type[M], body: bytes | str | Mapping[str, Any]) -> M:
         raise InvalidJobError(field_errors(exc)) from exc
     if not isinstance(document, dict):
         raise InvalidJobError({"body": "must be a JSON object"})
+    document = _without_read_only(document)
     try:
-        return model.model_validate_json(orjson.dumps(_without_read_only(document)))
+        encoded = orjson.dumps(document)
+    except orjson.JSONEncodeError as exc:  # nested deeper than orjson encodes (254 levels)
+        raise InvalidJobError(_too_deep(document)) from exc
+    try:
+        return model.model_validate_json(encoded)
     except ValidationError as exc:
         raise InvalidJobError(field_errors(exc)) from exc
+
+
+def _too_deep(document: Mapping[str, Any]) -> dict[str, str]:
+    """Name the top-level fields whose values cannot be re-encoded (too deeply nested)."""
+    errors: dict[str, str] = {}
+    for key, value in document.items():
+        try:
+            orjson.dumps({key: value})  # at the depth it has in the document
+        except orjson.JSONEncodeError:
+            errors[str(key)[:64]] = "nested too deeply"
+    return errors or {"body": "nested too deeply"}
 
 
 def _without_read_only(document: Mapping[str, Any]) -> dict[str, Any]:
@@ -387,15 +422,11 @@ def _alias(name: str) -> str:
 
 # --- runs and leadership (exactly-once firing) ---------------------------------------------
 
-RunStatus = Literal["claimed", "launched", "partially_launched", "failed", "skipped"]
+RunStatus = Literal["claimed", "launched", "partially_launched", "failed", "skipped", "throttled"]
 
 
-class Run(ApiModel):
-    """One scheduled fire of one job: claimed once (create-if-absent), then finished.
-
-    ``coalescedFrom`` is the earliest missed fire time this run stands for, when missed
-    fires were collapsed into it (after downtime or a failover).
-    """
+class RunBase(ApiModel):
+    """What happened at one scheduled fire of one job (the part the API serves)."""
 
     model_config = ConfigDict(extra="ignore")
 
@@ -403,8 +434,6 @@ class Run(ApiModel):
     scheduled_for: Timestamp
     coalesced_from: Timestamp | None = None
     status: RunStatus = "claimed"
-    replica: str
-    token: int
     expected: int | None = None
     running: int | None = None
     started: int | None = None
@@ -414,9 +443,29 @@ class Run(ApiModel):
     claimed_at: Timestamp = Field(default_factory=lambda: datetime.now(UTC))
     finished_at: Timestamp | None = None
 
+
+class Run(RunBase):
+    """One scheduled fire of one job: claimed once (create-if-absent), then finished.
+
+    ``coalescedFrom`` is the earliest missed fire time this run stands for, when missed
+    fires were collapsed into it (after downtime or a failover). ``replica`` and ``token``
+    (the lease's fencing token) are internal: the API serves ``RunPublic``.
+    """
+
+    replica: str
+    token: int
+
     @property
     def run_id(self) -> str:
         return run_id(self.job_id, self.scheduled_for)
+
+
+class RunPublic(RunBase):
+    """A run as the API serves it: without the fencing token or the replica."""
+
+    @classmethod
+    def of(cls, run: Run) -> RunPublic:
+        return cls.model_validate(run.model_dump(include=set(cls.model_fields)))
 
 
 def run_id(job_id: str, scheduled_for: datetime) -> str:

@@ -17,6 +17,10 @@ USAGE = "set COMPONENT_NAME to webapi or scheduld"
 
 
 def main() -> int:
+    if sys.argv[1:2] == ["token"]:
+        from ecs_scheduler import token
+
+        return token.main(sys.argv[2:])
     try:
         settings = load_settings()
     except ConfigError as exc:
@@ -36,7 +40,11 @@ def main() -> int:
         if settings.component_name == "webapi":
             import webapi
 
-            return webapi.serve(settings)
+            try:
+                return webapi.serve(settings)
+            except ConfigError as exc:  # e.g. auth.mode tokens without credentials
+                sys.stderr.write(f"ecs-scheduler: webapi: {exc}\n")
+                return 2
         import scheduld
 
         return scheduld.run(settings)

@@ -2,18 +2,24 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import logging
+import signal
 from collections.abc import AsyncIterator
-from typing import Any
 
-from fastapi import FastAPI
+from fastapi import APIRouter, Depends, FastAPI
+from fastapi_offline import FastAPIOffline
 
 from common.bus.base import EventBus
 from common.config import Settings
-from common.models import JobCreate, JobUpdate
 from common.store.base import JobStore
+from webapi.auth import Authenticator, authorize, check_protected
 from webapi.errors import install_error_handlers
-from webapi.routes import jobs, meta, schedules, ui
+from webapi.middleware import install_middleware
+from webapi.routes import jobs, me, meta, schedules, ui
+
+logger = logging.getLogger(__name__)
 
 DESCRIPTION = """\
 Schedule ephemeral Amazon ECS tasks on a cron-like schedule, or when a condition holds
@@ -22,11 +28,27 @@ Schedule ephemeral Amazon ECS tasks on a cron-like schedule, or when a condition
 each field is an APScheduler cron expression, `?` in second/minute/hour picks a stable random
 value, and `2nd_fri` / `last_mon` stand for `2nd fri` / `last mon`. Times are UTC unless the
 job sets `timezone`.
+
+Every route but `/`, `/spec`, `/docs` and `/redoc` needs `Authorization: Bearer <token>`
+when the server runs with `auth.mode: tokens` (use *Authorize*).
 """
+
+DOCS_ASSETS = "/static-offline-docs"
+
+PUBLIC_ROUTERS: tuple[APIRouter, ...] = (meta.router,)
+"""Routers served without credentials; their paths must be in webapi.auth.ANONYMOUS_PATHS."""
+
+API_ROUTERS: tuple[APIRouter, ...] = (jobs.router, me.router, schedules.router)
+"""Everything else: included behind ``authorize``."""
 
 
 def create_app(settings: Settings, *, store: JobStore | None = None, bus: EventBus | None = None) -> FastAPI:
-    """Build the app; store and bus default to the configured ones, built at startup."""
+    """Build the app; store and bus default to the configured ones, built at startup.
+
+    Raises ConfigError when ``auth`` cannot work (tokens mode without credentials, an
+    unreadable tokens file): webapi must not start open by mistake.
+    """
+    authenticator = Authenticator(settings.auth)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -37,59 +59,51 @@ def create_app(settings: Settings, *, store: JobStore | None = None, bus: EventB
         owned_bus = bus is None
         app.state.store = store if store is not None else create_store(settings)
         app.state.bus = bus if bus is not None else create_bus(settings)
+        reloads_on_hup = _reload_on_sighup(authenticator)
         try:
             yield
         finally:
+            if reloads_on_hup:
+                asyncio.get_running_loop().remove_signal_handler(signal.SIGHUP)
             if owned_bus:
                 app.state.bus.close()
             if owned_store:
                 app.state.store.close()
 
-    app = FastAPI(
+    app = FastAPIOffline(
         title="ECS Scheduler",
         version="0.1.0",
         description=DESCRIPTION,
         openapi_url="/spec",
         docs_url="/docs",
-        redoc_url=None,
+        redoc_url="/redoc",
+        static_url=DOCS_ASSETS,
+        swagger_ui_parameters={"persistAuthorization": True, "validatorUrl": None},
         lifespan=lifespan,
     )
     app.state.settings = settings
     app.state.store = store
     app.state.bus = bus
+    app.state.authenticator = authenticator
     install_error_handlers(app)
-    for router in (meta.router, jobs.router, schedules.router):
-        # The routes themselves, not app.include_router(router): an included router stays a
-        # nested router that every request walks through, which costs GET /jobs/{id} about
-        # a fifth of its time (bench/README.md). The routes already carry prefix and tags.
-        app.router.routes.extend(router.routes)
-    app.mount(ui.PATH, ui.console())
-    _document_request_bodies(app)
+    for router in PUBLIC_ROUTERS:
+        app.include_router(router)
+    for router in API_ROUTERS:
+        app.include_router(router, dependencies=[Depends(authorize)])
+    app.mount(ui.PATH, ui.console())  # the console's page and assets: public, they hold no job data
+    install_middleware(app, settings.webapi, cacheable_prefixes=(DOCS_ASSETS,))
+    check_protected(app)
     return app
 
 
-def _document_request_bodies(app: FastAPI) -> None:
-    """Bodies are parsed by hand (for 415/400 control); add their schemas to the document."""
-    build_openapi = app.openapi
-
-    def openapi() -> dict[str, Any]:
-        if app.openapi_schema is None:
-            schema = build_openapi()
-            components = schema.setdefault("components", {}).setdefault("schemas", {})
-            for model in (JobCreate, JobUpdate):
-                model_schema = model.model_json_schema(
-                    by_alias=True, ref_template="#/components/schemas/{model}"
-                )
-                for name, definition in model_schema.pop("$defs", {}).items():
-                    components.setdefault(name, definition)
-                components[model.__name__] = model_schema
-            for operations in schema.get("paths", {}).values():
-                for operation in operations.values():
-                    # invalid input is 400 here (errors.py), never FastAPI's 422
-                    operation.get("responses", {}).pop("422", None)
-            for unused in ("HTTPValidationError", "ValidationError"):
-                components.pop(unused, None)
-            app.openapi_schema = schema
-        return app.openapi_schema
-
-    app.openapi = openapi  # type: ignore[method-assign]
+def _reload_on_sighup(authenticator: Authenticator) -> bool:
+    """SIGHUP re-reads the tokens file; only where signals can be handled (the main thread of
+    the webapi process, not an app served from a test's thread)."""
+    if authenticator.tokens is None:
+        return False
+    try:
+        asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, authenticator.reload)
+    except (RuntimeError, ValueError, NotImplementedError):
+        return False
+    logger.info("SIGHUP reloads the tokens file %s", authenticator.tokens.path)
+    return True

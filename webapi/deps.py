@@ -1,29 +1,41 @@
-"""The app's collaborators for a request: settings, store and bus, kept on ``app.state``.
+"""A request's collaborators as FastAPI dependencies (named ``Annotated`` aliases).
 
-Plain functions of the request rather than FastAPI dependencies (``Depends``): solving a
-dependency costs more per request than the SQLite read behind GET /jobs/{id} (measured with
-bench/api.py). Tests swap collaborators through ``create_app(settings, store=..., bus=...)``.
+Settings, store and bus live on ``app.state`` (``create_app`` puts them there); tests swap them
+through ``create_app(settings, store=..., bus=...)`` or ``app.dependency_overrides``. The
+providers are ``async def`` so FastAPI calls them on the event loop, not in a thread.
+``PrincipalDep`` is the caller, already authenticated and checked against the route's role
+by the router-level ``authorize`` dependency (FastAPI solves it once per request).
 """
 
 from __future__ import annotations
 
-from fastapi import Request
+from typing import Annotated
+
+from fastapi import Depends, Request
 
 from common.bus.base import EventBus
 from common.config import Settings
 from common.store.base import JobStore
+from webapi.auth import authorize
+from webapi.principal import Principal
 
 
-def store_of(request: Request) -> JobStore:
+async def get_settings(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+async def get_store(request: Request) -> JobStore:
     store: JobStore = request.app.state.store
     return store
 
 
-def bus_of(request: Request) -> EventBus:
+async def get_bus(request: Request) -> EventBus:
     bus: EventBus = request.app.state.bus
     return bus
 
 
-def settings_of(request: Request) -> Settings:
-    settings: Settings = request.app.state.settings
-    return settings
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+StoreDep = Annotated[JobStore, Depends(get_store)]
+BusDep = Annotated[EventBus, Depends(get_bus)]
+PrincipalDep = Annotated[Principal, Depends(authorize)]

@@ -17,13 +17,19 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from common.errors import (
     BusUnavailableError,
+    ConcurrentUpdateError,
     InvalidJobError,
     JobExistsError,
     JobNotFoundError,
+    LaunchError,
+    LeaseLostError,
+    NotAuthenticatedError,
+    PermissionDeniedError,
     PublishError,
     SchedulerError,
     StoreUnavailableError,
 )
+from webapi import audit
 
 logger = logging.getLogger(__name__)
 
@@ -50,14 +56,21 @@ class JSONReply(Response):
 
 _STATUS: dict[type[SchedulerError], int] = {
     InvalidJobError: 400,
+    NotAuthenticatedError: 401,
+    PermissionDeniedError: 403,
     JobNotFoundError: 404,
     JobExistsError: 409,
+    ConcurrentUpdateError: 409,  # the store retried; the client may retry too
     BodyTooLargeError: 413,
     NotJSONError: 415,
     StoreUnavailableError: 503,
     BusUnavailableError: 503,
     PublishError: 503,
+    LaunchError: 503,  # scheduld's; listed so that no domain error can become a 500
+    LeaseLostError: 503,
 }
+_SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+_CHALLENGE = {"WWW-Authenticate": "Bearer"}
 
 
 def status_of(error: SchedulerError) -> int:
@@ -75,11 +88,17 @@ async def _domain_error(request: Request, exc: Exception) -> Response:
         body["errors"] = exc.errors
     if isinstance(exc, PublishError):
         body.update(exc.reply)
+    denied = status in (401, 403)
+    if denied or request.method not in _SAFE_METHODS:
+        if isinstance(exc, PublishError):  # the write stands; only scheduld's notice failed
+            audit.record(request, outcome="saved-not-notified", status=status, job_id=exc.job_id)
+        else:
+            audit.record(request, outcome="denied" if denied else "failed", status=status)
     if status >= 500:
         logger.error("%s %s failed: %s", request.method, request.url.path, exc.message)
-    else:
+    elif not denied and request.method in _SAFE_METHODS:
         logger.info("%s %s rejected (%d): %s", request.method, request.url.path, status, exc.message)
-    return JSONReply(body, status_code=status)
+    return JSONReply(body, status_code=status, headers=_CHALLENGE if status == 401 else None)
 
 
 async def _request_validation(request: Request, exc: Exception) -> Response:

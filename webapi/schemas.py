@@ -6,7 +6,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel
 
-from common.models import Job, Run
+from common.models import Job, RunPublic
 
 
 class JobLink(BaseModel):
@@ -39,7 +39,7 @@ class JobsPage(BaseModel):
 
 
 class RunsPage(BaseModel):
-    runs: list[Run]
+    runs: list[RunPublic]
     prev: str | None = None
     next: str | None = None
 
@@ -61,3 +61,23 @@ def job_reply(document: dict[str, Any]) -> dict[str, object]:
     """The served form of a job document: id and link first, then every set field."""
     job_id = document.pop("id")
     return {"id": job_id, "link": job_link(job_id), **document}
+
+
+def inline_schema(model: type[BaseModel]) -> dict[str, Any]:
+    """``model``'s JSON schema with every ``$ref`` replaced by its definition, for a request
+    body documented through ``openapi_extra`` (no entry in the document's components)."""
+    schema = model.model_json_schema(by_alias=True)
+    definitions = schema.pop("$defs", {})
+
+    def inline(node: Any) -> Any:
+        if isinstance(node, dict):
+            if "$ref" in node:
+                name = node["$ref"].rsplit("/", 1)[-1]
+                return inline({**definitions[name], **{k: v for k, v in node.items() if k != "$ref"}})
+            return {key: inline(value) for key, value in node.items()}
+        if isinstance(node, list):
+            return [inline(value) for value in node]
+        return node
+
+    inlined: dict[str, Any] = inline(schema)
+    return inlined

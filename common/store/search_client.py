@@ -54,7 +54,15 @@ def _elasticsearch(settings: ElasticsearchSettings, client: Any) -> _Flavour:
     import elasticsearch
 
     return _Flavour(
-        client or elasticsearch.Elasticsearch(hosts=settings.hosts, **settings.client_options),
+        client
+        or elasticsearch.Elasticsearch(
+            hosts=settings.hosts,
+            **{
+                "request_timeout": settings.request_timeout_seconds,
+                "max_retries": settings.max_retries,
+                **settings.client_options,
+            },
+        ),
         elasticsearch.NotFoundError,
         elasticsearch.ConflictError,
         (elasticsearch.ApiError, elasticsearch.TransportError),
@@ -65,7 +73,15 @@ def _opensearch(settings: ElasticsearchSettings, client: Any) -> _Flavour:
     import opensearchpy
 
     return _Flavour(
-        client or opensearchpy.OpenSearch(hosts=settings.hosts, **settings.client_options),
+        client
+        or opensearchpy.OpenSearch(
+            hosts=settings.hosts,
+            **{
+                "timeout": settings.request_timeout_seconds,
+                "max_retries": settings.max_retries,
+                **settings.client_options,
+            },
+        ),
         opensearchpy.NotFoundError,
         opensearchpy.ConflictError,
         (opensearchpy.OpenSearchException,),

@@ -21,7 +21,7 @@ import pytest
 from fastapi import FastAPI
 
 from common.bus.sqs import SQSEventBus
-from common.config import Settings, SQLiteSettings, SQSSettings, StoreSettings
+from common.config import AuthSettings, Settings, SQLiteSettings, SQSSettings, StoreSettings
 from common.store.base import JobStore
 from common.store.sqlite import SQLiteJobStore
 from tests.conftest import aws_client
@@ -72,10 +72,12 @@ def _serve(app: FastAPI) -> Iterator[ThreadedUvicorn]:
         yield server
 
 
-def _app(tmp: Path, moto: MotoServer, store: JobStore) -> FastAPI:
+def _app(tmp: Path, moto: MotoServer, store: JobStore, auth: AuthSettings | None = None) -> FastAPI:
     name = f"t{uuid.uuid4().hex[:12]}"
     sqs = SQSSettings(queue_name=f"{name}-ops", dead_letter_queue_name=f"{name}-dlq", wait_seconds=1)
-    settings = Settings(store=StoreSettings(sqlite=SQLiteSettings(path=tmp / "api.db")), sqs=sqs)
+    settings = Settings(
+        store=StoreSettings(sqlite=SQLiteSettings(path=tmp / "api.db")), sqs=sqs, auth=auth or AuthSettings()
+    )
     bus = SQSEventBus.from_settings(sqs, client=aws_client(moto, "sqs"))
     return create_app(settings, store=store, bus=bus)
 

@@ -1,4 +1,5 @@
-"""The console with authentication on, and the promise that it never leaves the server."""
+"""The console with authentication on (AUTH__MODE=tokens and a tokens file), and the promise
+that it never leaves the server."""
 
 from __future__ import annotations
 
@@ -15,29 +16,15 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions as EC
 from selenium.webdriver.support.ui import WebDriverWait
 
-from common.config import SQLiteSettings
+from common.config import AuthSettings, SQLiteSettings
 from common.store.sqlite import SQLiteJobStore
 from tests.browser.conftest import Console, _app, _serve, assert_local, browser_requests
 from tests.servers import MotoServer
+from tests.webapi.conftest import bearer, write_tokens
 
 READER, ADMIN = "reader-token-1", "admin-token-2"
 MANUAL_RUNS: list[tuple[str, Any]] = []
 URL = re.compile(r"""(?:https?:)?//[A-Za-z0-9.-]+""")
-
-
-def _stand_in_me(app: FastAPI) -> None:
-    """A stand-in for GET /me of the authentication work (issue #10), with its contract
-    ({name, roles, authMode}): 401 without a known bearer token."""
-
-    async def me(request: Request) -> JSONResponse:
-        token = request.headers.get("Authorization", "").removeprefix("Bearer ")
-        if token == READER:
-            return JSONResponse({"name": "viewer", "roles": ["read"], "authMode": "tokens"})
-        if token == ADMIN:
-            return JSONResponse({"name": "ops", "roles": ["admin"], "authMode": "tokens"})
-        return JSONResponse({"message": "Missing or unknown bearer token"}, status_code=401)
-
-    app.add_api_route("/me", me, methods=["GET"])
 
 
 def _stand_in_manual_runs(app: FastAPI, calls: list[tuple[str, Any]]) -> None:
@@ -58,11 +45,14 @@ def tokens_console(
 ) -> Iterator[Console]:
     tmp = tmp_path_factory.mktemp("tokens-console")
     store = SQLiteJobStore(SQLiteSettings(path=tmp / "api.db"))
-    app = _app(tmp, moto, store)
-    _stand_in_me(app)
+    tokens = write_tokens(
+        tmp / "tokens.yaml",
+        {READER: {"name": "viewer", "roles": ["read"]}, ADMIN: {"name": "ops", "roles": ["admin"]}},
+    )
+    app = _app(tmp, moto, store, AuthSettings(mode="tokens", tokens_file=tokens))
     _stand_in_manual_runs(app, MANUAL_RUNS)
     for server in _serve(app):
-        with httpx.Client(base_url=server.url, timeout=30) as http:
+        with httpx.Client(base_url=server.url, timeout=30, headers=bearer(ADMIN)) as http:
             yield Console(url=server.url, store=store, http=http)
     store.close()
 
@@ -71,7 +61,15 @@ def test_token_prompt_and_read_only_token_sees_no_actions(
     browser: Any, tokens_console: Console, screenshot: Callable[[str], Path]
 ) -> None:
     console = tokens_console
-    console.http.post("/jobs", json={"taskDefinition": "t", "id": "guarded", "schedule": "0 */5"})
+    assert console.http.post(
+        "/jobs", json={"taskDefinition": "t", "id": "guarded", "schedule": "0 */5"}
+    ).is_success
+    with httpx.Client(base_url=console.url, timeout=30) as anonymous:
+        assert anonymous.get("/ui/").status_code == 200  # the shell is public: it holds no job data
+        assert anonymous.get("/ui/static/app.js").status_code == 200
+        for path in ("/jobs", "/jobs/guarded/upcoming", "/schedules/preview?schedule=0", "/me"):
+            assert anonymous.get(path).status_code == 401, path
+        assert anonymous.get("/jobs/guarded/upcoming", headers=bearer(READER)).status_code == 200
     browser.get(console.url + "/ui/#/jobs/guarded")
     browser.execute_script("sessionStorage.clear()")
     browser.refresh()

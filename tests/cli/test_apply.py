@@ -139,8 +139,9 @@ def test_rejected_job_exits_1_and_the_others_are_applied(
     )
     result = ecss("apply", "-f", name)
     assert result.returncode == 1
-    assert "error: create bad: Invalid job: schedule: never fires" in result.stderr
-    assert "schedule: never fires" in result.stderr.splitlines()[1]
+    first, detail = result.stderr.splitlines()[:2]
+    assert first.startswith("error: create bad: Invalid job: schedule: ") and "never fires" in first
+    assert detail.strip().startswith("schedule: ") and "never fires" in detail
     assert http.get("/jobs/good").status_code == 200
 
 

@@ -43,7 +43,7 @@ def test_conflict_exits_1(ecss: Ecss, http: httpx.Client) -> None:
 
 def test_bad_preview_names_the_field(ecss: Ecss) -> None:
     result = ecss("preview", "0 0 0 * * 30 2")
-    assert result.returncode == 1 and "schedule: never fires" in result.stderr
+    assert result.returncode == 1 and "\n  schedule: " in result.stderr and "never fires" in result.stderr
     result = ecss("preview", "0", "--timezone", "Mars/Olympus")
     assert result.returncode == 1 and "timezone:" in result.stderr
 

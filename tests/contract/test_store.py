@@ -229,3 +229,7 @@ def test_served_documents_match_the_jobs(store: JobStore) -> None:
     assert store.list_job_documents(skip=0, count=10) == [job.to_document() for job in store.list_jobs()]
     with pytest.raises(JobNotFoundError):
         store.get_job_document("nope")
+
+
+def test_verify_passes_on_a_reachable_store(store: JobStore) -> None:
+    store.verify()

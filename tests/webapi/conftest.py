@@ -3,19 +3,23 @@ tmp_path and the SQS bus on the moto server."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import contextlib
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+import yaml
 
 from common.bus.base import EventBus
 from common.bus.sqs import SQSEventBus
-from common.config import Settings, SQLiteSettings, SQSSettings, StoreSettings
+from common.config import AuthSettings, Settings, SQLiteSettings, SQSSettings, StoreSettings
 from common.store.base import JobStore
 from tests.servers import ThreadedUvicorn
 from webapi import create_app
+from webapi.tokens import token_hash
 
 
 @pytest.fixture
@@ -29,11 +33,42 @@ def sqs_bus(sqs_settings: SQSSettings, sqs_client: Any) -> Iterator[SQSEventBus]
     yield bus
 
 
+Serve = Callable[..., AbstractContextManager[httpx.Client]]
+
+
 @pytest.fixture
-def client(settings: Settings, sqlite_store: JobStore, sqs_bus: EventBus) -> Iterator[httpx.Client]:
-    app = create_app(settings, store=sqlite_store, bus=sqs_bus)
-    with ThreadedUvicorn(app) as server, httpx.Client(base_url=server.url, timeout=30) as http:
+def serve(settings: Settings, sqlite_store: JobStore, sqs_bus: EventBus) -> Serve:
+    """``with serve(auth=AuthSettings(...), webapi=...) as http:`` the app built from the test's
+    settings with those sections replaced, served over HTTP on 127.0.0.1."""
+
+    @contextlib.contextmanager
+    def serving(**sections: Any) -> Iterator[httpx.Client]:
+        app = create_app(settings.model_copy(update=sections), store=sqlite_store, bus=sqs_bus)
+        with ThreadedUvicorn(app) as server, httpx.Client(base_url=server.url, timeout=30) as http:
+            yield http
+
+    return serving
+
+
+@pytest.fixture
+def client(serve: Serve) -> Iterator[httpx.Client]:
+    with serve() as http:
         yield http
+
+
+def write_tokens(path: Path, tokens: dict[str, dict[str, Any]]) -> Path:
+    """A tokens file in the documented shape from {token: entry without its hash}."""
+    entries = [{**entry, "sha256": token_hash(token)} for token, entry in tokens.items()]
+    path.write_text(yaml.safe_dump({"tokens": entries}))
+    return path
+
+
+def bearer(token: str | None) -> dict[str, str]:
+    return {} if token is None else {"Authorization": f"Bearer {token}"}
+
+
+def tokens_auth(path: Path, **options: Any) -> AuthSettings:
+    return AuthSettings(mode="tokens", tokens_file=path, **options)
 
 
 JSON = {"Content-Type": "application/json"}

@@ -374,7 +374,9 @@ def test_runs_are_listed_newest_first_and_paged(client: httpx.Client, sqlite_sto
     assert (
         len(first["runs"]) == 10 and first["next"] == "/jobs/r/runs?skip=10&count=10" and "prev" not in first
     )
-    assert first["runs"][0]["status"] == "launched" and first["runs"][0]["replica"] == "replica-1"
+    assert first["runs"][0]["status"] == "launched"
+    # RunPublic: the fencing token and the replica that fired it stay inside the process
+    assert not {"replica", "token"} & set(first["runs"][0])
     second = client.get(first["next"]).json()
     assert len(second["runs"]) == 2 and "next" not in second
     assert client.get("/jobs/r/runs?count=0").status_code == 400

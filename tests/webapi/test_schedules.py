@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import itertools
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import httpx
 import pytest
 
+from tests.webapi.conftest import Serve, bearer, tokens_auth, write_tokens
 from webapi.describe import describe_schedule
 
 
@@ -114,3 +116,26 @@ def test_preview_rejects_bad_input_naming_the_field(
     reply = client.get("/schedules/preview", params=params)
     assert reply.status_code == 400, reply.text
     assert field in reply.json()["errors"]
+
+
+def test_upcoming_needs_a_token_and_respects_its_scope(serve: Serve, tmp_path: Path) -> None:
+    tokens = write_tokens(
+        tmp_path / "tokens.yaml",
+        {
+            "admin-1": {"name": "ops", "roles": ["admin"]},
+            "data-1": {"name": "d", "roles": ["read"], "taskDefinitions": ["data-*"]},
+        },
+    )
+    with serve(auth=tokens_auth(tokens)) as http:
+        assert http.post(
+            "/jobs", json={"taskDefinition": "web-a", "schedule": "0"}, headers=bearer("admin-1")
+        ).is_success
+        assert http.get("/jobs/web-a/upcoming").status_code == 401
+        assert http.get("/schedules/preview", params={"schedule": "0"}).status_code == 401
+        assert http.get("/jobs/web-a/upcoming", headers=bearer("admin-1")).status_code == 200
+        hidden = http.get("/jobs/web-a/upcoming", headers=bearer("data-1"))
+        assert hidden.status_code == 404 and hidden.json()["message"] == "Job web-a does not exist"
+        assert (
+            http.get("/schedules/preview", params={"schedule": "0"}, headers=bearer("data-1")).status_code
+            == 200
+        )

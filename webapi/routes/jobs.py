@@ -1,8 +1,10 @@
-"""The Jobs resource (SPEC §1): list, create, read, update, delete.
+"""The Jobs resource (SPEC §1): list, create, read, update, delete, and a job's runs.
 
 Routes raise domain errors only; webapi/errors.py turns them into replies. Every successful
 write is followed by a change event on the bus; if that fails the write still stands and the
-client is told (PublishError carries the reply it would have had).
+client is told (PublishError carries the reply it would have had). The router is included
+behind ``webapi.auth.authorize`` (app.py); what the caller may see and touch is decided in
+webapi/access.py.
 """
 
 from __future__ import annotations
@@ -11,25 +13,28 @@ import logging
 from collections.abc import Callable
 from typing import Annotated, Any, TypeVar
 
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import APIRouter, Depends, Query, Request, Response
 from starlette.concurrency import run_in_threadpool
 
 from common.bus.base import EventBus
-from common.errors import PublishError
+from common.errors import JobNotFoundError, PublishError
 from common.models import (
     ChangeEvent,
+    Job,
     JobCreate,
     JobUpdate,
+    RunPublic,
     apply_update,
     new_job,
     parse_create,
     parse_update,
 )
 from common.store.base import JobStore
+from webapi import access, audit
 from webapi.body import json_body
-from webapi.deps import bus_of, settings_of, store_of
+from webapi.deps import BusDep, PrincipalDep, SettingsDep, StoreDep
 from webapi.errors import JSONReply
-from webapi.routing import DirectRoute
+from webapi.principal import Principal
 from webapi.schemas import (
     DeletedJob,
     ErrorReply,
@@ -37,40 +42,62 @@ from webapi.schemas import (
     JobReply,
     JobsPage,
     RunsPage,
+    inline_schema,
     job_ref,
     job_reply,
 )
 
 logger = logging.getLogger(__name__)
-router = APIRouter(prefix="/jobs", tags=["jobs"], route_class=DirectRoute)
+router = APIRouter(prefix="/jobs", tags=["jobs"])
 
 MAX_PAGE = 1000
+SCAN_BATCH = 500
 T = TypeVar("T")
 
+_ERROR_TEXTS: dict[int | str, str] = {
+    400: "Invalid input; `errors` names each bad field",
+    401: "No valid bearer token (`WWW-Authenticate: Bearer`)",
+    403: "The token's role or task-definition scope does not allow this",
+    404: "No such job (or outside the token's task-definition scope)",
+    409: "A job with that id exists, or it was changed concurrently (retry)",
+    413: "Body too large",
+    415: "Body is not JSON",
+    503: "Store or queue unavailable; for writes, the job was saved but scheduld not notified",
+    "4XX": "Another client error",
+}
 _ERRORS: dict[int | str, dict[str, Any]] = {
-    code: {"model": ErrorReply, "description": text}
-    for code, text in {
-        400: "Invalid input; `errors` names each bad field",
-        404: "No such job",
-        409: "A job with that id exists",
-        413: "Body too large",
-        415: "Body is not JSON",
-        503: "Store or queue unavailable; for writes, the job was saved but scheduld not notified",
-    }.items()
+    code: {"model": ErrorReply, "description": text} for code, text in _ERROR_TEXTS.items()
 }
 
 
 def _body_doc(model: type[JobCreate] | type[JobUpdate]) -> dict[str, Any]:
+    """The body is read by ``create_body``/``update_body`` (for 413/415 and strict JSON
+    parsing), so FastAPI cannot see it: document it the way FastAPI's docs show for bodies
+    parsed by hand (``openapi_extra``)."""
     return {
         "requestBody": {
             "required": True,
-            "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{model.__name__}"}}},
+            "content": {"application/json": {"schema": inline_schema(model)}},
         }
     }
 
 
-def _responses(*codes: int) -> dict[int | str, dict[str, Any]]:
-    return {code: _ERRORS[code] for code in codes}
+def _responses(*codes: int | str) -> dict[int | str, dict[str, Any]]:
+    """The listed errors, 401/403, and "4XX": invalid input is 400 here, never FastAPI's 422,
+    which FastAPI documents only for operations without a 4XX entry."""
+    return {code: _ERRORS[code] for code in (*codes, 401, 403, "4XX")}
+
+
+async def create_body(request: Request, settings: SettingsDep) -> JobCreate:
+    return parse_create(await json_body(request, limit=settings.webapi.max_body_bytes))
+
+
+async def update_body(request: Request, settings: SettingsDep) -> JobUpdate:
+    return parse_update(await json_body(request, limit=settings.webapi.max_body_bytes))
+
+
+CreateBody = Annotated[JobCreate, Depends(create_body)]
+UpdateBody = Annotated[JobUpdate, Depends(update_body)]
 
 
 @router.get(
@@ -81,13 +108,19 @@ def _responses(*codes: int) -> dict[int | str, dict[str, Any]]:
     responses=_responses(400, 503),
 )
 async def list_jobs(
-    request: Request,
+    store: StoreDep,
+    principal: PrincipalDep,
+    settings: SettingsDep,
     skip: Annotated[int, Query(ge=0, le=2**62, description="Jobs to skip")] = 0,
     count: Annotated[int, Query(ge=1, le=MAX_PAGE, description="Jobs per page")] = 10,
 ) -> Response:
-    store = store_of(request)
-    jobs = await _call(store, store.list_job_documents, skip=skip, count=count + 1)
-    return JSONReply(_page("/jobs", "jobs", [job_reply(job) for job in jobs], skip=skip, count=count))
+    if principal.task_definitions is None:
+        jobs = await _call(store, store.list_job_documents, skip=skip, count=count + 1)
+    else:
+        # may read many batches: in the thread pool whatever the store, not on the event loop
+        jobs = await run_in_threadpool(_scoped_documents, store, principal, skip=skip, count=count + 1)
+    items = [job_reply(access.redact(principal, job, settings.auth)) for job in jobs]
+    return JSONReply(_page("/jobs", "jobs", items, skip=skip, count=count))
 
 
 @router.post(
@@ -98,14 +131,20 @@ async def list_jobs(
     responses=_responses(400, 409, 413, 415, 503),
     openapi_extra=_body_doc(JobCreate),
 )
-async def create_job(request: Request) -> Response:
-    store = store_of(request)
-    create = parse_create(await json_body(request, limit=settings_of(request).webapi.max_body_bytes))
+async def create_job(
+    request: Request,
+    create: CreateBody,
+    store: StoreDep,
+    bus: BusDep,
+    principal: PrincipalDep,
+    settings: SettingsDep,
+) -> Response:
     job = new_job(create)
+    access.check_create(principal, job, settings.auth)
     await _write(store.create_job, job)
-    logger.info("created job %s", job.id)
+    audit.record(request, outcome="ok", status=201, job_id=job.id)
     reply = job_ref(job.id)
-    await _publish(bus_of(request), ChangeEvent(op="add", job_id=job.id), reply)
+    await _publish(bus, ChangeEvent(op="add", job_id=job.id), reply)
     return JSONReply(reply, status_code=201, headers={"Location": f"/jobs/{job.id}"})
 
 
@@ -116,10 +155,11 @@ async def create_job(request: Request) -> Response:
     response_model_exclude_none=True,
     responses=_responses(404, 503),
 )
-async def get_job(job_id: str, request: Request) -> Response:
-    store = store_of(request)
+async def get_job(job_id: str, store: StoreDep, principal: PrincipalDep, settings: SettingsDep) -> Response:
     document = await _call(store, store.get_job_document, job_id)
-    return JSONReply(job_reply(document))
+    if not access.visible(principal, document):
+        raise JobNotFoundError(job_id)
+    return JSONReply(job_reply(access.redact(principal, document, settings.auth)))
 
 
 @router.get(
@@ -131,14 +171,16 @@ async def get_job(job_id: str, request: Request) -> Response:
 )
 async def list_runs(
     job_id: str,
-    request: Request,
+    store: StoreDep,
+    principal: PrincipalDep,
     skip: Annotated[int, Query(ge=0, le=2**62, description="Runs to skip")] = 0,
     count: Annotated[int, Query(ge=1, le=MAX_PAGE, description="Runs per page")] = 10,
 ) -> Response:
-    store = store_of(request)
-    await _call(store, store.get_job, job_id)  # 404 for an unknown job
+    job = await _call(store, store.get_job, job_id)  # 404 for an unknown job
+    if not principal.in_scope(job.task_definition):
+        raise JobNotFoundError(job_id)
     runs = await _call(store, store.list_runs, job_id, skip=skip, count=count + 1)
-    items = [run.to_document() for run in runs]
+    items = [RunPublic.of(run).to_document() for run in runs]
     return JSONReply(_page(f"/jobs/{job_id}/runs", "runs", items, skip=skip, count=count))
 
 
@@ -149,15 +191,24 @@ async def list_runs(
     responses=_responses(400, 404, 413, 415, 503),
     openapi_extra=_body_doc(JobUpdate),
 )
-async def update_job(job_id: str, request: Request) -> Response:
-    store = store_of(request)
-    update = parse_update(await json_body(request, limit=settings_of(request).webapi.max_body_bytes))
-    await _write(store.update_job, job_id, lambda job: apply_update(job, update))
-    if logger.isEnabledFor(logging.INFO):
-        changed = update.model_dump(by_alias=True, include=update.model_fields_set)
-        logger.info("updated job %s: %s", job_id, ", ".join(sorted(changed)))
+async def update_job(
+    job_id: str,
+    request: Request,
+    update: UpdateBody,
+    store: StoreDep,
+    bus: BusDep,
+    principal: PrincipalDep,
+    settings: SettingsDep,
+) -> Response:
+    def change(job: Job) -> Job:
+        merged = apply_update(job, access.restore_redacted(update, job))
+        access.check_change(principal, job, merged, settings.auth)
+        return merged
+
+    await _write(store.update_job, job_id, change)
+    audit.record(request, outcome="ok", status=200)
     reply = job_ref(job_id)
-    await _publish(bus_of(request), ChangeEvent(op="modify", job_id=job_id), reply)
+    await _publish(bus, ChangeEvent(op="modify", job_id=job_id), reply)
     return JSONReply(reply)
 
 
@@ -167,12 +218,21 @@ async def update_job(job_id: str, request: Request) -> Response:
     response_model=DeletedJob,
     responses=_responses(404, 503),
 )
-async def delete_job(job_id: str, request: Request) -> Response:
-    store = store_of(request)
+async def delete_job(
+    job_id: str,
+    request: Request,
+    store: StoreDep,
+    bus: BusDep,
+    principal: PrincipalDep,
+    settings: SettingsDep,
+) -> Response:
+    if principal.task_definitions is not None:
+        job = await _call(store, store.get_job, job_id)
+        access.check_change(principal, job, job, settings.auth)
     await _write(store.delete_job, job_id)
-    logger.info("deleted job %s", job_id)
+    audit.record(request, outcome="ok", status=200)
     reply: dict[str, object] = {"id": job_id}
-    await _publish(bus_of(request), ChangeEvent(op="remove", job_id=job_id), reply)
+    await _publish(bus, ChangeEvent(op="remove", job_id=job_id), reply)
     return JSONReply(reply)
 
 
@@ -185,6 +245,22 @@ def _page(path: str, key: str, items: list[Any], *, skip: int, count: int) -> di
     if len(items) > count:
         page["next"] = f"{path}?skip={skip + count}&count={count}"
     return page
+
+
+def _scoped_documents(
+    store: JobStore, principal: Principal, *, skip: int, count: int
+) -> list[dict[str, Any]]:
+    """A page of the jobs in the principal's scope. The store cannot filter by glob, so this
+    reads the jobs in order up to the page: a scoped listing costs O(skip + count) reads."""
+    found: list[dict[str, Any]] = []
+    offset = 0
+    while len(found) < skip + count:
+        batch = store.list_job_documents(skip=offset, count=SCAN_BATCH)
+        found.extend(document for document in batch if access.visible(principal, document))
+        if len(batch) < SCAN_BATCH:
+            break
+        offset += len(batch)
+    return found[skip : skip + count]
 
 
 async def _call(store: JobStore, method: Callable[..., T], *args: Any, **kwargs: Any) -> T:

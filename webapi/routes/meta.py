@@ -1,4 +1,6 @@
-"""``/`` lists the endpoints; ``/spec`` and ``/docs`` are served by FastAPI (see app.py)."""
+"""``/`` lists the endpoints; ``/spec``, ``/docs`` and ``/redoc`` are served by FastAPI with
+the Swagger UI and ReDoc assets of fastapi-offline (app.py): no CDN. All anonymous: they carry
+no job data."""
 
 from __future__ import annotations
 

@@ -6,18 +6,18 @@ what is shown is what will fire (scheduleStart/scheduleEnd and timezone included
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
 import orjson
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import APIRouter, Query, Response
 from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
 from common import schedule as schedule_syntax
-from common.errors import InvalidJobError
+from common.errors import InvalidJobError, JobNotFoundError
 from common.models import Job, new_job, parse_create
-from webapi.deps import store_of
+from webapi.deps import PrincipalDep, StoreDep
 from webapi.describe import describe_schedule
 from webapi.errors import JSONReply
 from webapi.schemas import ErrorReply
@@ -41,6 +41,7 @@ class UpcomingFires(BaseModel):
 
 _ERRORS: dict[int | str, dict[str, Any]] = {
     400: {"model": ErrorReply, "description": "Invalid input; `errors` names each bad field"},
+    401: {"model": ErrorReply, "description": "No valid bearer token (`WWW-Authenticate: Bearer`)"},
     404: {"model": ErrorReply, "description": "No such job"},
     503: {"model": ErrorReply, "description": "Store unavailable"},
 }
@@ -50,11 +51,12 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
     "/jobs/{job_id}/upcoming",
     summary="A job's next fire times (none while suspended)",
     response_model=UpcomingFires,
-    responses={code: _ERRORS[code] for code in (400, 404, 503)},
+    responses={code: _ERRORS[code] for code in (400, 401, 404, 503)},
 )
-async def upcoming(job_id: str, request: Request, count: Count = 10) -> Response:
-    store = store_of(request)
+async def upcoming(job_id: str, store: StoreDep, principal: PrincipalDep, count: Count = 10) -> Response:
     job: Job = await run_in_threadpool(store.get_job, job_id) if store.blocking else store.get_job(job_id)
+    if not principal.in_scope(job.task_definition):
+        raise JobNotFoundError(job_id)  # out of the token's scope: it does not exist for it
     suspended = bool(job.suspended)
     fires = (
         [] if suspended else _fires(job.schedule, job.timezone, job.schedule_start, job.schedule_end, count)
@@ -75,7 +77,7 @@ async def upcoming(job_id: str, request: Request, count: Count = 10) -> Response
     "/schedules/preview",
     summary="Next fire times of a schedule not saved yet (what a job with it would do)",
     response_model=UpcomingFires,
-    responses={400: _ERRORS[400]},
+    responses={code: _ERRORS[code] for code in (400, 401)},
 )
 async def preview(
     schedule: Annotated[str, Query(description="8-field schedule, as a job's `schedule`")],
@@ -117,11 +119,15 @@ def _fires(
     except schedule_syntax.ScheduleError as exc:
         raise InvalidJobError({"schedule": str(exc)}, "Invalid schedule") from exc
     fires: list[str] = []
-    after: datetime | None = None
+    previous: datetime | None = None
+    now = datetime.now(UTC) + timedelta(microseconds=1)
     while len(fires) < count:
-        fire = schedule_syntax.next_fire_time(trigger, after)
+        try:  # each search bounded by common/schedule.py's step budget
+            fire = schedule_syntax.search_next_fire(trigger, previous, previous or now)
+        except schedule_syntax.ScheduleError:
+            break  # the next fire is too far to find cheaply: list the ones found
         if fire is None:
             break
         fires.append(fire.isoformat())
-        after = fire
+        previous = fire
     return fires

@@ -1,0 +1,57 @@
+"""HTTP-level protections: security headers on every reply, CORS and allowed hosts as set.
+
+``SecurityHeaders`` is plain ASGI (no per-request Request object): ``nosniff`` on every reply,
+``Cache-Control: no-store`` on every reply that sets no cache policy of its own (API replies
+carry job data; the documentation assets are cacheable static files).
+"""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+from starlette.middleware.cors import CORSMiddleware
+from starlette.middleware.trustedhost import TrustedHostMiddleware
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from common.config import WebAPISettings
+
+_NOSNIFF = (b"x-content-type-options", b"nosniff")
+_NO_STORE = (b"cache-control", b"no-store")
+
+
+class SecurityHeaders:
+    def __init__(self, app: ASGIApp, *, cacheable_prefixes: tuple[str, ...] = ()) -> None:
+        self.app = app
+        self.cacheable_prefixes = cacheable_prefixes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        cacheable = scope["path"].startswith(self.cacheable_prefixes) if self.cacheable_prefixes else False
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers", []))
+                headers.append(_NOSNIFF)
+                if not cacheable and not any(name.lower() == b"cache-control" for name, _ in headers):
+                    headers.append(_NO_STORE)
+                message = {**message, "headers": headers}
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+
+def install_middleware(
+    app: FastAPI, settings: WebAPISettings, *, cacheable_prefixes: tuple[str, ...]
+) -> None:
+    """Outermost last: allowed hosts, then CORS (so preflights get answers), then headers."""
+    app.add_middleware(SecurityHeaders, cacheable_prefixes=cacheable_prefixes)
+    if settings.cors.allow_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors.allow_origins,
+            allow_methods=["GET", "POST", "PUT", "DELETE"],
+            allow_headers=["Authorization", "Content-Type"],
+        )
+    if settings.allowed_hosts:
+        app.add_middleware(TrustedHostMiddleware, allowed_hosts=settings.allowed_hosts)
