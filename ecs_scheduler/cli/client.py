@@ -60,18 +60,23 @@ class Api:
         return self.request("GET", path, params=params or None)
 
     def settable_fields(self) -> frozenset[str] | None:
-        """The job fields a user may set, from the API's own schema (JobUpdate in /spec), so
-        fields the server adds later are compared and exported without a new ecss; None if the
-        document does not say."""
+        """The job fields a user may set, from the API's own document (the body of
+        PUT /jobs/{id} in /spec), so fields the server adds later are compared and exported
+        without a new ecss; None if the document does not say."""
         try:
             spec = self.get("/spec")
         except ApiError:
             return None
         schemas = (spec.get("components") or {}).get("schemas") or {}
-        for name in ("JobUpdate", "JobCreate"):
-            properties = (schemas.get(name) or {}).get("properties")
-            if isinstance(properties, dict) and properties:
-                return frozenset(properties) | {"id"}
+        for path, operations in (spec.get("paths") or {}).items():
+            if path.startswith("/jobs/{") and path.count("/") == 2 and "put" in operations:
+                content = (operations["put"].get("requestBody") or {}).get("content") or {}
+                schema = (content.get("application/json") or {}).get("schema") or {}
+                if "$ref" in schema:
+                    schema = schemas.get(schema["$ref"].rsplit("/", 1)[-1]) or {}
+                properties = schema.get("properties")
+                if isinstance(properties, dict) and properties:
+                    return frozenset(properties) | {"id"}
         return None
 
     def iter_jobs(self) -> Iterator[dict[str, Any]]:

@@ -202,3 +202,18 @@ def test_readme_example_applies(ecss: Ecss, http: httpx.Client, tmp_path: Path) 
         "sleeper-task",
     ]
     assert ecss("apply", "-f", name, "--prune").stdout.strip().endswith("3 unchanged")
+
+
+def test_settable_fields_come_from_the_api_document(api_server: str) -> None:
+    """apply/export learn which fields a user sets from /spec (PUT /jobs/{id}'s body), so a
+    read-only field the server adds later never shows up as a change."""
+    from ecs_scheduler.cli.client import Api
+
+    api = Api(api_server)
+    try:
+        settable = api.settable_fields()
+    finally:
+        api.close()
+    assert settable is not None
+    assert {"id", "taskDefinition", "schedule", "timezone", "overrides", "suspended"} <= settable
+    assert not settable & {"lastRun", "lastRunTasks", "lastRunFailures", "estimatedNextRun", "link"}
