@@ -39,19 +39,28 @@ class UpcomingFires(BaseModel):
     fires: list[datetime]
 
 
-_ERRORS: dict[int | str, dict[str, Any]] = {
-    400: {"model": ErrorReply, "description": "Invalid input; `errors` names each bad field"},
-    401: {"model": ErrorReply, "description": "No valid bearer token (`WWW-Authenticate: Bearer`)"},
-    404: {"model": ErrorReply, "description": "No such job"},
-    503: {"model": ErrorReply, "description": "Store unavailable"},
+_ERROR_TEXTS: dict[int | str, str] = {
+    400: "Invalid input; `errors` names each bad field",
+    401: "No valid bearer token (`WWW-Authenticate: Bearer`)",
+    403: "The token's role does not allow this",
+    404: "No such job (or outside the token's task-definition scope)",
+    503: "Store unavailable",
+    "4XX": "Another client error",
 }
+
+
+def _responses(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """As jobs.py documents them: the listed errors, 401/403 and "4XX" (which keeps FastAPI
+    from documenting its 422: invalid input is 400 here)."""
+    listed: tuple[int | str, ...] = (*codes, 401, 403, "4XX")
+    return {code: {"model": ErrorReply, "description": _ERROR_TEXTS[code]} for code in listed}
 
 
 @router.get(
     "/jobs/{job_id}/upcoming",
     summary="A job's next fire times (none while suspended)",
     response_model=UpcomingFires,
-    responses={code: _ERRORS[code] for code in (400, 401, 404, 503)},
+    responses=_responses(400, 404, 503),
 )
 async def upcoming(job_id: str, store: StoreDep, principal: PrincipalDep, count: Count = 10) -> Response:
     job: Job = await run_in_threadpool(store.get_job, job_id) if store.blocking else store.get_job(job_id)
@@ -77,7 +86,7 @@ async def upcoming(job_id: str, store: StoreDep, principal: PrincipalDep, count:
     "/schedules/preview",
     summary="Next fire times of a schedule not saved yet (what a job with it would do)",
     response_model=UpcomingFires,
-    responses={code: _ERRORS[code] for code in (400, 401)},
+    responses=_responses(400),
 )
 async def preview(
     schedule: Annotated[str, Query(description="8-field schedule, as a job's `schedule`")],
