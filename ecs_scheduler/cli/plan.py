@@ -8,6 +8,7 @@ for a field the file no longer sets), so a second apply finds nothing to do.
 
 from __future__ import annotations
 
+import fnmatch
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -16,6 +17,8 @@ from ecs_scheduler.cli.documents import Documents, managed_tag, owner_of, user_f
 
 Kind = Literal["create", "update", "delete"]
 _DEFAULTS: dict[str, Any] = {"taskCount": 1, "suspended": False}
+REDACTED = "***"
+SECRET_NAMES = ("*PASSWORD*", "*SECRET*", "*TOKEN*", "*KEY*")
 
 
 @dataclass
@@ -110,7 +113,29 @@ def same_value(name: str, want: Any, have: Any) -> bool:
         return bool(_instant(want) == _instant(have))
     if name == "tags" and isinstance(want, list) and isinstance(have, list):
         return _tags(want) == _tags(have)
+    if name == "overrides" and isinstance(want, list) and isinstance(have, list):
+        return bool(want == _unredacted(want, have))
     return bool(want == have)
+
+
+def _unredacted(want: list[Any], have: list[Any]) -> list[Any]:
+    """The server's overrides with each redacted environment value (``***``: a secret-looking
+    name shown to a non-admin token) taken as the file's: the API keeps the stored value when
+    ``***`` is sent back, so it cannot be compared and is not a change."""
+    wanted = {o.get("containerName"): o for o in want if isinstance(o, dict)}
+    result = []
+    for override in have:
+        mine = wanted.get(override.get("containerName")) if isinstance(override, dict) else None
+        environment = override.get("environment") if isinstance(override, dict) else None
+        if mine and isinstance(environment, dict):
+            theirs = mine.get("environment") or {}
+            environment = {
+                key: theirs.get(key, value) if value == REDACTED else value
+                for key, value in environment.items()
+            }
+            override = {**override, "environment": environment}
+        result.append(override)
+    return result
 
 
 def _same_schedule(want: str, have: str) -> bool:
@@ -142,18 +167,42 @@ def describe(change: Change) -> list[str]:
     """The diff lines printed before anything is applied."""
     if change.kind == "create":
         lines = [f"+ create {change.job_id}"]
-        lines += [f"    {name}: {_show(value)}" for name, value in change.body.items() if name != "id"]
+        lines += [
+            f"    {name}: {_show(_masked(name, value))}"
+            for name, value in change.body.items()
+            if name != "id"
+        ]
     elif change.kind == "update":
         lines = [f"~ update {change.job_id}"]
         for name, value in change.body.items():
-            old = change.before.get(name)
+            old = _show(_masked(name, change.before.get(name)))
             if value is None:
-                lines.append(f"    {name}: {_show(old)} → (cleared)")
+                lines.append(f"    {name}: {old} → (cleared)")
             else:
-                lines.append(f"    {name}: {_show(old)} → {_show(value)}")
+                lines.append(f"    {name}: {old} → {_show(_masked(name, value))}")
     else:
         lines = [f"- delete {change.job_id}"]
     return lines
+
+
+def _masked(name: str, value: Any) -> Any:
+    """Overrides with secret-looking environment values (the API's default redaction names)
+    shown as ***: a plan is printed, often into CI logs."""
+    if name != "overrides" or not isinstance(value, list):
+        return value
+    masked = []
+    for override in value:
+        environment = override.get("environment") if isinstance(override, dict) else None
+        if isinstance(environment, dict):
+            override = {
+                **override,
+                "environment": {
+                    key: REDACTED if any(fnmatch.fnmatch(key.upper(), p) for p in SECRET_NAMES) else item
+                    for key, item in environment.items()
+                },
+            }
+        masked.append(override)
+    return masked
 
 
 def _show(value: Any) -> str:

@@ -17,7 +17,7 @@ from tests.servers import ThreadedUvicorn
 from tests.webapi.conftest import write_tokens
 from webapi import create_app
 
-READER, WRITER = "reader-secret-1", "writer-secret-2"
+READER, WRITER, ADMIN = "reader-secret-1", "writer-secret-2", "admin-secret-3"
 
 
 @pytest.fixture
@@ -29,6 +29,7 @@ def tokens_url(
         {
             READER: {"name": "viewer", "roles": ["read"]},
             WRITER: {"name": "ci-deployer", "roles": ["read", "write"], "taskDefinitions": ["data-*"]},
+            ADMIN: {"name": "ops", "roles": ["admin"]},
         },
     )
     settings = Settings(
@@ -67,3 +68,29 @@ def test_tokens_roles_and_scopes(ecss: Ecss, tokens_url: str, tmp_path: Path) ->
     assert ecss("apply", "-f", "jobs.yaml", "--prune", env=as_writer).stdout.strip().endswith("2 unchanged")
     for result in (anonymous, created, refused, applied):
         assert READER not in result.stdout + result.stderr and WRITER not in result.stdout + result.stderr
+
+
+def test_apply_is_idempotent_with_redacted_secrets(ecss: Ecss, tokens_url: str, tmp_path: Path) -> None:
+    """A non-admin token sees secret-looking environment values as ***: apply does not take
+    that for a change, and the stored value stays what the file says."""
+    as_writer = {"ECSS_URL": tokens_url, "ECSS_TOKEN": WRITER}
+    (tmp_path / "jobs.yaml").write_text(
+        "- taskDefinition: data-load\n  schedule: '0 */5'\n  overrides:\n"
+        "    - {containerName: app, environment: {DB_PASSWORD: hunter2, MODE: full}}\n"
+    )
+    first = ecss("apply", "-f", "jobs.yaml", env=as_writer)
+    assert first.returncode == 0, first.stderr
+    assert '"DB_PASSWORD": "***"' in first.stdout and "hunter2" not in first.stdout  # plans go into CI logs
+    shown = json.loads(ecss("jobs", "get", "data-load", "-o", "json", env=as_writer).stdout)
+    assert shown["overrides"][0]["environment"] == {"DB_PASSWORD": "***", "MODE": "full"}
+    again = ecss("apply", "-f", "jobs.yaml", env=as_writer)
+    assert again.stdout.strip() == "Plan: 0 to create, 0 to update, 0 to delete, 1 unchanged"
+    (tmp_path / "jobs.yaml").write_text((tmp_path / "jobs.yaml").read_text().replace("full", "delta"))
+    changed = ecss("apply", "-f", "jobs.yaml", env=as_writer)
+    assert "1 to update" in changed.stdout and "hunter2" not in changed.stdout + changed.stderr
+    stored = json.loads(
+        ecss(
+            "jobs", "get", "data-load", "-o", "json", env={"ECSS_URL": tokens_url, "ECSS_TOKEN": ADMIN}
+        ).stdout
+    )
+    assert stored["overrides"][0]["environment"] == {"DB_PASSWORD": "hunter2", "MODE": "delta"}
