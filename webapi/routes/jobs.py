@@ -139,7 +139,7 @@ async def create_job(
     principal: PrincipalDep,
     settings: SettingsDep,
 ) -> Response:
-    job = new_job(create)
+    job = new_job(create, min_interval=settings.quotas.min_fire_interval_seconds)
     access.check_create(principal, job, settings.auth)
     await _write(store.create_job, job)
     audit.record(request, outcome="ok", status=201, job_id=job.id)
@@ -201,7 +201,9 @@ async def update_job(
     settings: SettingsDep,
 ) -> Response:
     def change(job: Job) -> Job:
-        merged = apply_update(job, access.restore_redacted(update, job))
+        merged = apply_update(
+            job, access.restore_redacted(update, job), min_interval=settings.quotas.min_fire_interval_seconds
+        )
         access.check_change(principal, job, merged, settings.auth)
         return merged
 
