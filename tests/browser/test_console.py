@@ -22,7 +22,8 @@ WAIT = 10
 
 
 def wait(driver: Any) -> WebDriverWait[Any]:
-    return WebDriverWait(driver, WAIT)
+    """Waits that poll through re-renders: a route change replaces the elements read."""
+    return WebDriverWait(driver, WAIT, ignored_exceptions=(StaleElementReferenceException,))
 
 
 def text_of(driver: Any, css: str) -> str:
