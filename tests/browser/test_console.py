@@ -18,7 +18,7 @@ from common.models import LaunchFailure
 from tests.browser.conftest import Console
 from tests.cli.conftest import record_fire
 
-WAIT = 10
+WAIT = 20  # generous: the machine running make test is shared and loaded
 
 
 def wait(driver: Any) -> WebDriverWait[Any]:
@@ -272,7 +272,8 @@ def test_delete_asks_first(page: Any, console: Console) -> None:
     wait(page).until(lambda d: not d.find_element(By.ID, "confirm").is_displayed())
     assert console.http.get("/jobs/delete-me").status_code == 200
     page.find_element(By.ID, "delete").click()
-    page.find_element(By.ID, "confirm-ok").click()
+    wait(page).until(lambda d: d.find_element(By.ID, "confirm").is_displayed())
+    wait(page).until(EC.element_to_be_clickable((By.ID, "confirm-ok"))).click()
     wait_text(page, "#notice", "Job delete-me deleted.")
     wait_text(page, "h1", "Jobs")
     assert console.http.get("/jobs/delete-me").status_code == 404

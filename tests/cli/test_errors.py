@@ -28,11 +28,11 @@ def test_unknown_job_exits_1_with_the_api_message(ecss: Ecss) -> None:
 
 
 def test_invalid_job_names_each_field(ecss: Ecss) -> None:
-    result = ecss("jobs", "create", "--task-definition", "bad name!", "--schedule", "61")
+    result = ecss("jobs", "create", "--task-definition", "bad name!", "--schedule", "0", "--task-count", "99")
     assert result.returncode == 1
     lines = result.stderr.splitlines()
     assert lines[0].startswith("error: Invalid job: ") and lines[0].endswith("(HTTP 400)")
-    assert {line.split(":")[0].strip() for line in lines[1:]} == {"taskDefinition", "schedule"}
+    assert {line.split(":")[0].strip() for line in lines[1:]} == {"taskDefinition", "taskCount"}
 
 
 def test_conflict_exits_1(ecss: Ecss, http: httpx.Client) -> None:
