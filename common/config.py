@@ -162,6 +162,17 @@ class SchedulerSettings(_Section):
     lease_ttl_seconds: Annotated[float, Field(ge=0.5)] = 2.0
     run_history_per_job: Annotated[int, Field(ge=1)] = 100
     run_history_days: Annotated[float, Field(gt=0)] = 30.0
+    # health, readiness and /metrics (scheduld/http.py); port 0 picks a free one (tests)
+    http_host: str = "127.0.0.1"
+    http_port: Annotated[int, Field(ge=0, le=65535)] = 9100
+
+
+class MetricsSettings(_Section):
+    """Prometheus metrics of both processes (README "Operating")."""
+
+    enabled: bool = True
+    # a job_id label on per-job series: one series per job, so only for small installations
+    per_job: bool = False
 
 
 class RetrySettings(_Section):
@@ -213,6 +224,7 @@ class Settings(BaseSettings):
 
     component_name: Literal["webapi", "scheduld"] | None = None
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
+    log_format: Literal["text", "json"] = "text"
     run_env: str = "local"
     store: StoreSettings = Field(default_factory=StoreSettings)
     sqs: SQSSettings = Field(default_factory=SQSSettings)
@@ -224,11 +236,17 @@ class Settings(BaseSettings):
     auth: AuthSettings = Field(default_factory=AuthSettings)
     aws: AWSSettings = Field(default_factory=AWSSettings)
     quotas: QuotaSettings = Field(default_factory=QuotaSettings)
+    metrics: MetricsSettings = Field(default_factory=MetricsSettings)
 
     @field_validator("log_level", mode="before")
     @classmethod
     def _upper(cls, value: Any) -> Any:
         return value.upper() if isinstance(value, str) else value
+
+    @field_validator("log_format", mode="before")
+    @classmethod
+    def _lower(cls, value: Any) -> Any:
+        return value.lower() if isinstance(value, str) else value
 
     @classmethod
     def settings_customise_sources(

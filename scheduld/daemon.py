@@ -14,6 +14,7 @@ import contextlib
 import logging
 import queue
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -25,6 +26,7 @@ from common.models import Job, JobStatus, Lease
 from common.retry import retrying
 from common.schedule import ScheduleError
 from common.store.base import Store
+from scheduld import metrics
 from scheduld.executor import TaskLauncher
 from scheduld.firing import Firing
 from scheduld.leadership import Leadership, replica_id
@@ -103,6 +105,10 @@ class Daemon:
             on_recorded=tracker.add if tracker is not None else None,
         )
         self.loaded = threading.Event()
+        self.last_reconcile: datetime | None = None
+        metrics.observe_state(
+            leading=lambda: self.leading, jobs_scheduled=lambda: len(self.schedule.scheduled_ids())
+        )
 
     # --- lifecycle ---------------------------------------------------------------------------
 
@@ -167,6 +173,10 @@ class Daemon:
     @property
     def schedule(self) -> Schedule:
         return self._schedule
+
+    @property
+    def leadership(self) -> Leadership:
+        return self._leadership
 
     @property
     def leading(self) -> bool:
@@ -318,9 +328,12 @@ class Daemon:
         try:
             if message.event is None:
                 self._bus.dead_letter(message, reason=message.error or "not a change event")
+                metrics.EVENTS_CONSUMED.labels(result="dead_lettered").inc()
+                metrics.EVENTS_DEAD_LETTERED.inc()
                 return True
             self.sync_job(message.event.job_id)
             self._bus.ack(message)
+            metrics.EVENTS_CONSUMED.labels(result="applied").inc()
             logger.debug(
                 "applied %s of job %s (message %s)",
                 message.event.op,
@@ -334,6 +347,7 @@ class Daemon:
             )
         except Exception:
             logger.exception("message %s crashed its handler; it will be retried", message.message_id)
+        metrics.EVENTS_CONSUMED.labels(result="retried").inc()
         return False
 
     def sync_job(self, job_id: str) -> None:
@@ -350,13 +364,21 @@ class Daemon:
 
     def reconcile(self, *, catch_up: bool = False) -> int:
         """Diff the whole schedule against the store and fix it; returns the jobs seen."""
+        started = time.monotonic()
         seen: set[str] = set()
+        drift = 0
         for job in self._store.iter_jobs():
             seen.add(job.id)
-            self._put(job, catch_up=catch_up)
+            drift += self._put(job, catch_up=catch_up) is not None
         for stale in self._schedule.scheduled_ids() - seen:
             logger.info("job %s is no longer stored; unscheduling it", stale)
             self._schedule.remove(stale)
+            drift += 1
+        if not catch_up:  # at takeover every job is new to the schedule: that is no drift
+            metrics.RECONCILE_DRIFT.inc(drift)
+        metrics.RECONCILE_DURATION.observe(time.monotonic() - started)
+        self.last_reconcile = datetime.now(UTC)
+        metrics.RECONCILE_LAST.set(self.last_reconcile.timestamp())
         return len(seen)
 
     def _put(self, job: Job, *, catch_up: bool = False) -> Scheduled | None:

@@ -29,6 +29,7 @@ from common import aws
 from common.config import ECSSettings, Settings
 from common.errors import LaunchError
 from common.models import Job, LaunchedTask, LaunchFailure, run_id
+from scheduld import metrics
 from scheduld.running import SharedRunningCounts
 
 if TYPE_CHECKING:
@@ -39,6 +40,11 @@ logger = logging.getLogger(__name__)
 RUN_TASK_BATCH = 10
 JOB_TAG = "ecs-scheduler:job-id"
 SCHEDULED_TAG = "ecs-scheduler:scheduled-for"
+_THROTTLED = frozenset(
+    {"Throttling", "ThrottlingException", "ThrottledException", "TooManyRequestsException"}
+    | {"RequestLimitExceeded"}
+)
+_THROTTLE_HOOK = "ecs-scheduler-throttle-count"
 _PASS_THROUGH = (
     "launchType",
     "capacityProviderStrategy",
@@ -124,6 +130,8 @@ class TaskLauncher:
         # made once: botocore's get_paginator lists its data directories on every call
         self._list_tasks = ecs.get_paginator("list_tasks")
         self._shared = SharedRunningCounts(self._count_started_by, self._count_cluster)
+        # each attempt, retried ones included: botocore's retries hide throttling otherwise
+        ecs.meta.events.register("needs-retry.ecs.RunTask", _count_throttle, unique_id=_THROTTLE_HOOK)
 
     def running_count(self, job: Job, *, second: datetime | None = None, fires: int = 1) -> int:
         """This job's tasks still PENDING or RUNNING. For a fire of ``second`` with ``fires``
@@ -197,6 +205,8 @@ class TaskLauncher:
             count = granted
         base = self._run_task_params(job)
         remaining, batch = count, 0
+        if remaining > 0:
+            metrics.launching(scheduled, datetime.now(UTC))
         while remaining > 0:
             size = min(RUN_TASK_BATCH, remaining)
             params = {
@@ -209,17 +219,19 @@ class TaskLauncher:
                 ],
             }
             try:
-                with _translate(job.id, "RunTask"):
+                with _translate(job.id, "RunTask"), _measured(size):
                     response = self._ecs.run_task(**params)
             except LaunchError as exc:
                 result.failures.append(LaunchFailure(reason="RunTaskError", detail=exc.message))
                 logger.warning("job %s: RunTask batch %d of %d tasks failed: %s", job.id, batch, size, exc)
                 break
+            metrics.TASKS_STARTED.inc(len(response.get("tasks", [])))
             for task in response.get("tasks", []):
                 result.tasks.append(
                     LaunchedTask(task_id=task["taskArn"], host_id=task.get("containerInstanceArn"))
                 )
             for failure in response.get("failures", []):
+                metrics.RUN_TASK_FAILURES.labels(reason=_reason(failure.get("reason"))).inc()
                 result.failures.append(
                     LaunchFailure(
                         reason=failure.get("reason", "unknown"),
@@ -269,6 +281,38 @@ def _client_token(job_id: str, scheduled: datetime, batch: int) -> str:
     sends the same tokens, so ECS does not launch again for a retried or recovered call."""
     seed = f"{run_id(job_id, scheduled)}#{batch}".encode()
     return hashlib.sha256(seed).hexdigest()[:64]
+
+
+def _count_throttle(response: Any = None, **kwargs: Any) -> None:
+    """botocore's needs-retry hook: returns None, so the retry decision stays botocore's."""
+    if response is not None and response[1].get("Error", {}).get("Code") in _THROTTLED:
+        metrics.RUN_TASK_THROTTLES.inc()
+
+
+def _reason(reason: str | None) -> str:
+    """ECS failure reasons, minus their variable part (``RESOURCE:MEMORY`` → ``RESOURCE``)."""
+    return (reason or "unknown").split(":", 1)[0][:40]
+
+
+@contextlib.contextmanager
+def _measured(tasks: int) -> Iterator[None]:
+    """Latency and result of one RunTask call; a failed call fails all its tasks."""
+    started = time.monotonic()
+    try:
+        yield
+    except ClientError as exc:
+        code = str(exc.response.get("Error", {}).get("Code") or "ClientError")
+        metrics.RUN_TASK_CALLS.labels(result="error").inc()
+        metrics.RUN_TASK_FAILURES.labels(reason=code[:40]).inc(tasks)
+        raise
+    except BotoCoreError as exc:
+        metrics.RUN_TASK_CALLS.labels(result="error").inc()
+        metrics.RUN_TASK_FAILURES.labels(reason=type(exc).__name__).inc(tasks)
+        raise
+    else:
+        metrics.RUN_TASK_CALLS.labels(result="ok").inc()
+    finally:
+        metrics.RUN_TASK_LATENCY.observe(time.monotonic() - started)
 
 
 @contextlib.contextmanager

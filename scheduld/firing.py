@@ -20,9 +20,11 @@ from typing import Protocol
 
 from common.config import RetrySettings, SchedulerSettings
 from common.errors import JobNotFoundError, LaunchError, LeaseLostError, SchedulerError, StoreUnavailableError
+from common.logging import bind
 from common.models import Job, JobStatus, LaunchFailure, Lease, Run, RunStatus, TrackedTask, outcome_status
 from common.retry import retrying
 from common.store.base import JobStore, RunLog
+from scheduld import metrics
 from scheduld.executor import LaunchResult, TaskLauncher
 from scheduld.triggers import TriggerError, TriggerRegistry
 
@@ -70,10 +72,13 @@ class Firing:
         started = time.monotonic()
         lag = (datetime.now(UTC) - scheduled).total_seconds()
         try:
-            self._fire(job_id, scheduled, started, lag)
+            with bind(job_id=job_id, scheduled_for=scheduled.isoformat()):
+                self._fire(job_id, scheduled, started, lag)
         except LeaseLostError as exc:
+            metrics.fired(job_id, "lease_lost")
             logger.warning("job %s: fire at %s not claimed: %s", job_id, scheduled.isoformat(), exc.message)
         except Exception:  # one bad fire must never stop the scheduler
+            metrics.fired(job_id, "error")
             logger.exception("job %s: fire at %s failed", job_id, scheduled.isoformat())
 
     def recover(self, run: Run, lease: Lease) -> None:
@@ -82,6 +87,7 @@ class Firing:
             run.model_copy(update={"replica": self._replica, "token": lease.token}), lease
         ):
             return
+        metrics.RUNS_RECOVERED.inc()
         mine = run.model_copy(update={"replica": self._replica, "token": lease.token})
         try:
             job = self._store.get_job(run.job_id)
@@ -102,15 +108,18 @@ class Firing:
     def _fire(self, job_id: str, scheduled: datetime, started: float, lag: float) -> None:
         lease = self._lease()
         if lease is None:
+            metrics.fired(job_id, "not_leader")
             logger.info("job %s: not firing at %s, this replica does not lead", job_id, scheduled)
             return
         try:
             job = self._store.get_job(job_id)
         except JobNotFoundError:
+            metrics.fired(job_id, "deleted")
             logger.info("job %s was deleted; dropping it from the schedule", job_id)
             self._on_missing(job_id)
             return
         if not _should_fire(job, scheduled):
+            metrics.fired(job_id, "suspended")
             logger.info("job %s: not firing at %s (suspended or outside its window)", job_id, scheduled)
             return
         expected = running = 0
@@ -134,12 +143,14 @@ class Firing:
             timeout_seconds=job.timeout_seconds,
         )
         if not self._retry_store(self._store.claim_run, run, lease):
+            metrics.fired(job_id, "already_claimed")
             logger.info("job %s: fire at %s already claimed", job_id, scheduled.isoformat())
             return
         to_start = 0 if failures else max(0, expected - running)
         result = self._launch(job, to_start, scheduled)
         result.failures[:0] = failures
         status = self._complete(job, run, to_start, result)
+        metrics.fired(job_id, status)
         logger.info(
             "job %s fired for %s: %s; expected %d, running %d, started %d, failed %d; lag %.3f s, "
             "took %.3f s",

@@ -17,7 +17,8 @@ from webapi.auth import Authenticator, authorize, check_protected
 from webapi.deps import ApiStore
 from webapi.errors import install_error_handlers
 from webapi.middleware import install_middleware
-from webapi.routes import jobs, me, meta, schedules, ui
+from webapi.observability import install_observability
+from webapi.routes import health, jobs, me, meta, schedules, ui
 
 logger = logging.getLogger(__name__)
 
@@ -29,13 +30,14 @@ each field is an APScheduler cron expression, `?` in second/minute/hour picks a 
 value, and `2nd_fri` / `last_mon` stand for `2nd fri` / `last mon`. Times are UTC unless the
 job sets `timezone`.
 
-Every route but `/`, `/spec`, `/docs` and `/redoc` needs `Authorization: Bearer <token>`
-when the server runs with `auth.mode: tokens` (use *Authorize*).
+Every route but `/`, `/spec`, `/docs`, `/redoc` and the probes (`/healthz`, `/readyz`,
+`/metrics`) needs `Authorization: Bearer <token>` when the server runs with
+`auth.mode: tokens` (use *Authorize*).
 """
 
 DOCS_ASSETS = "/static-offline-docs"
 
-PUBLIC_ROUTERS: tuple[APIRouter, ...] = (meta.router,)
+PUBLIC_ROUTERS: tuple[APIRouter, ...] = (meta.router, health.router)
 """Routers served without credentials; their paths must be in webapi.auth.ANONYMOUS_PATHS."""
 
 API_ROUTERS: tuple[APIRouter, ...] = (jobs.router, me.router, schedules.router)
@@ -63,6 +65,8 @@ def create_app(settings: Settings, *, store: ApiStore | None = None, bus: EventB
         try:
             yield
         finally:
+            if getattr(app.state, "health_checker", None) is not None:
+                app.state.health_checker.close()
             if reloads_on_hup:
                 asyncio.get_running_loop().remove_signal_handler(signal.SIGHUP)
             if owned_bus:
@@ -92,6 +96,7 @@ def create_app(settings: Settings, *, store: ApiStore | None = None, bus: EventB
         app.include_router(router, dependencies=[Depends(authorize)])
     app.mount(ui.PATH, ui.console())  # the console's page and assets: public, they hold no job data
     install_middleware(app, settings.webapi, cacheable_prefixes=(DOCS_ASSETS,))
+    install_observability(app, settings)  # outermost: every reply gets its request id
     check_protected(app)
     return app
 
