@@ -19,7 +19,7 @@ from webapi.deps import ApiStore, Services
 from webapi.errors import install_error_handlers
 from webapi.middleware import install_middleware
 from webapi.observability import install_observability
-from webapi.routes import health, jobs, me, meta, runs
+from webapi.routes import health, jobs, me, meta, runs, schedules, ui
 
 logger = logging.getLogger(__name__)
 
@@ -48,7 +48,7 @@ with it on FastAPI looks for one on every request (about 6 µs, bench/request_cp
 PUBLIC_ROUTERS: tuple[APIRouter, ...] = (meta.router, health.router)
 """Routers served without credentials; their paths must be in webapi.auth.ANONYMOUS_PATHS."""
 
-API_ROUTERS: tuple[APIRouter, ...] = (jobs.router, runs.router, me.router)
+API_ROUTERS: tuple[APIRouter, ...] = (jobs.router, runs.router, me.router, schedules.router)
 """Everything else: included behind ``authorize``."""
 
 
@@ -106,6 +106,7 @@ def create_app(settings: Settings, *, store: ApiStore | None = None, bus: EventB
         app.include_router(router)
     for router in API_ROUTERS:
         app.include_router(router, dependencies=[Depends(authorize)])
+    app.mount(ui.PATH, ui.console())  # the console's page and assets: public, they hold no job data
     install_middleware(app, settings.webapi, cacheable_prefixes=(DOCS_ASSETS,))
     install_observability(app, settings)  # outermost: every reply gets its request id
     check_protected(app)
