@@ -32,7 +32,9 @@ from common.errors import InvalidJobError
 MAX_TASKS_PER_FIRE = 50
 MAX_USER_TAGS = 48  # ECS allows 50 tags per task; scheduld adds its own attribution tags
 MAX_OVERRIDES_CHARS = 8192  # ECS limit on the size of containerOverrides
-READ_ONLY_FIELDS = frozenset({"lastRun", "lastRunTasks", "lastRunFailures", "estimatedNextRun", "link"})
+READ_ONLY_FIELDS = frozenset(
+    {"lastRun", "lastRunTasks", "lastRunFailures", "estimatedNextRun", "link", "createdBy"}
+)
 _STATUS_FIELDS: set[str] = {"last_run", "last_run_tasks", "last_run_failures", "estimated_next_run"}
 
 Name = Annotated[str, StringConstraints(min_length=1, max_length=255, pattern=r"^[A-Za-z0-9_-]+$")]
@@ -215,6 +217,10 @@ class Job(_UserFields):
     task_definition: Name
     schedule: str
     task_count: TaskCount = 1
+    created_by: Annotated[
+        str | None,
+        Field(description="The principal that created the job", json_schema_extra={"readOnly": True}),
+    ] = None
     last_run: Timestamp | None = None
     last_run_tasks: list[LaunchedTask] | None = None
     last_run_failures: list[LaunchFailure] | None = None
@@ -275,10 +281,13 @@ def parse_update(body: bytes | str | Mapping[str, Any]) -> JobUpdate:
     return _validate(JobUpdate, body)
 
 
-def new_job(create: JobCreate) -> Job:
-    """The job a create request stores: id defaults to taskDefinition, taskCount to 1."""
+def new_job(create: JobCreate, *, created_by: str | None = None) -> Job:
+    """The job a create request stores: id defaults to taskDefinition, taskCount to 1;
+    ``created_by`` names the principal (job quotas count by it)."""
     data = create.model_dump(exclude_none=True)
     data["id"] = create.id or create.task_definition
+    if created_by is not None:
+        data["created_by"] = created_by
     job = Job.model_validate(data)
     _check_rules(job, schedule_changed=True)
     return job

@@ -16,6 +16,7 @@ from common.config import Settings
 from common.store.base import JobStore
 from webapi.auth import Authenticator, authorize, check_protected
 from webapi.errors import install_error_handlers
+from webapi.limits import WriteLimiter, limit_writes
 from webapi.middleware import install_middleware
 from webapi.routes import jobs, me, meta
 
@@ -39,7 +40,7 @@ PUBLIC_ROUTERS: tuple[APIRouter, ...] = (meta.router,)
 """Routers served without credentials; their paths must be in webapi.auth.ANONYMOUS_PATHS."""
 
 API_ROUTERS: tuple[APIRouter, ...] = (jobs.router, me.router)
-"""Everything else: included behind ``authorize``."""
+"""Everything else: included behind ``authorize`` and the write rate limit."""
 
 
 def create_app(settings: Settings, *, store: JobStore | None = None, bus: EventBus | None = None) -> FastAPI:
@@ -85,11 +86,12 @@ def create_app(settings: Settings, *, store: JobStore | None = None, bus: EventB
     app.state.store = store
     app.state.bus = bus
     app.state.authenticator = authenticator
+    app.state.write_limiter = WriteLimiter(settings.webapi.limits)
     install_error_handlers(app)
     for router in PUBLIC_ROUTERS:
         app.include_router(router)
     for router in API_ROUTERS:
-        app.include_router(router, dependencies=[Depends(authorize)])
+        app.include_router(router, dependencies=[Depends(authorize), Depends(limit_writes)])
     install_middleware(app, settings.webapi, cacheable_prefixes=(DOCS_ASSETS,))
     check_protected(app)
     return app

@@ -112,6 +112,11 @@ class SearchClient:
                 if _error_type(exc) != "resource_already_exists_exception":
                     raise
 
+    def add_fields(self, index: str, properties: dict[str, Any]) -> None:
+        """Add fields to an existing index's mapping (an index made before they existed)."""
+        with self._translate("put mapping", index):
+            self._raw.indices.put_mapping(index=index, body={"properties": properties})
+
     def result_window(self, index: str) -> int:
         with self._translate("get settings", index):
             found = self._raw.indices.get_settings(index=index, name="index.max_result_window")
@@ -169,9 +174,11 @@ class SearchClient:
             hits: list[dict[str, Any]] = self._raw.search(index=index, body=body)["hits"]["hits"]
         return hits
 
-    def count(self, index: str) -> int:
+    def count(self, index: str, query: dict[str, Any] | None = None) -> int:
         with self._translate("count", index):
-            return int(self._raw.count(index=index)["count"])
+            if query is None:
+                return int(self._raw.count(index=index)["count"])
+            return int(self._raw.count(index=index, body={"query": query})["count"])
 
     def drop(self, index: str) -> None:
         with self._translate("delete index", index):
