@@ -112,6 +112,8 @@ def test_fuzzed_requests_get_no_5xx_and_conform_to_the_document(
         statuses = _fuzz(str(http.base_url).rstrip("/"), headers)
     total = sum(statuses.values())
     server_errors = sum(n for status, n in statuses.items() if status >= 500)
-    logger.info("fuzz (auth %s): %d requests, %d 5xx, by status %s", mode, total, server_errors, dict(statuses))
+    logger.info(
+        "fuzz (auth %s): %d requests, %d 5xx, by status %s", mode, total, server_errors, dict(statuses)
+    )
     assert server_errors == 0
     assert total >= 100  # the run did exercise the API
