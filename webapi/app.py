@@ -16,7 +16,7 @@ from common.config import Settings
 from common.store.base import JobStore
 from webapi.auth import Authenticator, authorize, check_protected
 from webapi.errors import install_error_handlers
-from webapi.limits import WriteLimiter, limit_writes
+from webapi.limits import WriteLimiter
 from webapi.middleware import install_middleware
 from webapi.routes import jobs, me, meta
 
@@ -40,7 +40,7 @@ PUBLIC_ROUTERS: tuple[APIRouter, ...] = (meta.router,)
 """Routers served without credentials; their paths must be in webapi.auth.ANONYMOUS_PATHS."""
 
 API_ROUTERS: tuple[APIRouter, ...] = (jobs.router, me.router)
-"""Everything else: included behind ``authorize`` and the write rate limit."""
+"""Everything else: included behind ``authorize`` (which also applies the write rate)."""
 
 
 def create_app(settings: Settings, *, store: JobStore | None = None, bus: EventBus | None = None) -> FastAPI:
@@ -91,7 +91,7 @@ def create_app(settings: Settings, *, store: JobStore | None = None, bus: EventB
     for router in PUBLIC_ROUTERS:
         app.include_router(router)
     for router in API_ROUTERS:
-        app.include_router(router, dependencies=[Depends(authorize), Depends(limit_writes)])
+        app.include_router(router, dependencies=[Depends(authorize)])
     install_middleware(app, settings.webapi, cacheable_prefixes=(DOCS_ASSETS,))
     check_protected(app)
     return app

@@ -1,12 +1,13 @@
 """A total deadline per request (``webapi.limits.request_deadline_seconds``): past it the
 client gets a 503 that names what the request was waiting on, and no acknowledged work is lost.
 
-Plain ASGI. The app runs in a task of its own; the middleware waits for it up to the deadline.
-When the deadline passes before the reply has started:
+Plain ASGI. When the deadline passes before the reply has started:
 
-- a read (GET/HEAD/OPTIONS) is cancelled: nothing was changed;
-- a write is **not** cancelled: it runs to its end in the background (store write, then the
-  change event), so a write that lands after the 503 is complete and scheduld hears of it.
+- the request is **not** cancelled: it runs to its end behind the reply (its own reply is
+  dropped), so a write that lands after the 503 is complete, store write and change event
+  alike, and scheduld hears of it. Each store and bus call has its own timeout, which bounds
+  how long that takes; cancelling would not be faster anyway, since a call in a worker thread
+  cannot be interrupted.
   The client only learns that the outcome is unknown, and is told how to find out (README
   "Limits and quotas": PUT is idempotent, a retried POST gets 409 once the first one was
   saved, a retried DELETE 404).
@@ -34,24 +35,12 @@ REQUEST_BODY = "the request body"
 _SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
-class _Wait:
-    """What the request is waiting on right now (None: computing)."""
-
-    __slots__ = ("on",)
-
-    def __init__(self) -> None:
-        self.on: str | None = None
-
-
-_current: ContextVar[_Wait | None] = ContextVar("ecss_request_waiting_on", default=None)
-
-
 class _WaitingOn:
     __slots__ = ("_what", "_wait", "_before")
 
     def __init__(self, what: str) -> None:
         self._what = what
-        self._wait: _Wait | None = None
+        self._wait: _Request | None = None
         self._before: str | None = None
 
     def __enter__(self) -> None:
@@ -71,71 +60,71 @@ def waiting_on(what: str) -> _WaitingOn:
     return _WaitingOn(what)
 
 
+class _Request:
+    """One request under a deadline: its send, guarded once the 503 has gone."""
+
+    __slots__ = ("send", "started", "replied", "reply", "on")
+
+    def __init__(self, send: Send) -> None:
+        self.send = send
+        self.started = False  # the app's reply has begun: it is let finish
+        self.replied = False  # the client has its 503: the app's messages are dropped
+        self.reply: asyncio.Task[None] | None = None
+        self.on: str | None = None  # what it waits on right now (None: computing)
+
+    async def guarded_send(self, message: Message) -> None:
+        if self.replied:
+            return
+        if message["type"] == "http.response.start":
+            self.started = True
+        await self.send(message)
+
+
+_current: ContextVar[_Request | None] = ContextVar("ecss_request_under_deadline", default=None)
+
+
 class Deadline:
+    """The app runs in the request's own task; a timer (``call_later``, cancelled when the app
+    returns in time) sends the 503 from a task of its own when the deadline passes, so the
+    common case costs a timer and a wrapped ``send``, not a task per request."""
+
     def __init__(self, app: ASGIApp, *, seconds: float) -> None:
         self.app = app
         self.seconds = seconds
-        self._finishing: set[asyncio.Future[None]] = set()  # writes answered 503, still running
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        replied = False  # the client has its 503: later messages of the app are dropped
-        started = False
-
-        async def guarded_send(message: Message) -> None:
-            nonlocal started
-            if replied:
-                return
-            if message["type"] == "http.response.start":
-                started = True
-            await send(message)
-
-        wait = _Wait()
-        token = _current.set(wait)  # the task below runs in a copy of this context
+        request = _Request(send)
+        token = _current.set(request)
+        timer = asyncio.get_running_loop().call_later(self.seconds, self._expire, request, scope, receive)
         try:
-            task: asyncio.Future[None] = asyncio.ensure_future(self.app(scope, receive, guarded_send))
-        finally:
-            _current.reset(token)
-        done, _ = await asyncio.wait((task,), timeout=self.seconds)
-        if done or started:  # in time, or the reply is already on its way: let it finish
-            await task
-            return
-        replied = True
-        method = scope["method"]
-        write = method not in _SAFE_METHODS
-        error = DeadlineExceededError(self.seconds, wait.on, write=write)
-        logger.warning("%s %s: %s", method, scope["path"], error.message)
-        if write:
-            self._finishing.add(task)
-            task.add_done_callback(self._finished(method, scope["path"]))
-        else:
-            task.cancel()
-        await error_reply(error)(scope, receive, send)
-
-    def _finished(self, method: str, path: str) -> _Finished:
-        return _Finished(self._finishing, method, path)
-
-
-class _Finished:
-    """Logs how a write answered 503 by the deadline ended, once it has."""
-
-    __slots__ = ("_tasks", "_method", "_path")
-
-    def __init__(self, tasks: set[asyncio.Future[None]], method: str, path: str) -> None:
-        self._tasks, self._method, self._path = tasks, method, path
-
-    def __call__(self, task: asyncio.Future[None]) -> None:
-        self._tasks.discard(task)
-        if task.cancelled():
-            logger.warning("%s %s, answered 503 at its deadline, was cancelled", self._method, self._path)
-        elif (exc := task.exception()) is not None:
-            logger.error(
-                "%s %s, answered 503 at its deadline, failed",
-                self._method,
-                self._path,
-                exc_info=exc,
+            await self.app(scope, receive, request.guarded_send)
+        except Exception:
+            if request.reply is None:
+                raise  # answered nothing yet: the error handlers outside reply
+            logger.exception(
+                "%s %s, answered 503 at its deadline, then failed",
+                scope["method"],
+                scope["path"],
             )
-        else:
-            logger.info("%s %s, answered 503 at its deadline, has now finished", self._method, self._path)
+        finally:
+            timer.cancel()
+            _current.reset(token)
+        if request.reply is not None:
+            logger.info(
+                "%s %s, answered 503 at its deadline, has now finished", scope["method"], scope["path"]
+            )
+            await asyncio.shield(request.reply)  # the 503 is sent even if this request is cancelled
+
+    def _expire(self, request: _Request, scope: Scope, receive: Receive) -> None:
+        if request.started:  # the reply is on its way: let it finish
+            return
+        request.replied = True
+        method = scope["method"]
+        error = DeadlineExceededError(self.seconds, request.on, write=method not in _SAFE_METHODS)
+        logger.warning("%s %s: %s", method, scope["path"], error.message)
+        request.reply = asyncio.get_running_loop().create_task(
+            error_reply(error)(scope, receive, request.send)
+        )
