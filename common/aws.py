@@ -1,8 +1,10 @@
-"""boto3 clients built one way for both processes.
+"""boto3 clients built one way for both processes, with bounded timeouts and retries.
 
 boto3 reads endpoint, credentials and region from the standard AWS SDK environment variables;
 ``AWS_REGION`` (used by the other AWS SDKs and by ECS/Lambda runtimes) is honoured too when
-``AWS_DEFAULT_REGION`` is not set, so either works.
+``AWS_DEFAULT_REGION`` is not set, so either works. Every client gets its connect and read
+timeouts and botocore's retry mode and attempts from the ``aws`` settings section, so no call
+waits on a stalled endpoint for botocore's defaults (60 s reads, several attempts).
 """
 
 from __future__ import annotations
@@ -12,11 +14,50 @@ from typing import Any
 
 import boto3
 from botocore.config import Config
+from botocore.exceptions import ClientError, ConnectTimeoutError, EndpointConnectionError, ReadTimeoutError
+
+from common.config import AWSSettings
 
 
-def client(service: str, *, config: Config | None = None, **kwargs: Any) -> Any:
-    """A boto3 client for ``service``; explicit kwargs win over the environment."""
+def client(
+    service: str,
+    settings: AWSSettings | None = None,
+    *,
+    read_timeout: float | None = None,
+    max_attempts: int | None = None,
+    max_pool_connections: int | None = None,
+    **kwargs: Any,
+) -> Any:
+    """A boto3 client for ``service``; explicit kwargs win over the environment.
+
+    ``read_timeout`` and ``max_attempts`` override the section's for one kind of call (a long
+    poll must outlast its wait; ECS calls keep their own attempts).
+    """
+    aws = settings or AWSSettings()
     region = os.environ.get("AWS_DEFAULT_REGION") or os.environ.get("AWS_REGION")
     if region and "region_name" not in kwargs:
         kwargs["region_name"] = region
+    options: dict[str, Any] = {}
+    if max_pool_connections is not None:
+        options["max_pool_connections"] = max_pool_connections
+    config = Config(
+        connect_timeout=aws.connect_timeout_seconds,
+        read_timeout=read_timeout or aws.read_timeout_seconds,
+        retries={"mode": aws.retry_mode, "max_attempts": max_attempts or aws.max_attempts},
+        **options,
+    )
     return boto3.client(service, config=config, **kwargs)  # type: ignore[call-overload]
+
+
+def describe_error(exc: Exception, service: str) -> str:
+    """What failed, for error bodies and run records: never the endpoint URL (log that)."""
+    if isinstance(exc, ClientError):
+        code = exc.response.get("Error", {}).get("Code") or "unknown error"
+        return f"{service} refused the call ({code})"
+    if isinstance(exc, ConnectTimeoutError):
+        return f"connecting to {service} timed out"
+    if isinstance(exc, ReadTimeoutError):
+        return f"{service} did not answer in time"
+    if isinstance(exc, EndpointConnectionError):
+        return f"could not connect to {service}"
+    return f"{service} call failed ({type(exc).__name__})"

@@ -40,6 +40,8 @@ class ElasticsearchSettings(_Section):
     flavour: Literal["elasticsearch", "opensearch"] = "elasticsearch"
     hosts: list[str] = Field(default_factory=lambda: ["http://127.0.0.1:9200"])
     index: str = "ecs-scheduler-jobs"
+    request_timeout_seconds: Seconds = 10.0
+    max_retries: Annotated[int, Field(ge=0, le=10)] = 2
     client_options: dict[str, Any] = Field(default_factory=dict)
 
 
@@ -64,7 +66,7 @@ class ECSSettings(_Section):
     cluster: str = "default"
     started_by: str = "ecs-scheduler"
     launch_rate_per_second: Annotated[float, Field(ge=0)] = 20.0
-    max_attempts: Annotated[int, Field(ge=1, le=20)] = 5
+    max_attempts: Annotated[int, Field(ge=1, le=20)] = 3
 
     @field_validator("started_by")
     @classmethod
@@ -149,13 +151,36 @@ class AuthSettings(_Section):
     )
 
 
+class AWSSettings(_Section):
+    """Every boto3 client is built from these (common/aws.py): no call waits unbounded."""
+
+    connect_timeout_seconds: Seconds = 2.0
+    read_timeout_seconds: Seconds = 10.0
+    retry_mode: Literal["standard", "adaptive", "legacy"] = "standard"
+    max_attempts: Annotated[int, Field(ge=1, le=20)] = 3
+    publish_timeout_seconds: Seconds = 2.0
+    """How long a write waits for its SQS publish before answering 503 (the write stands)."""
+    ecs_read_timeout_seconds: Seconds = 5.0
+    """Read timeout of one ECS call in scheduld (with ``ecs.max_attempts`` attempts)."""
+
+
+class QuotaSettings(_Section):
+    """Limits that bound the damage one job (or all of them) can do."""
+
+    min_fire_interval_seconds: Annotated[float, Field(ge=1)] = 1.0
+    """Shortest time between two fires of one job (the schedule syntax's finest is 1 s)."""
+    tasks_per_minute: Annotated[int, Field(ge=0)] = 0
+    """Most tasks scheduld launches in any minute, all jobs together; 0 means no cap. Fires
+    beyond it are recorded as runs with status ``throttled`` (never silently dropped)."""
+
+
 class SchedulerSettings(_Section):
     misfire_grace_seconds: Seconds = 3600.0
     reconcile_interval_seconds: Seconds = 60.0
     max_workers: Annotated[int, Field(ge=1, le=1000)] = 32
     shutdown_timeout_seconds: Seconds = 30.0
     error_backoff_seconds: Seconds = 5.0
-    lease_ttl_seconds: Annotated[float, Field(ge=0.5)] = 15.0
+    lease_ttl_seconds: Annotated[float, Field(ge=0.5)] = 2.0
     run_history_per_job: Annotated[int, Field(ge=1)] = 100
     run_history_days: Annotated[float, Field(gt=0)] = 30.0
 
@@ -176,6 +201,8 @@ class Settings(BaseSettings):
     webapi: WebAPISettings = Field(default_factory=WebAPISettings)
     scheduler: SchedulerSettings = Field(default_factory=SchedulerSettings)
     auth: AuthSettings = Field(default_factory=AuthSettings)
+    aws: AWSSettings = Field(default_factory=AWSSettings)
+    quotas: QuotaSettings = Field(default_factory=QuotaSettings)
 
     @field_validator("log_level", mode="before")
     @classmethod

@@ -37,18 +37,36 @@ READ_ONLY_FIELDS = frozenset(
 )
 _STATUS_FIELDS: set[str] = {"last_run", "last_run_tasks", "last_run_failures", "estimated_next_run"}
 
+MAX_MESSAGES_PER_TASK = 1_000_000
+_NO_NUL = r"^[^\x00]*$"  # NUL ends C strings: ECS, SQLite tooling and logs would cut the value
+
 Name = Annotated[str, StringConstraints(min_length=1, max_length=255, pattern=r"^[A-Za-z0-9_-]+$")]
-ShortText = Annotated[str, StringConstraints(min_length=1, max_length=255)]
+ShortText = Annotated[str, StringConstraints(min_length=1, max_length=255, pattern=_NO_NUL)]
+Text = Annotated[str, StringConstraints(pattern=_NO_NUL)]
+# The parser enforces these with its own messages; the OpenAPI document states them.
+ScheduleText = Annotated[
+    str,
+    Field(
+        json_schema_extra={
+            "minLength": 1,
+            "maxLength": schedule_syntax.MAX_LENGTH,
+            "pattern": schedule_syntax.SYNTAX_PATTERN,
+        }
+    ),
+]
 QueueName = Annotated[
     str, StringConstraints(min_length=1, max_length=80, pattern=r"^[A-Za-z0-9_-]+(\.fifo)?$")
 ]
-EnvName = Annotated[str, StringConstraints(min_length=1, max_length=255, pattern=r"^[^=\s]+$")]
+EnvName = Annotated[str, StringConstraints(min_length=1, max_length=255, pattern=r"^[^=\s\x00]+$")]
 TaskCount = Annotated[int, Field(ge=1, le=MAX_TASKS_PER_FIRE)]
 
 
 def _utc(value: datetime) -> datetime:
     """ISO-8601 without an offset means UTC (SPEC §2)."""
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    try:
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    except OverflowError as exc:  # 0001-01-01T00:00+01:00 is before year 1 in UTC
+        raise ValueError("out of range once converted to UTC (years 1 to 9999)") from exc
 
 
 Timestamp = Annotated[datetime, AfterValidator(_utc)]
@@ -85,8 +103,8 @@ class ApiModel(BaseModel):
 
 class ContainerOverride(ApiModel):
     container_name: Name
-    environment: Annotated[dict[EnvName, str], Field(max_length=100)] | None = None
-    command: Annotated[list[str], Field(max_length=100)] | None = None
+    environment: Annotated[dict[EnvName, Text], Field(max_length=100)] | None = None
+    command: Annotated[list[Text], Field(max_length=100)] | None = None
 
 
 class SQSTrigger(ApiModel):
@@ -94,7 +112,7 @@ class SQSTrigger(ApiModel):
 
     type: Literal["sqs"]
     queue_name: QueueName
-    messages_per_task: Annotated[int, Field(ge=1)] | None = None
+    messages_per_task: Annotated[int, Field(ge=1, le=MAX_MESSAGES_PER_TASK)] | None = None
 
 
 Trigger = SQSTrigger
@@ -117,8 +135,8 @@ class CapacityProviderStrategyItem(ApiModel):
 
 
 class Tag(ApiModel):
-    key: Annotated[str, StringConstraints(min_length=1, max_length=128)]
-    value: Annotated[str, StringConstraints(max_length=256)] = ""
+    key: Annotated[str, StringConstraints(min_length=1, max_length=128, pattern=_NO_NUL)]
+    value: Annotated[str, StringConstraints(max_length=256, pattern=_NO_NUL)] = ""
 
     @field_validator("key")
     @classmethod
@@ -145,7 +163,7 @@ class _UserFields(ApiModel):
     """Every field a user may set; all optional here, required ones tightened below."""
 
     task_definition: Name | None = None
-    schedule: str | None = None
+    schedule: ScheduleText | None = None
     schedule_start: Timestamp | None = None
     schedule_end: Timestamp | None = None
     timezone: TimezoneName | None = None
@@ -182,7 +200,7 @@ class JobCreate(_UserFields):
     model_config = ConfigDict(strict=True)
 
     task_definition: Name
-    schedule: str
+    schedule: ScheduleText
     id: Name | None = None
 
 
@@ -281,7 +299,12 @@ def parse_update(body: bytes | str | Mapping[str, Any]) -> JobUpdate:
     return _validate(JobUpdate, body)
 
 
-def new_job(create: JobCreate, *, created_by: str | None = None) -> Job:
+def new_job(
+    create: JobCreate,
+    *,
+    min_interval: float = schedule_syntax.MIN_INTERVAL_SECONDS,
+    created_by: str | None = None,
+) -> Job:
     """The job a create request stores: id defaults to taskDefinition, taskCount to 1;
     ``created_by`` names the principal (job quotas count by it)."""
     data = create.model_dump(exclude_none=True)
@@ -289,11 +312,13 @@ def new_job(create: JobCreate, *, created_by: str | None = None) -> Job:
     if created_by is not None:
         data["created_by"] = created_by
     job = Job.model_validate(data)
-    _check_rules(job, schedule_changed=True)
+    _check_rules(job, schedule_changed=True, min_interval=min_interval)
     return job
 
 
-def apply_update(job: Job, update: JobUpdate) -> Job:
+def apply_update(
+    job: Job, update: JobUpdate, *, min_interval: float = schedule_syntax.MIN_INTERVAL_SECONDS
+) -> Job:
     """The job after a partial update: given fields replace, ``null`` clears optional ones."""
     given = update.model_fields_set
     if "id" in given and update.id is not None and update.id != job.id:
@@ -314,18 +339,17 @@ def apply_update(job: Job, update: JobUpdate) -> Job:
             data[name] = value
     data.setdefault("task_count", 1)
     merged = Job.model_validate(data)
-    _check_rules(merged, schedule_changed=bool(given & {"schedule", "timezone"}))
+    _check_rules(merged, schedule_changed=bool(given & {"schedule", "timezone"}), min_interval=min_interval)
     return merged
 
 
-def _check_rules(job: Job, *, schedule_changed: bool) -> None:
+def _check_rules(job: Job, *, schedule_changed: bool, min_interval: float) -> None:
     """Rules that span fields; only checked on writes so stored jobs always load."""
     errors: dict[str, str] = {}
     if schedule_changed:
         try:
             trigger = schedule_syntax.build_trigger(job.schedule, timezone=job.timezone)
-            if schedule_syntax.next_fire_time(trigger) is None:
-                errors["schedule"] = "never fires (no matching time from now on)"
+            schedule_syntax.check_fires(trigger, min_interval=min_interval)
         except schedule_syntax.ScheduleError as exc:
             errors["schedule"] = str(exc)
     if job.schedule_start and job.schedule_end and job.schedule_end <= job.schedule_start:
@@ -356,10 +380,26 @@ def _validate(model: type[M], body: bytes | str | Mapping[str, Any]) -> M:
         raise InvalidJobError(field_errors(exc)) from exc
     if not isinstance(document, dict):
         raise InvalidJobError({"body": "must be a JSON object"})
+    document = _without_read_only(document)
     try:
-        return model.model_validate_json(orjson.dumps(_without_read_only(document)))
+        encoded = orjson.dumps(document)
+    except orjson.JSONEncodeError as exc:  # nested deeper than orjson encodes (254 levels)
+        raise InvalidJobError(_too_deep(document)) from exc
+    try:
+        return model.model_validate_json(encoded)
     except ValidationError as exc:
         raise InvalidJobError(field_errors(exc)) from exc
+
+
+def _too_deep(document: Mapping[str, Any]) -> dict[str, str]:
+    """Name the top-level fields whose values cannot be re-encoded (too deeply nested)."""
+    errors: dict[str, str] = {}
+    for key, value in document.items():
+        try:
+            orjson.dumps({key: value})  # at the depth it has in the document
+        except orjson.JSONEncodeError:
+            errors[str(key)[:64]] = "nested too deeply"
+    return errors or {"body": "nested too deeply"}
 
 
 def _without_read_only(document: Mapping[str, Any]) -> dict[str, Any]:
@@ -396,7 +436,7 @@ def _alias(name: str) -> str:
 
 # --- runs and leadership (exactly-once firing) ---------------------------------------------
 
-RunStatus = Literal["claimed", "launched", "partially_launched", "failed", "skipped"]
+RunStatus = Literal["claimed", "launched", "partially_launched", "failed", "skipped", "throttled"]
 
 
 class RunBase(ApiModel):

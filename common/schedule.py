@@ -10,12 +10,17 @@ it, so every stored schedule is schedulable.
 from __future__ import annotations
 
 import functools
+import logging
 import random
+import re
+import threading
 from datetime import datetime, timedelta, tzinfo
 from zoneinfo import ZoneInfo
 
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.cron.fields import BaseField
+
+logger = logging.getLogger(__name__)
 
 FIELD_NAMES: tuple[str, ...] = (
     "second",
@@ -30,7 +35,22 @@ FIELD_NAMES: tuple[str, ...] = (
 WILDCARD = "?"
 _WILDCARD_RANGES: dict[str, tuple[int, int]] = {"second": (0, 59), "minute": (0, 59), "hour": (0, 23)}
 MAX_LENGTH = 256
+_FIELD = r"[0-9A-Za-z*/,?_-]+"
+SYNTAX_PATTERN = rf"^\s*{_FIELD}(\s+{_FIELD}){{0,7}}\s*$"
+"""What the OpenAPI document states: one to eight fields of these characters (a string that
+does not match is rejected by ``split_fields``/``cron_fields``)."""
+SEARCH_STEPS = 1000
+"""Field steps a validation may take to find the next fire: legitimate sparse schedules (Feb 29
+on a Monday, 5th Friday of February) need under 300; ``0 0 0 * 53 * 2`` (week 53 in February)
+would walk year by year to 9999 (~470 000 steps, seconds of CPU). About 5 ms at most."""
+SCHEDULER_SEARCH_STEPS = 20 * SEARCH_STEPS
+"""scheduld's budget per next-fire computation (off the event loop, so more generous)."""
+TOO_SPARSE = "schedule too sparse or never fires"
+MIN_INTERVAL_SECONDS = 1.0
+"""Default shortest time allowed between two fires of one job (the syntax's finest)."""
+_INTERVAL_SAMPLE = 10
 
+_FIELD_RE = re.compile(_FIELD)
 _system_random = random.SystemRandom()
 
 
@@ -43,6 +63,70 @@ def _compiled_field(field_class: type[BaseField], name: str, exprs: str, is_defa
     return field_class(name, exprs, is_default)
 
 
+class _SearchBudgetExceeded(ScheduleError):
+    def __init__(self, steps: int) -> None:
+        super().__init__(f"{TOO_SPARSE} (no fire time found within {steps} search steps)")
+
+
+class _Budget(threading.local):
+    """The steps left to the search running on this thread (None: no search running)."""
+
+    steps = 0
+    left = 0
+
+
+_budget = _Budget()
+
+
+class _MeteredField:
+    """A compiled field that charges one step of this thread's budget per
+    ``get_next_value``: the only way into APScheduler's search loop, which may otherwise
+    walk year by year to 9999."""
+
+    __slots__ = ("_next", "name", "is_default", "REAL", "get_value", "get_min", "get_max")
+
+    def __init__(self, field: BaseField) -> None:
+        self._next = field.get_next_value
+        self.name = field.name
+        self.is_default = field.is_default
+        self.REAL = field.REAL
+        self.get_value = field.get_value
+        self.get_min = field.get_min
+        self.get_max = field.get_max
+
+    def get_next_value(self, dateval: datetime) -> int | None:
+        _budget.left -= 1
+        if _budget.left < 0:
+            raise _SearchBudgetExceeded(_budget.steps)
+        value: int | None = self._next(dateval)
+        return value
+
+
+def _metered_twin(trigger: CronTrigger) -> CronTrigger:
+    """A plain CronTrigger with the same settings whose fields charge the budget."""
+    twin = CronTrigger.__new__(CronTrigger)
+    twin.timezone = trigger.timezone
+    twin.start_date = trigger.start_date
+    twin.end_date = trigger.end_date
+    twin.jitter = trigger.jitter
+    twin.fields = [_MeteredField(field) for field in trigger.fields]
+    return twin
+
+
+def search_next_fire(
+    trigger: CronTrigger, previous: datetime | None, now: datetime, *, steps: int = SEARCH_STEPS
+) -> datetime | None:
+    """``trigger.get_next_fire_time`` in at most ``steps`` field steps; ScheduleError beyond."""
+    twin = trigger.metered() if isinstance(trigger, SharedFieldsCronTrigger) else _metered_twin(trigger)
+    outer = _budget.steps, _budget.left
+    _budget.steps = _budget.left = steps
+    try:
+        result: datetime | None = CronTrigger.get_next_fire_time(twin, previous, now)
+    finally:
+        _budget.steps, _budget.left = outer
+    return result
+
+
 class SharedFieldsCronTrigger(CronTrigger):  # type: ignore[misc]
     """A CronTrigger whose compiled fields are shared with other triggers of equal fields.
 
@@ -51,11 +135,27 @@ class SharedFieldsCronTrigger(CronTrigger):  # type: ignore[misc]
     100 000-job cold start compiles a few hundred fields instead of 800 000.
     """
 
-    __slots__ = ()
+    __slots__ = ("_twin",)
     FIELDS_MAP = {
         name: functools.partial(_compiled_field, field_class)
         for name, field_class in CronTrigger.FIELDS_MAP.items()
     }
+
+    def metered(self) -> CronTrigger:
+        """Its metered twin, made once (triggers do not change once built)."""
+        twin: CronTrigger | None = getattr(self, "_twin", None)
+        if twin is None:
+            twin = self._twin = _metered_twin(self)
+        return twin
+
+    def get_next_fire_time(self, previous_fire_time: datetime | None, now: datetime) -> datetime | None:
+        """Bounded: a schedule whose next fire needs more than SCHEDULER_SEARCH_STEPS steps
+        is treated as firing no more (logged), instead of holding a worker for seconds."""
+        try:
+            return search_next_fire(self, previous_fire_time, now, steps=SCHEDULER_SEARCH_STEPS)
+        except ScheduleError as exc:
+            logger.error("trigger %s: %s; it is treated as never firing again", self, exc)
+            return None
 
 
 def split_fields(expression: str) -> list[str]:
@@ -65,6 +165,8 @@ def split_fields(expression: str) -> list[str]:
     if len(expression) > MAX_LENGTH:
         raise ScheduleError(f"must be at most {MAX_LENGTH} characters")
     fields = expression.split()
+    if not all(_FIELD_RE.fullmatch(field) for field in fields):
+        raise ScheduleError("fields may hold only letters, digits and * / , - ? _")
     if not fields:
         raise ScheduleError("must have at least the second field")
     if len(fields) > len(FIELD_NAMES):
@@ -123,12 +225,41 @@ def next_fire_time(trigger: CronTrigger, after: datetime | None = None) -> datet
     return result
 
 
-def validate_schedule(expression: str, *, timezone: str | None = None) -> str:
+def check_fires(
+    trigger: CronTrigger,
+    *,
+    after: datetime | None = None,
+    min_interval: float = MIN_INTERVAL_SECONDS,
+) -> datetime:
+    """The first fire after ``after`` (default: now), in bounded time (SEARCH_STEPS per fire).
+
+    ScheduleError if the schedule never fires, is too sparse to find a fire within the budget,
+    or fires more often than ``min_interval`` seconds among its next few fires.
+    """
+    now = (after or datetime.now(ZoneInfo("UTC"))) + timedelta(microseconds=1)
+    first = search_next_fire(trigger, None, now)
+    if first is None:
+        raise ScheduleError(f"{TOO_SPARSE} (no matching time from now on)")
+    if min_interval > 1.0:
+        previous = first
+        for _ in range(_INTERVAL_SAMPLE):
+            following = search_next_fire(trigger, previous, previous)
+            if following is None:
+                break
+            if (following - previous).total_seconds() < min_interval:
+                raise ScheduleError(
+                    f"fires {following - previous} apart; at least {min_interval:g} s allowed"
+                )
+            previous = following
+    return first
+
+
+def validate_schedule(
+    expression: str, *, timezone: str | None = None, min_interval: float = MIN_INTERVAL_SECONDS
+) -> str:
     """Resolve wildcards, check the schedule builds a trigger that fires; return what to store."""
     resolved = resolve_wildcards(expression)
-    trigger = build_trigger(resolved, timezone=timezone)
-    if next_fire_time(trigger) is None:
-        raise ScheduleError("never fires (no matching time from now on)")
+    check_fires(build_trigger(resolved, timezone=timezone), min_interval=min_interval)
     return resolved
 
 

@@ -6,14 +6,12 @@ import logging
 import signal
 from types import FrameType
 
-from botocore.config import Config
-
 from common import aws
 from common.bus import create_bus
 from common.config import Settings
 from common.store import create_store
 from scheduld.daemon import Daemon
-from scheduld.executor import TaskLauncher
+from scheduld.executor import LaunchQuota, TaskLauncher, ecs_client
 from scheduld.triggers import default_registry
 
 __all__ = ["Daemon", "run"]
@@ -23,17 +21,16 @@ logger = logging.getLogger(__name__)
 
 def run(settings: Settings) -> int:
     """Run until SIGTERM/SIGINT, then stop cleanly; returns the exit code."""
-    retries = {"mode": "standard", "max_attempts": settings.ecs.max_attempts}
     pool = settings.scheduler.max_workers + 4
-    ecs = aws.client("ecs", config=Config(retries=retries, max_pool_connections=pool))  # type: ignore[arg-type]
-    sqs = aws.client("sqs", config=Config(retries=retries, max_pool_connections=pool))  # type: ignore[arg-type]
+    ecs = ecs_client(settings, pool=pool)
+    sqs = aws.client("sqs", settings.aws, max_pool_connections=pool)
     store = create_store(settings)
     bus = create_bus(settings)
     daemon = Daemon(
         settings,
         store=store,
         bus=bus,
-        launcher=TaskLauncher(ecs, settings.ecs),
+        launcher=TaskLauncher(ecs, settings.ecs, quota=LaunchQuota(settings.quotas.tasks_per_minute)),
         triggers=default_registry(sqs),
     )
 

@@ -5,7 +5,9 @@ characters, so long job ids still fit, and two jobs on one task definition never
 other's tasks); each task is also tagged ``ecs-scheduler:job-id`` for people. RunTask starts at
 most 10 tasks a call, so launches are batched, and every call passes a client-side token
 bucket so a herd of jobs firing at once queues instead of tripping ECS throttling. Throttling
-and transient errors are retried by botocore (standard mode, bounded attempts).
+and transient errors are retried by botocore (bounded attempts and timeouts, ``aws`` settings).
+A ``LaunchQuota`` caps the tasks launched per minute, all jobs together: what it refuses is
+reported in ``LaunchResult.throttled`` so the run records it.
 """
 
 from __future__ import annotations
@@ -15,15 +17,16 @@ import hashlib
 import logging
 import threading
 import time
-from collections import Counter
-from collections.abc import Iterator
+from collections import Counter, deque
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from common.config import ECSSettings
+from common import aws
+from common.config import ECSSettings, Settings
 from common.errors import LaunchError
 from common.models import Job, LaunchedTask, LaunchFailure, run_id
 from scheduld.running import SharedRunningCounts
@@ -80,15 +83,70 @@ class TokenBucket:
             waited += delay
 
 
+def ecs_client(settings: Settings, *, pool: int = 10) -> ECSClient:
+    """scheduld's ECS client: every call bounded by ``aws.ecs_read_timeout_seconds`` and
+    ``ecs.max_attempts``, so one stalled call cannot hold a fire for long."""
+    client: ECSClient = aws.client(
+        "ecs",
+        settings.aws,
+        read_timeout=settings.aws.ecs_read_timeout_seconds,
+        max_attempts=settings.ecs.max_attempts,
+        max_pool_connections=pool,
+    )
+    return client
+
+
+class LaunchQuota:
+    """At most ``per_minute`` tasks launched in any 60 s, all jobs together; 0 means no cap."""
+
+    WINDOW = 60.0
+
+    def __init__(self, per_minute: int, *, clock: Callable[[], float] = time.monotonic) -> None:
+        self.per_minute = per_minute
+        self._clock = clock
+        self._granted: deque[tuple[float, int]] = deque()
+        self._used = 0
+        self._lock = threading.Lock()
+
+    def take(self, wanted: int) -> int:
+        """How many of ``wanted`` tasks may start now (counted as started)."""
+        if self.per_minute <= 0:
+            return wanted
+        with self._lock:
+            now = self._clock()
+            while self._granted and now - self._granted[0][0] >= self.WINDOW:
+                self._used -= self._granted.popleft()[1]
+            granted = max(0, min(wanted, self.per_minute - self._used))
+            if granted:
+                self._granted.append((now, granted))
+                self._used += granted
+            return granted
+
+    def give_back(self, unused: int) -> None:
+        """Return tasks granted but not started (RunTask refused them)."""
+        if self.per_minute <= 0 or unused <= 0:
+            return
+        with self._lock:
+            if self._granted:
+                moment, count = self._granted.pop()
+                kept = max(0, count - unused)
+                self._used -= count - kept
+                if kept:
+                    self._granted.append((moment, kept))
+
+
 @dataclass
 class LaunchResult:
     tasks: list[LaunchedTask] = field(default_factory=list)
     failures: list[LaunchFailure] = field(default_factory=list)
+    throttled: int = 0
+    """Tasks not started because the launch quota (``quotas.tasks_per_minute``) was used up."""
 
 
 class TaskLauncher:
-    def __init__(self, ecs: ECSClient, settings: ECSSettings) -> None:
+    def __init__(self, ecs: ECSClient, settings: ECSSettings, *, quota: LaunchQuota | None = None) -> None:
         self._ecs = ecs
+        self._quota = quota or LaunchQuota(0)
         self._cluster = settings.cluster
         self._prefix = settings.started_by
         self._bucket = TokenBucket(settings.launch_rate_per_second)
@@ -145,8 +203,27 @@ class TaskLauncher:
         return tasks
 
     def launch(self, job: Job, count: int, *, scheduled: datetime) -> LaunchResult:
-        """Start ``count`` tasks in batches of ≤ 10; ECS's per-task failures are collected."""
+        """Start ``count`` tasks in batches of ≤ 10; ECS's per-task failures are collected.
+        Beyond the launch quota, tasks are not started and counted in ``throttled``."""
         result = LaunchResult()
+        granted = self._quota.take(count)
+        if granted < count:
+            result.throttled = count - granted
+            result.failures.append(
+                LaunchFailure(
+                    reason="Throttled",
+                    detail=f"{result.throttled} of {count} tasks not started: the cap of "
+                    f"{self._quota.per_minute} tasks per minute (quotas.tasks_per_minute) is reached",
+                )
+            )
+            logger.warning(
+                "job %s: %d of %d tasks throttled (cap %d tasks per minute)",
+                job.id,
+                result.throttled,
+                count,
+                self._quota.per_minute,
+            )
+            count = granted
         base = self._run_task_params(job)
         remaining, batch = count, 0
         while remaining > 0:
@@ -189,6 +266,7 @@ class TaskLauncher:
                 )
             remaining -= size
             batch += 1
+        self._quota.give_back(count - len(result.tasks))
         return result
 
     def _run_task_params(self, job: Job) -> dict[str, Any]:
@@ -231,5 +309,6 @@ def _translate(job_id: str, action: str) -> Iterator[None]:
     except ClientError as exc:
         error = exc.response.get("Error", {})
         raise LaunchError(job_id, f"{action}: {error.get('Code')}: {error.get('Message')}") from exc
-    except BotoCoreError as exc:
-        raise LaunchError(job_id, f"{action}: {exc}") from exc
+    except BotoCoreError as exc:  # its text names the endpoint URL: logged, not recorded
+        logger.warning("job %s: %s failed: %s", job_id, action, exc)
+        raise LaunchError(job_id, f"{action}: {aws.describe_error(exc, 'ECS')}") from exc

@@ -162,7 +162,9 @@ class Firing:
 
     def _complete(self, job: Job, run: Run, to_start: int, result: LaunchResult) -> RunStatus:
         status: RunStatus
-        if result.failures and not result.tasks:
+        if result.throttled and not result.tasks:
+            status = "throttled"
+        elif result.failures and not result.tasks:
             status = "failed"
         elif to_start == 0:
             status = "skipped"
@@ -170,7 +172,7 @@ class Firing:
             status = "launched"
         else:
             status = "partially_launched"
-        if status in ("failed", "partially_launched"):
+        if status in ("failed", "partially_launched", "throttled"):
             logger.warning("job %s: run for %s %s: %s", job.id, run.scheduled_for, status, result.failures)
         job_status = JobStatus(
             last_run=run.scheduled_for,

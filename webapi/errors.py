@@ -90,14 +90,6 @@ _STATUS: dict[type[SchedulerError], int] = {
     LeaseLostError: 503,
     DeadlineExceededError: 503,
 }
-_PUBLIC_MESSAGES: dict[type[SchedulerError], str] = {
-    StoreUnavailableError: "Job store unavailable; retry later",
-    BusUnavailableError: "Event queue unavailable; retry later",
-    LaunchError: "ECS unavailable; retry later",
-    LeaseLostError: "Leadership lost; retry later",
-}
-"""5xx bodies say what failed, never how: the detail (file paths, endpoint URLs, library
-messages) goes to the log only."""
 _SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 _METHOD_ORDER = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE", "CONNECT")
 _CHALLENGE = {"WWW-Authenticate": "Bearer"}
@@ -110,28 +102,15 @@ def status_of(error: SchedulerError) -> int:
     return 500
 
 
-def public_message(error: SchedulerError) -> str:
-    """What the client is told: the message, except for outages, whose detail is internal."""
-    if isinstance(error, PublishError):
-        return (
-            f"Job {error.job_id} was saved, but the scheduler could not be notified (event queue "
-            "unavailable); scheduld will pick the change up at its next reconcile"
-        )
-    for cls in type(error).__mro__:
-        if cls in _PUBLIC_MESSAGES:
-            return _PUBLIC_MESSAGES[cls]
-    return error.message
-
-
 def error_reply(error: SchedulerError) -> JSONReply:
     """The reply for ``error`` outside a route (plain ASGI middleware)."""
-    return JSONReply({"message": public_message(error)}, status_code=status_of(error))
+    return JSONReply({"message": error.message}, status_code=status_of(error))
 
 
 async def _domain_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, SchedulerError)
     status = status_of(exc)
-    body: dict[str, Any] = {"message": public_message(exc)}
+    body: dict[str, Any] = {"message": exc.message}
     if isinstance(exc, InvalidJobError):
         body["errors"] = exc.errors
     if isinstance(exc, PublishError):
@@ -143,7 +122,7 @@ async def _domain_error(request: Request, exc: Exception) -> Response:
         else:
             audit.record(request, outcome="denied" if denied else "failed", status=status)
     if status >= 500:
-        logger.error("%s %s failed: %s", request.method, request.url.path, exc.message)  # the detail
+        logger.error("%s %s failed: %s", request.method, request.url.path, exc.message)
     elif not denied and request.method in _SAFE_METHODS:
         logger.info("%s %s rejected (%d): %s", request.method, request.url.path, status, exc.message)
     headers = _CHALLENGE if status == 401 else None

@@ -34,4 +34,4 @@ def create_bus(settings: Settings, *, give_up_after: float = 60.0) -> EventBus:
         before_sleep=tenacity.before_sleep_log(logger, logging.WARNING),
         reraise=True,
     )
-    return retrying(SQSEventBus.from_settings, settings.sqs)
+    return retrying(SQSEventBus.from_settings, settings.sqs, aws_settings=settings.aws)

@@ -2,26 +2,28 @@
 
 Queues are created when missing (``sqs.create_queues``) with a redrive policy, so a message
 that keeps failing ends in the dead-letter queue; messages that do not parse are moved there
-at once. Retries of throttled or failed calls are botocore's (standard mode, bounded).
+at once. Retries of throttled or failed calls are botocore's (bounded, ``aws`` settings), and
+a publish waits at most ``aws.publish_timeout_seconds``. Error messages say what failed, never
+the endpoint URL (that goes to the log).
 """
 
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import logging
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 import orjson
-from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import ValidationError
 
 from common import aws
 from common.bus.base import EventBus, ReceivedMessage
 from common.bus.batcher import Batcher, Outcome
-from common.config import SQSSettings
+from common.config import AWSSettings, SQSSettings
 from common.errors import BusUnavailableError, PublishError
 from common.models import ChangeEvent
 
@@ -39,24 +41,44 @@ class SQSEventBus(EventBus):
         queue_url: str,
         dead_letter_queue_url: str,
         wait_seconds: int,
+        publish_timeout: float = AWSSettings().publish_timeout_seconds,
+        send_client: SQSClient | None = None,
     ) -> None:
         self._client = client
+        self._send_client = send_client or client
+        self._publish_timeout = publish_timeout
         self.queue_url = queue_url
         self.dead_letter_queue_url = dead_letter_queue_url
         self._wait_seconds = wait_seconds
         self._batcher = Batcher(self._send_batch)
 
     @classmethod
-    def from_settings(cls, settings: SQSSettings, *, client: SQSClient | None = None) -> SQSEventBus:
+    def from_settings(
+        cls,
+        settings: SQSSettings,
+        *,
+        client: SQSClient | None = None,
+        aws_settings: AWSSettings | None = None,
+    ) -> SQSEventBus:
         """Connect (boto3 reads region, endpoint and credentials from the environment)."""
+        timeouts = aws_settings or AWSSettings()
         sqs: SQSClient = client or aws.client(
             "sqs",
-            config=Config(
-                retries={"mode": "standard", "max_attempts": settings.publish_attempts},
-                connect_timeout=5,
-                read_timeout=settings.wait_seconds + 10,
-            ),
+            timeouts,
+            # a long poll must outlast its wait
+            read_timeout=max(timeouts.read_timeout_seconds, settings.wait_seconds + 5),
+            max_attempts=settings.publish_attempts,
         )
+        # Publishes read with the publish bound: a send stuck on a stalled SQS gives up about
+        # when its caller does, so the senders are free again soon after SQS recovers.
+        sender: SQSClient | None = None
+        if client is None:
+            sender = aws.client(
+                "sqs",
+                timeouts,
+                read_timeout=timeouts.publish_timeout_seconds,
+                max_attempts=settings.publish_attempts,
+            )
         with _unavailable("set up queues"):
             dlq_url = _queue_url(sqs, settings.dead_letter_queue_name, settings.create_queues, {})
             queue_url = settings.queue_url or _queue_url(
@@ -74,29 +96,44 @@ class SQSEventBus(EventBus):
                 },
             )
         return cls(
-            sqs, queue_url=queue_url, dead_letter_queue_url=dlq_url, wait_seconds=settings.wait_seconds
+            sqs,
+            queue_url=queue_url,
+            dead_letter_queue_url=dlq_url,
+            wait_seconds=settings.wait_seconds,
+            publish_timeout=timeouts.publish_timeout_seconds,
+            send_client=sender,
         )
 
     def publish(self, event: ChangeEvent) -> str:
         """Concurrent publishes share SendMessageBatch calls; each waits for its own outcome."""
         future = self._batcher.submit(event.to_json())
         try:
-            outcome = future.result()
+            outcome = future.result(timeout=self._publish_timeout)
+        except concurrent.futures.TimeoutError as exc:
+            raise self._failed(event, self._timed_out()) from exc
         except (BotoCoreError, ClientError) as exc:
-            raise self._failed(event, _describe(exc)) from exc
+            raise self._failed(event, _describe(exc), exc) from exc
         return self._sent(event, outcome)
 
     async def publish_async(self, event: ChangeEvent) -> str:
         """``publish`` awaited on the event loop: no thread waits for the batch's reply.
 
-        Shielded: a caller cancelled after its store write still gets its event sent.
+        Shielded: a caller cancelled (or timed out) after its store write still gets its
+        event sent, if SQS answers at all.
         """
         future = self._batcher.submit(event.to_json())
         try:
-            outcome = await asyncio.shield(asyncio.wrap_future(future))
+            outcome = await asyncio.wait_for(
+                asyncio.shield(asyncio.wrap_future(future)), timeout=self._publish_timeout
+            )
+        except TimeoutError as exc:
+            raise self._failed(event, self._timed_out()) from exc
         except (BotoCoreError, ClientError) as exc:
-            raise self._failed(event, _describe(exc)) from exc
+            raise self._failed(event, _describe(exc), exc) from exc
         return self._sent(event, outcome)
+
+    def _timed_out(self) -> str:
+        return f"SQS did not answer within {self._publish_timeout:g} s"
 
     def _sent(self, event: ChangeEvent, outcome: Outcome) -> str:
         if outcome.message_id is None:
@@ -104,14 +141,19 @@ class SQSEventBus(EventBus):
         logger.debug("published %s of job %s as message %s", event.op, event.job_id, outcome.message_id)
         return outcome.message_id
 
-    @staticmethod
-    def _failed(event: ChangeEvent, reason: str) -> PublishError:
-        logger.error("publishing %s of job %s failed: %s", event.op, event.job_id, reason)
+    def _failed(self, event: ChangeEvent, reason: str, exc: Exception | None = None) -> PublishError:
+        logger.error(
+            "publishing %s of job %s to %s failed: %s",
+            event.op,
+            event.job_id,
+            self.queue_url,
+            exc if exc is not None else reason,
+        )
         return PublishError(event.job_id, reason)
 
     def _send_batch(self, bodies: Sequence[str]) -> list[Outcome]:
         entries = [{"Id": str(n), "MessageBody": body} for n, body in enumerate(bodies)]
-        response = self._client.send_message_batch(QueueUrl=self.queue_url, Entries=entries)  # type: ignore[arg-type]
+        response = self._send_client.send_message_batch(QueueUrl=self.queue_url, Entries=entries)  # type: ignore[arg-type]
         outcomes = {
             entry["Id"]: Outcome(message_id=entry["MessageId"]) for entry in response.get("Successful", [])
         }
@@ -146,6 +188,8 @@ class SQSEventBus(EventBus):
     def close(self) -> None:
         self._batcher.close()
         self._client.close()
+        if self._send_client is not self._client:
+            self._send_client.close()
 
     def _receive(
         self, url: str, *, max_messages: int, wait: int, peek: bool = False
@@ -202,9 +246,8 @@ def _code(exc: ClientError) -> str:
 
 
 def _describe(exc: Exception) -> str:
-    if isinstance(exc, ClientError):
-        return f"{_code(exc)}: {exc.response.get('Error', {}).get('Message', '')}"
-    return str(exc)
+    """What failed, for error bodies: no endpoint URL or queue URL (those are logged)."""
+    return aws.describe_error(exc, "SQS")
 
 
 @contextlib.contextmanager

@@ -158,5 +158,10 @@ class JobStore(ABC):
                 return
             after = page[-1].id
 
+    def verify(self) -> None:
+        """Raise StoreUnavailableError if the store cannot be reached or its integrity is lost
+        (readiness checks call this); by default one cheap read."""
+        self.count_jobs()
+
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release connections; the store is unusable afterwards."""

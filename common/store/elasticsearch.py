@@ -293,6 +293,10 @@ class ElasticsearchJobStore(JobStore):
         }
         return self._client.delete_by_query(self._runs, query)
 
+    def verify(self) -> None:
+        """One count on the index: the cluster answers and the index exists."""
+        self._client.count(self._index)
+
     def drop_index(self) -> None:
         """Delete the indices (tests and tear-down)."""
         for index in (self._index, self._runs, self._leases):

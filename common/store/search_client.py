@@ -54,7 +54,15 @@ def _elasticsearch(settings: ElasticsearchSettings, client: Any) -> _Flavour:
     import elasticsearch
 
     return _Flavour(
-        client or elasticsearch.Elasticsearch(hosts=settings.hosts, **settings.client_options),
+        client
+        or elasticsearch.Elasticsearch(
+            hosts=settings.hosts,
+            **{
+                "request_timeout": settings.request_timeout_seconds,
+                "max_retries": settings.max_retries,
+                **settings.client_options,
+            },
+        ),
         elasticsearch.NotFoundError,
         elasticsearch.ConflictError,
         (elasticsearch.ApiError, elasticsearch.TransportError),
@@ -65,7 +73,15 @@ def _opensearch(settings: ElasticsearchSettings, client: Any) -> _Flavour:
     import opensearchpy
 
     return _Flavour(
-        client or opensearchpy.OpenSearch(hosts=settings.hosts, **settings.client_options),
+        client
+        or opensearchpy.OpenSearch(
+            hosts=settings.hosts,
+            **{
+                "timeout": settings.request_timeout_seconds,
+                "max_retries": settings.max_retries,
+                **settings.client_options,
+            },
+        ),
         opensearchpy.NotFoundError,
         opensearchpy.ConflictError,
         (opensearchpy.OpenSearchException,),
@@ -99,7 +115,10 @@ class SearchClient:
             if isinstance(exc, flavour.not_found) and _error_type(exc) != "index_not_found_exception":
                 raise NotFound() from exc
             logger.warning("search store: %s on index %s failed: %s", op, index, exc)
-            raise StoreUnavailableError(f"{op} on index {index}: {exc}") from exc
+            # the client's text names the node's host and port: the log has it, replies do not
+            kind = _error_type(exc)  # the cluster's error type, e.g. index_not_found_exception
+            reason = kind if kind.replace("_", "").isalpha() else type(exc).__name__
+            raise StoreUnavailableError(f"{op} on index {index}: {reason}") from exc
 
     def ensure_index(self, index: str, settings: dict[str, Any], mappings: dict[str, Any]) -> None:
         """Create the index unless it exists (another process may create it at the same time)."""

@@ -2,7 +2,11 @@
 
 WAL mode so webapi and scheduld (two processes on one machine) read while the other writes;
 ``BEGIN IMMEDIATE`` for writes; user fields and status live in separate columns so a status
-write never touches what a user changed. One connection per thread.
+write never touches what a user changed. One connection per thread, reopened after an error
+(a connection opened while the file was read-only would otherwise stay read-only for ever).
+
+Its file's identity and integrity are guarded by ``sqlite_file.StoreFile``: checked before
+every write, so a removed or replaced file refuses writes instead of losing them.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from common.config import SQLiteSettings
 from common.errors import JobExistsError, JobNotFoundError, LeaseLostError, StoreUnavailableError
 from common.models import Job, JobStatus, Lease, Run
 from common.store.base import PAGE_LIMIT, JobChange, JobStore
+from common.store.sqlite_file import StoreFile
 
 logger = logging.getLogger(__name__)
 
@@ -62,11 +67,16 @@ class SQLiteJobStore(JobStore):
         self._connections: list[sqlite3.Connection] = []
         self._lock = threading.Lock()
         self._write_lock = threading.Lock()
+        self._ordinary_writers = threading.Lock()  # see _write: lease writes skip this queue
         self._path.parent.mkdir(parents=True, exist_ok=True)
+        self._file = StoreFile(self._path)
         with self._translate(), self._write() as db:
             for statement in _SCHEMA:
                 db.execute(statement)
             _add_created_by(db)
+            self._file.adopt(db)
+        self._file.settle()
+        self.identity = self._file.identity
 
     # --- JobStore ------------------------------------------------------------------------
 
@@ -221,7 +231,7 @@ class SQLiteJobStore(JobStore):
 
     def acquire_lease(self, name: str, *, holder: str, ttl: float) -> Lease | None:
         now = time.time()
-        with self._translate(), self._write() as db:
+        with self._translate(), self._write(lease=True) as db:
             row = db.execute(
                 "SELECT holder, token, expires_at FROM leases WHERE name = ?", (name,)
             ).fetchone()
@@ -242,7 +252,7 @@ class SQLiteJobStore(JobStore):
         return Lease(name=name, holder=holder, token=token, expires_at=datetime.fromtimestamp(now + ttl, UTC))
 
     def release_lease(self, lease: Lease) -> None:
-        with self._translate(), self._write() as db:
+        with self._translate(), self._write(lease=True) as db:
             db.execute(
                 "UPDATE leases SET expires_at = 0 WHERE name = ? AND holder = ? AND token = ?",
                 (lease.name, lease.holder, lease.token),
@@ -254,6 +264,12 @@ class SQLiteJobStore(JobStore):
         ).fetchone()
         if row is None or row[0] != lease.holder or row[1] != lease.token or row[2] <= time.time():
             raise LeaseLostError(lease.holder, lease.token)
+
+    def verify(self) -> None:
+        """The file is still the one opened, and answers a read."""
+        self._file.check()
+        with self._translate():
+            self._db().execute("SELECT 1 FROM jobs LIMIT 1").fetchall()
 
     def close(self) -> None:
         with self._lock:
@@ -292,32 +308,56 @@ class SQLiteJobStore(JobStore):
                 self._connections.append(connection)
         return connection
 
+    def _drop_connection(self) -> None:
+        """Forget this thread's connection after an error; the next call opens a fresh one."""
+        connection: sqlite3.Connection | None = getattr(self._local, "connection", None)
+        if connection is None:
+            return
+        self._local.connection = None
+        with self._lock:
+            if connection in self._connections:
+                self._connections.remove(connection)
+        with contextlib.suppress(sqlite3.Error):
+            connection.close()
+
     @contextlib.contextmanager
-    def _write(self) -> Iterator[sqlite3.Connection]:
+    def _write(self, *, lease: bool = False) -> Iterator[sqlite3.Connection]:
         """One write transaction, taken up front so concurrent writers queue, not deadlock.
 
         Threads of this process queue on a lock first: SQLite's own busy handler waits by
         sleeping in growing steps (up to 100 ms), which under load costs far more than the
         writes. Other processes still meet the busy handler, rarely.
+
+        Ordinary writers queue on a first lock, so at most one of them competes for the write
+        lock; a lease write goes straight to the write lock and so waits for one write at
+        most, however many fires queue behind it (a busy leader must not miss its renewal).
         """
+        self._file.check()  # until settled, there is nothing to compare with
         db = self._db()
-        with self._write_lock:
+        with contextlib.ExitStack() as queued:
+            if not lease:
+                queued.enter_context(self._ordinary_writers)
+            queued.enter_context(self._write_lock)
             db.execute("BEGIN IMMEDIATE")
             try:
                 yield db
+                db.execute("COMMIT")
             except BaseException:
-                db.execute("ROLLBACK")
+                if db.in_transaction:
+                    with contextlib.suppress(sqlite3.Error):
+                        db.execute("ROLLBACK")
                 raise
-            db.execute("COMMIT")
 
     @contextlib.contextmanager
     def _translate(self) -> Iterator[None]:
-        """sqlite3's errors become StoreUnavailableError; domain errors pass through."""
+        """sqlite3's errors become StoreUnavailableError (no path in the message: it reaches
+        clients; the log has it); domain errors pass through. The failed connection goes."""
         try:
             yield
         except sqlite3.Error as exc:
             logger.warning("SQLite store %s failed: %s", self._path, exc)
-            raise StoreUnavailableError(f"sqlite {self._path}: {exc}") from exc
+            self._drop_connection()
+            raise StoreUnavailableError(f"SQLite error: {exc}") from exc
 
 
 def _add_created_by(db: sqlite3.Connection) -> None:

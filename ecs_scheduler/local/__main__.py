@@ -1,13 +1,14 @@
 """`make run`: start the whole stack on this machine, no AWS account and no Docker needed.
 
-    python -m ecs_scheduler.local            # emulator + webapi + scheduld under honcho
+    python -m ecs_scheduler.local            # emulator + webapi + scheduld, supervised
     python -m ecs_scheduler.local emulator   # just the AWS emulator (one Procfile entry)
     python -m ecs_scheduler.local wait       # block until the emulator answers
     python -m ecs_scheduler.local seed       # only seed an emulator (compose stack's bootstrap)
     python -m ecs_scheduler.local reaper     # only stop finished emulated tasks (compose stack)
 
 Ports: the emulator listens on 127.0.0.1:$LOCAL_AWS_PORT (default 4566), webapi on
-$WEBAPI__PORT (default 5000). Ctrl-C stops all three.
+$WEBAPI__PORT (default 5000). A crashed webapi or scheduld is restarted with backoff; Ctrl-C,
+or the emulator's death, stops all three.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from common.logging import configure_logging
 ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_AWS_PORT = 4566
 COMMANDS = ("stack", "emulator", "wait", "seed", "reaper")
+ESSENTIAL = frozenset({"aws"})  # Procfile entries the stack cannot run without
 
 
 def local_environment() -> dict[str, str]:
@@ -42,18 +44,15 @@ def local_environment() -> dict[str, str]:
 
 
 def run_stack() -> int:
-    from honcho.manager import Manager
+    """The Procfile's processes under the supervisor: a crashed webapi or scheduld restarts
+    with backoff; the emulator's death or Ctrl-C stops the stack."""
+    from ecs_scheduler.local.supervisor import Program, Supervisor, read_procfile
 
-    env = local_environment()
-    if hasattr(sys.stdout, "reconfigure"):
-        sys.stdout.reconfigure(line_buffering=True)  # prefixed log lines appear as they come
-    manager = Manager()
-    for line in (ROOT / "Procfile").read_text().splitlines():
-        if line.strip() and not line.lstrip().startswith("#"):
-            name, command = line.split(":", 1)
-            manager.add_process(name.strip(), command.strip(), env=env, cwd=str(ROOT))
-    manager.loop()
-    return int(manager.returncode or 0)
+    programs = [
+        Program(name, command, essential=name in ESSENTIAL)
+        for name, command in read_procfile(ROOT / "Procfile")
+    ]
+    return Supervisor(programs, env=local_environment(), cwd=ROOT).run()
 
 
 def wait_for_emulator(timeout: float = 60.0) -> int:

@@ -160,6 +160,9 @@ def serve(settings: Settings, *, port: int, interval: float = 0.5) -> int:
     """Run the emulator, and its task reaper, until SIGINT/SIGTERM."""
     from moto.server import ThreadedMotoServer
 
+    from ecs_scheduler.local import idempotency
+
+    idempotency.install()  # RunTask clientToken as ECS honours it
     stop = _stop_on_signals()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import re
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -13,11 +14,15 @@ from hypothesis import strategies as st
 
 from common.schedule import (
     FIELD_NAMES,
+    SEARCH_STEPS,
+    SYNTAX_PATTERN,
     ScheduleError,
     build_trigger,
+    check_fires,
     cron_fields,
     next_fire_time,
     resolve_wildcards,
+    search_next_fire,
     validate_schedule,
 )
 
@@ -179,3 +184,57 @@ def test_shared_field_triggers_fire_exactly_like_apschedulers_own(expression: st
         if expected is None:
             break
         moment = expected + timedelta(seconds=1)
+
+
+# --- bounded cost ------------------------------------------------------------------------
+
+NEVER_OR_TOO_SPARSE = ["0 0 0 * 53 * 2", "0 0 0 fri 53 13", "0 0 0 * * 31 2", "0 0 0 mon 53 29 2"]
+SPARSE_BUT_FINE = {
+    "0 0 0 mon * 29 2": datetime(2044, 2, 29, tzinfo=UTC),  # Feb 29 on a Monday
+    "0 0 0 * * 5th_fri 2": datetime(2036, 2, 29, tzinfo=UTC),
+    "0 0 0 * 1 * 12": datetime(2029, 12, 31, tzinfo=UTC),
+    "0 0 0 * * 29 2 2096": datetime(2096, 2, 29, tzinfo=UTC),
+}
+
+
+@pytest.mark.parametrize("expression", NEVER_OR_TOO_SPARSE)
+def test_hostile_schedules_stop_within_the_step_budget(expression: str) -> None:
+    with pytest.raises(ScheduleError, match="too sparse or never fires"):
+        check_fires(build_trigger(expression), after=NOW)
+    # unbounded, APScheduler walks on to year 9999 (hundreds of thousands of steps)
+    with pytest.raises(ScheduleError, match=f"within {SEARCH_STEPS * 20} search steps"):
+        search_next_fire(build_trigger(expression), None, NOW, steps=SEARCH_STEPS * 20)
+
+
+@pytest.mark.parametrize(("expression", "expected"), SPARSE_BUT_FINE.items())
+def test_sparse_schedules_are_still_found(expression: str, expected: datetime) -> None:
+    assert check_fires(build_trigger(expression), after=NOW) == expected
+    assert fires(expression) == expected  # the scheduler's own (larger) budget agrees
+
+
+def test_scheduler_trigger_treats_an_exhausted_search_as_no_more_fires() -> None:
+    assert build_trigger("0 0 0 * 53 * 2").get_next_fire_time(None, NOW) is None
+
+
+def test_minimum_interval_between_fires() -> None:
+    assert check_fires(build_trigger("*/2"), after=NOW, min_interval=2)
+    with pytest.raises(ScheduleError, match="apart"):
+        check_fires(build_trigger("*/2"), after=NOW, min_interval=3)
+    with pytest.raises(ScheduleError, match="apart"):
+        validate_schedule("0,1 * *", min_interval=5)
+
+
+@pytest.mark.parametrize(
+    "expression",
+    ["0", "0 */15", "? ? ? mon-fri * * jan,jul 2027", "0 0 0 * * 2nd_fri", "  0  0 ", "0 0 0 * * last"],
+)
+def test_schema_pattern_accepts_what_the_parser_accepts(expression: str) -> None:
+    validate_schedule(expression)
+    assert re.fullmatch(SYNTAX_PATTERN, expression)
+
+
+@pytest.mark.parametrize("expression", ["", "0\x000", "０", "0 0 0 0 0 0 0 0 0", "0;0", "0 0 0 * * 2nd fri#"])
+def test_what_the_schema_pattern_rejects_the_parser_rejects(expression: str) -> None:
+    assert not re.fullmatch(SYNTAX_PATTERN, expression)
+    with pytest.raises(ScheduleError):
+        validate_schedule(expression)

@@ -231,6 +231,10 @@ def test_served_documents_match_the_jobs(store: JobStore) -> None:
         store.get_job_document("nope")
 
 
+def test_verify_passes_on_a_reachable_store(store: JobStore) -> None:
+    store.verify()
+
+
 def test_jobs_are_counted_by_creator_and_keep_it_through_updates(store: JobStore) -> None:
     store.create_job(make_job("a", createdBy="alice"))
     store.create_job(make_job("b", createdBy="alice"))

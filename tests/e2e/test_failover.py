@@ -87,7 +87,6 @@ def test_leader_killed_repeatedly_fires_every_second_exactly_once(
             "COMPONENT_NAME": "scheduld",
             "AWS_ENDPOINT_URL_ECS": ecs.url,
             "ECS__LAUNCH_RATE_PER_SECOND": "0",
-            "SCHEDULER__LEASE_TTL_SECONDS": "2",
             "SCHEDULER__RECONCILE_INTERVAL_SECONDS": "60",
             "SQS__QUEUE_NAME": f"{unique_name}-ops",
             "SQS__DEAD_LETTER_QUEUE_NAME": f"{unique_name}-dlq",
@@ -104,6 +103,7 @@ def test_leader_killed_repeatedly_fires_every_second_exactly_once(
     for _ in range(replicas):
         spawn()
     failovers: list[float] = []
+    takeovers: list[float] = []  # SIGKILL → a standby holds the lease (at the default lifetime)
     try:
         eventually(lambda: ecs.arrivals_after(0) >= JOBS, timeout=60, what="the first leader to fire")
         started = datetime.now(UTC)
@@ -115,6 +115,13 @@ def test_leader_killed_repeatedly_fires_every_second_exactly_once(
             killed = time.time()
             leader.wait()
             spawn()  # keep the number of replicas
+            eventually(
+                lambda old=holder: _leader(store) != old,
+                timeout=30,
+                interval=0.05,
+                what="a standby taking the lease",
+            )
+            takeovers.append(time.time() - killed)
             eventually(
                 lambda since=killed + 0.5: ecs.arrivals_after(since) > 0,
                 timeout=30,
@@ -155,12 +162,14 @@ def test_leader_killed_repeatedly_fires_every_second_exactly_once(
         sys.stdout.write(
             f"\nfailover[{replicas} replicas]: fires checked {checked}, duplicates {duplicates}, "
             f"missed {missed}, seconds covered twice {double_covered}, deduplicated RunTask retries "
-            f"{ecs.retries}, failover times {', '.join(f'{f:.1f} s' for f in failovers)}\n"
+            f"{ecs.retries}, lease takeovers {', '.join(f'{t:.2f} s' for t in takeovers)}, "
+            f"firing resumed after {', '.join(f'{f:.1f} s' for f in failovers)}\n"
         )
     assert duplicates == 0, logs
     assert missed == 0, logs
     assert double_covered == 0, logs
     assert len(failovers) == KILLS
+    assert max(takeovers) < 3, takeovers
 
 
 def _leader(store: SQLiteJobStore) -> str:

@@ -148,7 +148,11 @@ async def create_job(
 ) -> Response:
     # the creator is recorded when there are principals to tell apart (per-token job quotas);
     # with auth.mode none every caller is "anonymous", and jobs read as the seed shows them
-    job = new_job(create, created_by=principal.name if settings.auth.mode == "tokens" else None)
+    job = new_job(
+        create,
+        min_interval=settings.quotas.min_fire_interval_seconds,
+        created_by=principal.name if settings.auth.mode == "tokens" else None,
+    )
     access.check_create(principal, job, settings.auth)
     await check_job_quota(store, principal, settings)
     await _write(store.create_job, job)
@@ -211,7 +215,9 @@ async def update_job(
     settings: SettingsDep,
 ) -> Response:
     def change(job: Job) -> Job:
-        merged = apply_update(job, access.restore_redacted(update, job))
+        merged = apply_update(
+            job, access.restore_redacted(update, job), min_interval=settings.quotas.min_fire_interval_seconds
+        )
         access.check_change(principal, job, merged, settings.auth)
         return merged
 
