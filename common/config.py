@@ -91,9 +91,10 @@ class LimitsSettings(_Section):
     # Jobs stored in all (0: no limit), and per principal when auth.mode is tokens (0: none).
     max_jobs: Annotated[int, Field(ge=0)] = 10000
     max_jobs_per_principal: Annotated[int, Field(ge=0)] = 1000
-    # Writes (POST/PUT/DELETE) per principal, or per client address without auth, in the
-    # ``limits`` library's notation ("20/second;600/minute"); empty: no limit.
-    write_rate: str = "20/second;600/minute"
+    # Writes (POST/PUT/DELETE) per principal, or per client address without auth (bursts of a
+    # scripted client pass; a flood is held to ~50 writes a second on average), in the
+    # ``limits`` library's notation ("100/second;3000/minute"); empty: no limit.
+    write_rate: str = "100/second;3000/minute"
 
     @field_validator("write_rate")
     @classmethod
