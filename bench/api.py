@@ -30,9 +30,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-import boto3
-
-from bench.fake_aws import FakeAWS
+from bench.fake_aws import FakeAWS, client
 from bench.harness import MotoServer, component, free_port, moto_server, preload, wait_up
 
 JOBS = 10_000
@@ -129,13 +127,7 @@ class _Drain:
     """Consumes the moto ops queue as scheduld would (receive + delete), so it stays short."""
 
     def __init__(self, moto: MotoServer) -> None:
-        self._sqs = boto3.client(
-            "sqs",
-            endpoint_url=moto.url,
-            region_name="us-east-1",
-            aws_access_key_id="x",
-            aws_secret_access_key="x",
-        )
+        self._sqs = client("sqs", moto.url)
         self._stop = threading.Event()
         self._idle = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)

@@ -14,6 +14,21 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
+import boto3
+from botocore.config import Config
+
+
+def client(service: str, endpoint_url: str, config: Config | None = None) -> Any:
+    """A boto3 client for a local endpoint (fake credentials, us-east-1)."""
+    return boto3.client(
+        service,
+        endpoint_url=endpoint_url,
+        region_name="us-east-1",
+        aws_access_key_id="x",
+        aws_secret_access_key="x",
+        config=config,
+    )
+
 
 @dataclass
 class Arrival:

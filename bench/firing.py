@@ -1,11 +1,11 @@
 """Firing precision and herds: scheduld as its own process, RunTask answered by FakeAWS.
 
 precision  10 000 jobs loaded; each fires every 10 minutes at its own (minute, second), so
-           about 17 fires/s spread over every second of the minute (under ECS's ~20 RunTask/s
-           Fargate limit, so the default client-side rate limit stays on). Lag = RunTask arrival
+           about 17 fires/s spread over every second of the minute. Lag = RunTask arrival
            minus the scheduled second. Missed = scheduled in the window, never arrived.
-herd       1 000 jobs on the same second: time from that second to the last RunTask, with the
-           rate limit off (our own overhead) and at the default 20/s.
+herd       1 000 jobs on the same second: time from that second to the last RunTask (FakeAWS
+           never throttles, so botocore's adaptive limiter stays off: our own overhead).
+           bench/retry_modes.py measures herds against a throttling endpoint.
 """
 
 from __future__ import annotations
@@ -35,19 +35,17 @@ def run(quick: bool = False) -> dict[str, Any]:
                 jobs=2_000 if quick else PRECISION_JOBS,
                 window=20.0 if quick else PRECISION_WINDOW,
             )
-            figures["herd_unlimited"] = herd(moto, fake, jobs=200 if quick else HERD_JOBS, rate=0)
-            figures["herd_rate_limited"] = herd(moto, fake, jobs=100 if quick else HERD_JOBS, rate=20)
+            figures["herd_unlimited"] = herd(moto, fake, jobs=200 if quick else HERD_JOBS)
             figures["boto3_floor"] = boto3_floor(fake, calls=200 if quick else HERD_JOBS)
         finally:
             fake.stop()
     return figures
 
 
-def _scheduld_env(fake: FakeAWS, *, rate: float) -> dict[str, str]:
+def _scheduld_env(fake: FakeAWS) -> dict[str, str]:
     return {
         "AWS_ENDPOINT_URL_ECS": fake.url,
         "ECS__CLUSTER": "bench",
-        "ECS__LAUNCH_RATE_PER_SECOND": str(rate),
         "SCHEDULER__RECONCILE_INTERVAL_SECONDS": "600",
         "LOG_LEVEL": "WARNING",
     }
@@ -62,7 +60,7 @@ def precision(moto: MotoServer, fake: FakeAWS, *, jobs: int, window: float) -> d
     with tempfile.TemporaryDirectory() as tmp:
         db, log = Path(tmp) / "jobs.db", Path(tmp) / "scheduld.log"
         preload(db, documents)
-        env = _scheduld_env(fake, rate=20) | {"LOG_LEVEL": "INFO"}
+        env = _scheduld_env(fake) | {"LOG_LEVEL": "INFO"}
         with component("scheduld", moto=moto, sqlite_path=db, log=log, extra=env):
             wait_for_line(log, "jobs scheduled", timeout=120)
             time.sleep(2.0)  # let the estimate writer settle
@@ -137,7 +135,7 @@ def boto3_floor(fake: FakeAWS, *, calls: int) -> dict[str, Any]:
     }
 
 
-def herd(moto: MotoServer, fake: FakeAWS, *, jobs: int, rate: float) -> dict[str, Any]:
+def herd(moto: MotoServer, fake: FakeAWS, *, jobs: int) -> dict[str, Any]:
     fire_at = (datetime.now(UTC) + timedelta(seconds=25)).replace(microsecond=0)
     schedule = f"{fire_at.second} {fire_at.minute} {fire_at.hour}"
     documents = [
@@ -151,12 +149,12 @@ def herd(moto: MotoServer, fake: FakeAWS, *, jobs: int, rate: float) -> dict[str
             moto=moto,
             sqlite_path=db,
             log=log,
-            extra=_scheduld_env(fake, rate=rate) | {"LOG_LEVEL": "INFO"},
+            extra=_scheduld_env(fake) | {"LOG_LEVEL": "INFO"},
         ):
             wait_for_line(log, "jobs scheduled", timeout=60)
             fake.take()
             fake.calls.clear()
-            deadline = fire_at.timestamp() + 5 + (jobs / rate if rate else 0) * 1.5
+            deadline = fire_at.timestamp() + 5
             while time.time() < deadline:
                 if len({a.job_id for a in fake.arrivals}) >= jobs:
                     break
@@ -167,7 +165,6 @@ def herd(moto: MotoServer, fake: FakeAWS, *, jobs: int, rate: float) -> dict[str
     first = min((a.at for a in arrivals), default=fire_at.timestamp())
     return {
         "jobs": jobs,
-        "rate_limit_per_s": rate,
         "launched": len(launched),
         "first_runtask_ms": round((first - fire_at.timestamp()) * 1000, 1),
         "last_runtask_ms": round((last - fire_at.timestamp()) * 1000, 1),

@@ -11,8 +11,9 @@ import sys
 import threading
 import time
 
-import boto3
 from botocore.config import Config
+
+from bench.fake_aws import client
 
 BODY = '{"op":"modify","jobId":"job00001","sentAt":"2026-01-01T00:00:00.000000Z"}'
 
@@ -23,14 +24,7 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=3.0)
     parser.add_argument("--threads", type=int, default=4)
     args = parser.parse_args()
-    sqs = boto3.client(
-        "sqs",
-        endpoint_url=args.endpoint,
-        region_name="us-east-1",
-        aws_access_key_id="x",
-        aws_secret_access_key="x",
-        config=Config(max_pool_connections=args.threads),
-    )
+    sqs = client("sqs", args.endpoint, Config(max_pool_connections=args.threads))
     url = sqs.create_queue(QueueName="bench-sqs-floor")["QueueUrl"]
     entries = [{"Id": str(n), "MessageBody": BODY} for n in range(10)]
     calls = [0] * args.threads

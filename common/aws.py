@@ -3,8 +3,9 @@
 boto3 reads endpoint, credentials and region from the standard AWS SDK environment variables;
 ``AWS_REGION`` (used by the other AWS SDKs and by ECS/Lambda runtimes) is honoured too when
 ``AWS_DEFAULT_REGION`` is not set, so either works. Every client gets its connect and read
-timeouts and botocore's retry mode and attempts from the ``aws`` settings section, so no call
-waits on a stalled endpoint for botocore's defaults (60 s reads, several attempts).
+timeouts from the ``aws`` settings section, so no call waits on a stalled endpoint for botocore's
+defaults (60 s reads), and botocore's retry mode and attempts from the ``retry`` section (the
+one retry policy, common/retry.py).
 """
 
 from __future__ import annotations
@@ -13,25 +14,25 @@ import os
 from typing import Any
 
 import boto3
-from botocore.config import Config
 from botocore.exceptions import ClientError, ConnectTimeoutError, EndpointConnectionError, ReadTimeoutError
 
-from common.config import AWSSettings
+from common.config import AWSSettings, RetrySettings
+from common.retry import aws_config
 
 
 def client(
     service: str,
     settings: AWSSettings | None = None,
     *,
+    retry: RetrySettings | None = None,
     read_timeout: float | None = None,
-    max_attempts: int | None = None,
     max_pool_connections: int | None = None,
     **kwargs: Any,
 ) -> Any:
     """A boto3 client for ``service``; explicit kwargs win over the environment.
 
-    ``read_timeout`` and ``max_attempts`` override the section's for one kind of call (a long
-    poll must outlast its wait; ECS calls keep their own attempts).
+    ``read_timeout`` overrides the section's for one kind of call (a long poll must outlast its
+    wait; ECS calls have their own).
     """
     aws = settings or AWSSettings()
     region = os.environ.get("AWS_DEFAULT_REGION") or os.environ.get("AWS_REGION")
@@ -40,10 +41,10 @@ def client(
     options: dict[str, Any] = {}
     if max_pool_connections is not None:
         options["max_pool_connections"] = max_pool_connections
-    config = Config(
+    config = aws_config(
+        retry or RetrySettings(),
         connect_timeout=aws.connect_timeout_seconds,
         read_timeout=read_timeout or aws.read_timeout_seconds,
-        retries={"mode": aws.retry_mode, "max_attempts": max_attempts or aws.max_attempts},
         **options,
     )
     return boto3.client(service, config=config, **kwargs)  # type: ignore[call-overload]

@@ -1,5 +1,7 @@
-"""Settings: config/config_default.yaml, overlaid by config/config_{RUN_ENV}.yaml, then the
-environment (nested with ``__``, e.g. ``STORE__BACKEND=elasticsearch``), then init kwargs.
+"""Settings: the defaults of the models below (the one source of defaults), overlaid by
+config/config_{run_env}.yaml, then the environment (nested with ``__``, e.g.
+``STORE__BACKEND=elasticsearch``), then init kwargs. ``run_env`` (``RUN_ENV``) is read once,
+through those same sources, and picks the overlay.
 
 ``load_settings()`` is the only caller of ``Settings()``; entry points pass the result down.
 ``AWS_*`` variables belong to boto3 and are not mirrored here.
@@ -19,6 +21,8 @@ from pydantic_settings import (
     SettingsConfigDict,
     YamlConfigSettingsSource,
 )
+
+from common.models import NotifyTarget
 
 CONFIG_DIR_ENV = "ECSS_CONFIG_DIR"
 _DEFAULT_CONFIG_DIR = Path(__file__).resolve().parent.parent / "config"
@@ -59,14 +63,14 @@ class SQSSettings(_Section):
     max_receive_count: Annotated[int, Field(ge=1, le=1000)] = 5
     wait_seconds: Annotated[int, Field(ge=0, le=20)] = 10
     visibility_timeout_seconds: Annotated[int, Field(ge=0, le=43200)] = 60
-    publish_attempts: Annotated[int, Field(ge=1, le=10)] = 3
 
 
 class ECSSettings(_Section):
     cluster: str = "default"
     started_by: str = "ecs-scheduler"
-    launch_rate_per_second: Annotated[float, Field(ge=0)] = 20.0
-    max_attempts: Annotated[int, Field(ge=1, le=20)] = 3
+    tasks_events_queue: str | None = None
+    """SQS queue (name or URL) fed by an EventBridge rule for "ECS Task State Change": task
+    ends arrive as events, and polling only sweeps what events missed."""
 
     @field_validator("started_by")
     @classmethod
@@ -153,16 +157,15 @@ class AuthSettings(_Section):
 
 
 class AWSSettings(_Section):
-    """Every boto3 client is built from these (common/aws.py): no call waits unbounded."""
+    """Timeouts of every boto3 client (common/aws.py): no call waits unbounded. Retry mode
+    and attempts are the ``retry`` section's."""
 
     connect_timeout_seconds: Seconds = 2.0
     read_timeout_seconds: Seconds = 10.0
-    retry_mode: Literal["standard", "adaptive", "legacy"] = "standard"
-    max_attempts: Annotated[int, Field(ge=1, le=20)] = 3
     publish_timeout_seconds: Seconds = 2.0
     """How long a write waits for its SQS publish before answering 503 (the write stands)."""
     ecs_read_timeout_seconds: Seconds = 5.0
-    """Read timeout of one ECS call in scheduld (with ``ecs.max_attempts`` attempts)."""
+    """Read timeout of one ECS call in scheduld (with ``retry.aws_max_attempts`` attempts)."""
 
 
 class QuotaSettings(_Section):
@@ -180,10 +183,49 @@ class SchedulerSettings(_Section):
     reconcile_interval_seconds: Seconds = 60.0
     max_workers: Annotated[int, Field(ge=1, le=1000)] = 32
     shutdown_timeout_seconds: Seconds = 30.0
-    error_backoff_seconds: Seconds = 5.0
     lease_ttl_seconds: Annotated[float, Field(ge=0.5)] = 2.0
     run_history_per_job: Annotated[int, Field(ge=1)] = 100
     run_history_days: Annotated[float, Field(gt=0)] = 30.0
+
+
+class RetrySettings(_Section):
+    """The one retry policy (common/retry.py): botocore retry modes for AWS, tenacity for the rest."""
+
+    aws_mode: Literal["standard", "adaptive"] = "adaptive"
+    """botocore retry mode of every AWS client; ``adaptive`` adds a client-side rate limiter
+    that engages once AWS throttles (so a herd of RunTask calls queues instead of failing)."""
+    aws_max_attempts: Annotated[int, Field(ge=1, le=20)] = 3
+    """Attempts of one AWS call (first try included) on throttling and transient errors; with
+    the ``aws`` timeouts, this bounds how long one call can hold a fire or a write."""
+    attempts: Annotated[int, Field(ge=1, le=100)] = 5
+    """Attempts of one store call inside a fire (claim, record) when the store is unavailable."""
+    first_wait_seconds: Seconds = 0.1
+    """First wait before a retry; each next wait doubles (with jitter) up to ``max_wait_seconds``."""
+    max_wait_seconds: Seconds = 30.0
+    """Longest wait between tries; the ops-queue consumer also caps it at the visibility timeout."""
+    startup_seconds: Seconds = 60.0
+    """How long a starting process retries reaching SQS before it gives up."""
+
+
+class NotifyDefaults(_Section):
+    """Targets for jobs without their own ``notify``: SNS topic ARNs or SQS queue URLs/ARNs."""
+
+    on_failure: list[NotifyTarget] = Field(default_factory=list)
+    on_success: list[NotifyTarget] = Field(default_factory=list)
+
+
+class TrackingSettings(_Section):
+    """How scheduld learns how tasks ended: DescribeTasks polls (leader only) and events."""
+
+    enabled: bool = True
+    poll_interval_seconds: Seconds = 30.0
+    sweep_interval_seconds: Seconds = 300.0
+    """Polling interval when ``ecs.tasks_events_queue`` is set: only what events missed."""
+    max_describe_calls_per_poll: Annotated[int, Field(ge=1, le=10000)] = 200
+    """At most this many DescribeTasks calls (100 tasks each) per poll; older runs first."""
+    events_wait_seconds: Annotated[int, Field(ge=0, le=20)] = 10
+    task_definition_cache_size: Annotated[int, Field(ge=1)] = 512
+    notify: NotifyDefaults = Field(default_factory=NotifyDefaults)
 
 
 class Settings(BaseSettings):
@@ -201,6 +243,8 @@ class Settings(BaseSettings):
     ecs: ECSSettings = Field(default_factory=ECSSettings)
     webapi: WebAPISettings = Field(default_factory=WebAPISettings)
     scheduler: SchedulerSettings = Field(default_factory=SchedulerSettings)
+    retry: RetrySettings = Field(default_factory=RetrySettings)
+    tracking: TrackingSettings = Field(default_factory=TrackingSettings)
     auth: AuthSettings = Field(default_factory=AuthSettings)
     aws: AWSSettings = Field(default_factory=AWSSettings)
     quotas: QuotaSettings = Field(default_factory=QuotaSettings)
@@ -220,10 +264,19 @@ class Settings(BaseSettings):
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         config_dir = Path(os.environ.get(CONFIG_DIR_ENV, _DEFAULT_CONFIG_DIR))
-        run_env = os.environ.get("RUN_ENV", "local")
-        yaml_files = [config_dir / "config_default.yaml", config_dir / f"config_{run_env}.yaml"]
-        yaml_settings = YamlConfigSettingsSource(settings_cls, yaml_file=yaml_files, deep_merge=True)
-        return (init_settings, env_settings, yaml_settings)
+        run_env = _run_env(init_settings, env_settings)
+        overlay = YamlConfigSettingsSource(settings_cls, yaml_file=config_dir / f"config_{run_env}.yaml")
+        return (init_settings, env_settings, overlay)
+
+
+def _run_env(init_settings: PydanticBaseSettingsSource, env_settings: PydanticBaseSettingsSource) -> str:
+    """``run_env`` as the settings will hold it (init kwarg, else ``RUN_ENV``, else the default)."""
+    for source in (init_settings, env_settings):
+        value = source().get("run_env")
+        if isinstance(value, str) and value:
+            return value
+    default: str = Settings.model_fields["run_env"].default
+    return default
 
 
 class ConfigError(Exception):

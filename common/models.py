@@ -1,4 +1,4 @@
-"""The Job schema family and the change event (SPEC §2, §5).
+"""The Job schema family, the change event, runs and leases.
 
 ``JobCreate`` and ``JobUpdate`` validate what users send (strict JSON types, unknown fields
 rejected); ``Job`` is what is stored and served. JSON keeps the spec's camelCase through aliases;
@@ -9,6 +9,7 @@ documents are dumped without unset fields. Cross-field rules live in ``new_job``
 from __future__ import annotations
 
 import functools
+import re
 import zoneinfo
 from collections.abc import Mapping
 from datetime import UTC, datetime
@@ -33,9 +34,30 @@ MAX_TASKS_PER_FIRE = 50
 MAX_USER_TAGS = 48  # ECS allows 50 tags per task; scheduld adds its own attribution tags
 MAX_OVERRIDES_CHARS = 8192  # ECS limit on the size of containerOverrides
 READ_ONLY_FIELDS = frozenset(
-    {"lastRun", "lastRunTasks", "lastRunFailures", "estimatedNextRun", "link", "createdBy"}
+    {
+        "lastRun",
+        "lastRunTasks",
+        "lastRunFailures",
+        "estimatedNextRun",
+        "link",
+        "lastRunStatus",
+        "lastSuccess",
+        "lastFailure",
+        "consecutiveFailures",
+        "createdBy",
+    }
 )
-_STATUS_FIELDS: set[str] = {"last_run", "last_run_tasks", "last_run_failures", "estimated_next_run"}
+_STATUS_FIELDS: set[str] = {
+    "last_run",
+    "last_run_tasks",
+    "last_run_failures",
+    "estimated_next_run",
+    "last_run_status",
+    "last_success",
+    "last_failure",
+    "consecutive_failures",
+}
+MAX_TIMEOUT_SECONDS = 14 * 24 * 3600
 
 MAX_MESSAGES_PER_TASK = 1_000_000
 _NO_NUL = r"^[^\x00]*$"  # NUL ends C strings: ECS, SQLite tooling and logs would cut the value
@@ -62,7 +84,7 @@ TaskCount = Annotated[int, Field(ge=1, le=MAX_TASKS_PER_FIRE)]
 
 
 def _utc(value: datetime) -> datetime:
-    """ISO-8601 without an offset means UTC (SPEC §2)."""
+    """An ISO-8601 time without an offset means UTC, the API's only zone for times."""
     try:
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
     except OverflowError as exc:  # 0001-01-01T00:00+01:00 is before year 1 in UTC
@@ -115,7 +137,10 @@ class SQSTrigger(ApiModel):
     messages_per_task: Annotated[int, Field(ge=1, le=MAX_MESSAGES_PER_TASK)] | None = None
 
 
-Trigger = SQSTrigger
+Trigger = Annotated[SQSTrigger, Field(discriminator="type")]
+"""Every trigger type, told apart by ``type``: a new one is a model with its own ``type``
+literal added here as ``SQSTrigger | NewTrigger`` (and a checker in scheduld/triggers.py)."""
+TRIGGER_TYPES = frozenset({"sqs"})
 
 
 class AwsVpcConfiguration(ApiModel):
@@ -159,6 +184,30 @@ class LaunchFailure(ApiModel):
     arn: str | None = None
 
 
+_SNS_TOPIC_ARN = re.compile(r"^arn:aws[a-z-]*:sns:[a-z0-9-]+:\d{12}:[A-Za-z0-9_-]{1,256}(\.fifo)?$")
+_SQS_QUEUE = re.compile(
+    r"^(https?://[^\s/]+/\d{12}/[A-Za-z0-9_-]{1,80}(\.fifo)?"
+    r"|arn:aws[a-z-]*:sqs:[a-z0-9-]+:\d{12}:[A-Za-z0-9_-]{1,80}(\.fifo)?)$"
+)
+
+
+def _notify_target(value: str) -> str:
+    if not (_SNS_TOPIC_ARN.match(value) or _SQS_QUEUE.match(value)):
+        raise ValueError("must be an SNS topic ARN, or an SQS queue URL or ARN")
+    return value
+
+
+NotifyTarget = Annotated[str, StringConstraints(max_length=1024), AfterValidator(_notify_target)]
+"""An SNS topic ARN, or an SQS queue (its URL or ARN)."""
+
+
+class Notify(ApiModel):
+    """Where one JSON document per finished run goes: SNS topic ARNs or SQS queues."""
+
+    on_failure: Annotated[list[NotifyTarget], Field(max_length=10)] | None = None
+    on_success: Annotated[list[NotifyTarget], Field(max_length=10)] | None = None
+
+
 class _UserFields(ApiModel):
     """Every field a user may set; all optional here, required ones tightened below."""
 
@@ -182,16 +231,8 @@ class _UserFields(ApiModel):
     tags: Annotated[list[Tag], Field(max_length=MAX_USER_TAGS)] | None = None
     propagate_tags: Literal["TASK_DEFINITION", "SERVICE", "NONE"] | None = None
     enable_execute_command: bool | None = None
-
-    @field_validator("schedule")
-    @classmethod
-    def _resolve_schedule(cls, value: str | None) -> str | None:
-        """Syntax check, and ``?`` resolved once: the stored value is concrete."""
-        if value is None:
-            return None
-        resolved = schedule_syntax.resolve_wildcards(value)
-        schedule_syntax.build_trigger(resolved)
-        return resolved
+    timeout_seconds: Annotated[int, Field(ge=1, le=MAX_TIMEOUT_SECONDS)] | None = None
+    notify: Notify | None = None
 
 
 class JobCreate(_UserFields):
@@ -219,6 +260,10 @@ class JobStatus(ApiModel):
     last_run_tasks: list[LaunchedTask] | None = None
     last_run_failures: list[LaunchFailure] | None = None
     estimated_next_run: Timestamp | None = None
+    last_run_status: str | None = None
+    last_success: Timestamp | None = None
+    last_failure: Timestamp | None = None
+    consecutive_failures: int | None = None
 
     def changes(self) -> dict[str, Any]:
         """The fields given explicitly, API names → JSON value (None: remove the field)."""
@@ -243,15 +288,14 @@ class Job(_UserFields):
     last_run_tasks: list[LaunchedTask] | None = None
     last_run_failures: list[LaunchFailure] | None = None
     estimated_next_run: Timestamp | None = None
-
-    @field_validator("schedule")
-    @classmethod
-    def _resolve_schedule(cls, value: str | None) -> str | None:
-        """Stored schedules are already concrete; keep them exactly as stored."""
-        return value
+    last_run_status: str | None = None
+    last_success: Timestamp | None = None
+    last_failure: Timestamp | None = None
+    consecutive_failures: int | None = None
 
     @property
     def status(self) -> JobStatus:
+        """The scheduld-managed fields alone (what ``JobStore.update_status`` writes)."""
         return JobStatus.model_validate(self.model_dump(include=_STATUS_FIELDS))
 
     def user_document(self) -> dict[str, Any]:
@@ -305,15 +349,14 @@ def new_job(
     min_interval: float = schedule_syntax.MIN_INTERVAL_SECONDS,
     created_by: str | None = None,
 ) -> Job:
-    """The job a create request stores: id defaults to taskDefinition, taskCount to 1;
+    """The job a create request stores: id defaults to taskDefinition, taskCount to 1, and
+    each ``?`` of the schedule resolved (the choice is made here, once, and stored);
     ``created_by`` names the principal (job quotas count by it)."""
     data = create.model_dump(exclude_none=True)
     data["id"] = create.id or create.task_definition
     if created_by is not None:
         data["created_by"] = created_by
-    job = Job.model_validate(data)
-    _check_rules(job, schedule_changed=True, min_interval=min_interval)
-    return job
+    return _checked(Job.model_validate(data), schedule_changed=True, min_interval=min_interval)
 
 
 def apply_update(
@@ -338,20 +381,25 @@ def apply_update(
         else:
             data[name] = value
     data.setdefault("task_count", 1)
-    merged = Job.model_validate(data)
-    _check_rules(merged, schedule_changed=bool(given & {"schedule", "timezone"}), min_interval=min_interval)
-    return merged
+    schedule_changed = bool(given & {"schedule", "timezone"})
+    return _checked(Job.model_validate(data), schedule_changed=schedule_changed, min_interval=min_interval)
 
 
-def _check_rules(job: Job, *, schedule_changed: bool, min_interval: float) -> None:
-    """Rules that span fields; only checked on writes so stored jobs always load."""
+def _checked(job: Job, *, schedule_changed: bool, min_interval: float) -> Job:
+    """The job as stored: a new or changed schedule has its ``?`` resolved and is parsed once
+    (it must build a trigger that fires, no more often than ``min_interval``); rules that span
+    fields are checked. Only on writes, so stored jobs always load."""
     errors: dict[str, str] = {}
     if schedule_changed:
         try:
-            trigger = schedule_syntax.build_trigger(job.schedule, timezone=job.timezone)
-            schedule_syntax.check_fires(trigger, min_interval=min_interval)
+            resolved = schedule_syntax.validate_schedule(
+                job.schedule, timezone=job.timezone, min_interval=min_interval
+            )
         except schedule_syntax.ScheduleError as exc:
             errors["schedule"] = str(exc)
+        else:
+            if resolved != job.schedule:
+                job = job.model_copy(update={"schedule": resolved})
     if job.schedule_start and job.schedule_end and job.schedule_end <= job.schedule_start:
         errors["scheduleEnd"] = "must be later than scheduleStart"
     if job.launch_type and job.capacity_provider_strategy:
@@ -367,6 +415,7 @@ def _check_rules(job: Job, *, schedule_changed: bool, min_interval: float) -> No
             errors["overrides"] = "each containerName may appear only once"
     if errors:
         raise InvalidJobError(errors)
+    return job
 
 
 def _validate(model: type[M], body: bytes | str | Mapping[str, Any]) -> M:
@@ -414,6 +463,9 @@ def field_errors(exc: ValidationError) -> dict[str, str]:
         path = _path(error["loc"])
         reason = "unknown field" if error["type"] == "extra_forbidden" else error["msg"]
         reason = reason.removeprefix("Value error, ")
+        if error["type"] in {"union_tag_invalid", "union_tag_not_found"}:  # a trigger's ``type``
+            path = f"{path}.type"
+            reason = f"must be one of: {', '.join(sorted(TRIGGER_TYPES))}"
         errors.setdefault(path, reason)
     return errors
 
@@ -423,7 +475,7 @@ def _path(loc: tuple[int | str, ...]) -> str:
     for part in loc:
         if isinstance(part, int):
             path += f"[{part}]"
-        elif part in {"sqs"}:  # discriminator tags add no information for users
+        elif part in TRIGGER_TYPES:  # discriminator tags add no information for users
             continue
         else:
             path += f".{part}" if path else str(part)
@@ -436,11 +488,60 @@ def _alias(name: str) -> str:
 
 # --- runs and leadership (exactly-once firing) ---------------------------------------------
 
-RunStatus = Literal["claimed", "launched", "partially_launched", "failed", "skipped", "throttled"]
+RunStatus = Literal[
+    "claimed", "launched", "partially_launched", "failed", "skipped", "throttled", "succeeded", "timedOut"
+]
+OPEN_RUN_STATUSES: tuple[RunStatus, ...] = ("launched", "partially_launched")
+"""Runs whose tasks are still tracked: their outcome is not known yet."""
+FAILED_RUN_STATUSES: tuple[RunStatus, ...] = ("failed", "timedOut")
+
+
+class ContainerOutcome(ApiModel):
+    """How one container of a task ended, as ECS reported it."""
+
+    name: str
+    exit_code: int | None = None
+    reason: str | None = None
+    essential: bool | None = None
+    """False for a container the task definition marks non-essential (its exit is not judged)."""
+    log_url: str | None = None
+    """The container's CloudWatch Logs stream, when its task definition uses awslogs."""
+
+
+class TrackedTask(LaunchedTask):
+    """A task a run launched and, once ECS reported it stopped, how it ended."""
+
+    last_status: str | None = None
+    stop_code: str | None = None
+    stopped_reason: str | None = None
+    started_at: Timestamp | None = None
+    stopped_at: Timestamp | None = None
+    duration_seconds: float | None = None
+    containers: list[ContainerOutcome] | None = None
+    timed_out: bool | None = None
+    """True when scheduld stopped it for running past the job's ``timeoutSeconds``."""
+
+    @property
+    def ended(self) -> bool:
+        return self.last_status == "STOPPED"
+
+    @property
+    def succeeded(self) -> bool:
+        """Stopped with every essential container exited 0 (ECS's own verdict on a batch task)."""
+        if not self.ended or self.timed_out or self.stop_code not in (None, "EssentialContainerExited"):
+            return False
+        codes = [c.exit_code for c in self.containers or [] if c.essential is not False]
+        return bool(codes) and all(code == 0 for code in codes)
 
 
 class RunBase(ApiModel):
-    """What happened at one scheduled fire of one job (the part the API serves)."""
+    """What happened at one scheduled fire of one job (the part the API serves): its launch
+    and, when it launched tasks, how each task ended.
+
+    ``status`` goes claimed → launched / partially_launched / failed / skipped at launch; then
+    launched and partially_launched runs end as succeeded, failed or timedOut once their tasks
+    stopped.
+    """
 
     model_config = ConfigDict(extra="ignore")
 
@@ -451,15 +552,41 @@ class RunBase(ApiModel):
     expected: int | None = None
     running: int | None = None
     started: int | None = None
-    tasks: list[LaunchedTask] = Field(default_factory=list)
+    tasks: list[TrackedTask] = Field(default_factory=list)
     failures: list[LaunchFailure] = Field(default_factory=list)
     error: str | None = None
+    timeout_seconds: int | None = None
+    """The job's ``timeoutSeconds`` when it fired: tasks running longer (from launch) are stopped."""
     claimed_at: Timestamp = Field(default_factory=lambda: datetime.now(UTC))
     finished_at: Timestamp | None = None
+    ended_at: Timestamp | None = None
+    """When the run's outcome became known (its last task stopped)."""
+    duration_seconds: float | None = None
+    """From the first task's start to the last task's stop."""
+
+    @field_validator("tasks", mode="before")
+    @classmethod
+    def _launched_tasks(cls, value: Any) -> Any:
+        """A LaunchedTask (what RunTask returned) is a TrackedTask with nothing learnt yet."""
+        if isinstance(value, list):
+            return [
+                t.model_dump() if isinstance(t, LaunchedTask) and not isinstance(t, TrackedTask) else t
+                for t in value
+            ]
+        return value
+
+    @property
+    def in_flight(self) -> bool:
+        return self.status in OPEN_RUN_STATUSES
+
+    @property
+    def failed(self) -> bool:
+        return self.status in FAILED_RUN_STATUSES
 
 
 class Run(RunBase):
-    """One scheduled fire of one job: claimed once (create-if-absent), then finished.
+    """One scheduled fire of one job: claimed once (create-if-absent), then finished, then
+    (when it launched tasks) tracked until every task stopped.
 
     ``coalescedFrom`` is the earliest missed fire time this run stands for, when missed
     fires were collapsed into it (after downtime or a failover). ``replica`` and ``token``
@@ -485,6 +612,15 @@ class RunPublic(RunBase):
 def run_id(job_id: str, scheduled_for: datetime) -> str:
     """``<job id>@<scheduled UTC time>``: the unique key of a fire."""
     return f"{job_id}@{scheduled_for.astimezone(UTC).strftime('%Y-%m-%dT%H:%M:%S.%fZ')}"
+
+
+def outcome_status(previous: Job | JobStatus, run: Run) -> JobStatus:
+    """The job's status fields once ``run`` ended (succeeded, failed or timedOut)."""
+    when = run.ended_at or run.finished_at or datetime.now(UTC)
+    failures = previous.consecutive_failures or 0
+    if run.failed:
+        return JobStatus(last_run_status=run.status, last_failure=when, consecutive_failures=failures + 1)
+    return JobStatus(last_run_status=run.status, last_success=when, consecutive_failures=0)
 
 
 class Lease(ApiModel):

@@ -1,4 +1,4 @@
-"""The one parser of the 8-field schedule syntax (SPEC §3).
+"""The one parser of the 8-field schedule syntax.
 
 ``second minute hour day_of_week week day month year``: fields on the right may be omitted,
 each field is an APScheduler 3.x CronTrigger expression, ``?`` in second/minute/hour is a random
@@ -129,6 +129,10 @@ def search_next_fire(
 
 class SharedFieldsCronTrigger(CronTrigger):  # type: ignore[misc]
     """A CronTrigger whose compiled fields are shared with other triggers of equal fields.
+
+    An APScheduler seam (``FIELDS_MAP``, like ``_metered_twin``'s use of ``fields``), checked
+    against the range in common/apscheduler_seams.py ``CHECKED`` by
+    tests/common/test_apscheduler_seams.py.
 
     Compiling its eight fields is most of a CronTrigger's construction; fields never change
     once compiled, and schedules repeat field values (``0`` hours, ``*`` years), so a

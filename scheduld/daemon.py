@@ -10,41 +10,43 @@ Outages are logged and retried with capped exponential backoff; no thread dies s
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import queue
 import threading
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from common.bus.base import EventBus, ReceivedMessage
 from common.config import Settings
 from common.errors import JobNotFoundError, SchedulerError
 from common.models import Job, JobStatus, Lease
+from common.retry import retrying
 from common.schedule import ScheduleError
-from common.store.base import JobStore
+from common.store.base import Store
 from scheduld.executor import TaskLauncher
 from scheduld.firing import Firing
 from scheduld.leadership import Leadership, replica_id
 from scheduld.scheduler import Schedule, Scheduled
+from scheduld.tracking import TaskEvents, Tracker, consume_events, track_until
 from scheduld.triggers import TriggerRegistry
 
 logger = logging.getLogger(__name__)
 
 
-class Backoff:
-    """Capped exponential waits after consecutive failures, interruptible by shutdown."""
+@dataclass
+class BatchOutcome:
+    """What one received batch came to, per message (as Powertools' batch processing reports)."""
 
-    def __init__(self, first: float, stop: threading.Event, cap: float = 60.0) -> None:
-        self._first, self._cap, self._stop = first, cap, stop
-        self._failures = 0
+    succeeded: list[str] = field(default_factory=list)
+    failed: list[str] = field(default_factory=list)
+    unhandled: list[str] = field(default_factory=list)
+    """Left for SQS to deliver again because scheduld stopped leading mid-batch."""
 
-    def reset(self) -> None:
-        self._failures = 0
-
-    def wait(self) -> None:
-        delay = min(self._cap, self._first * 2**self._failures)
-        self._failures += 1
-        self._stop.wait(delay)
+    @property
+    def all_failed(self) -> bool:
+        return bool(self.failed) and not self.succeeded
 
 
 class Daemon:
@@ -54,13 +56,20 @@ class Daemon:
         self,
         settings: Settings,
         *,
-        store: JobStore,
+        store: Store,
         bus: EventBus,
         launcher: TaskLauncher,
         triggers: TriggerRegistry,
         replica: str | None = None,
+        tracker: Tracker | None = None,
+        task_events: TaskEvents | None = None,
     ) -> None:
         self._settings = settings.scheduler
+        self._retry = settings.retry
+        self._visibility_timeout = float(settings.sqs.visibility_timeout_seconds)
+        self._tracking = settings.tracking
+        self._tracker = tracker
+        self._task_events = task_events
         self._store = store
         self._bus = bus
         self._stop = threading.Event()
@@ -90,6 +99,8 @@ class Daemon:
             first_fire_after=lambda job, after, until: self._schedule.first_fire_after(job, after, until),
             fires_due=lambda moment: self._schedule.fires_due(moment),
             settings=settings.scheduler,
+            retry=settings.retry,
+            on_recorded=tracker.add if tracker is not None else None,
         )
         self.loaded = threading.Event()
 
@@ -105,6 +116,23 @@ class Daemon:
         self._spawn("consume", self._consume_loop)
         self._spawn("reconcile", self._reconcile_loop)
         self._spawn("estimates", self._estimate_loop)
+        if self._tracker is not None:
+            tracker, events = self._tracker, self._task_events
+            self._spawn(
+                "tracking",
+                lambda: track_until(
+                    self._stop,
+                    tracker,
+                    leading=lambda: self.leading,
+                    settings=self._tracking,
+                    events=events is not None,
+                ),
+            )
+            if events is not None:
+                self._spawn(
+                    "task-events",
+                    lambda: consume_events(self._stop, tracker, events, leading=lambda: self.leading),
+                )
 
     def stop(self, timeout: float | None = None) -> None:
         """Stop polling, let fires under way finish (bounded), stop the scheduler, step down."""
@@ -154,17 +182,18 @@ class Daemon:
 
     def _activate(self, lease: Lease, term: int) -> None:
         """Take over: finish runs a dead leader left claimed, load every job, start firing."""
-        backoff = Backoff(self._settings.error_backoff_seconds, self._stop)
-        while not self._stop.is_set() and self._term == term:
-            try:
-                for run in self._store.unfinished_runs(older_than_token=lease.token):
-                    self._firing.recover(run, lease)
-                count = self.reconcile(catch_up=True)
-                break
-            except SchedulerError as exc:
-                logger.warning("taking over failed (%s); retrying", exc.message)
-                backoff.wait()
-        else:
+
+        def take_over() -> int:
+            if self._term != term:
+                raise _Superseded
+            for run in self._store.unfinished_runs(older_than_token=lease.token):
+                self._firing.recover(run, lease)
+            return self.reconcile(catch_up=True)
+
+        policy = retrying(self._retry, temporary=SchedulerError, logger=logger, stop_event=self._stop)
+        try:
+            count = policy(take_over)
+        except (_Superseded, SchedulerError):  # a newer term, or stopping during an outage
             return
         with self._term_lock:
             if self._term != term or self._stop.is_set():
@@ -192,14 +221,18 @@ class Daemon:
         thread.start()
 
     def _guarded(self, name: str, target: Callable[[], None]) -> Callable[[], None]:
+        def logged() -> None:
+            try:
+                target()
+            except Exception:
+                logger.exception("scheduld %s loop crashed; restarting it", name)
+                raise
+
+        policy = retrying(self._retry, temporary=Exception, logger=logger, stop_event=self._stop)
+
         def run() -> None:
-            while not self._stop.is_set():
-                try:
-                    target()
-                    return
-                except Exception:
-                    logger.exception("scheduld %s loop crashed; restarting it", name)
-                    self._stop.wait(self._settings.error_backoff_seconds)
+            with contextlib.suppress(Exception):  # only once stopping: logged above
+                policy(logged)
 
         return run
 
@@ -214,23 +247,51 @@ class Daemon:
                 logger.warning("reconcile failed (%s); next try in %.0f s", exc.message, interval)
 
     def _consume_loop(self) -> None:
-        backoff = Backoff(self._settings.error_backoff_seconds, self._stop)
+        """Receive, handle every message of the batch, then receive again.
+
+        Never sleeps inside a batch: each message is handled and its outcome reported. Waits
+        come only between receives, after a receive failed or a whole batch failed (the store
+        is likely down), exponentially up to the retry cap and never past the visibility
+        timeout, after which SQS delivers the failed messages again anyway.
+        """
+        policy = retrying(
+            self._retry,
+            temporary=(SchedulerError, _BatchFailed),
+            logger=logger,
+            stop_event=self._stop,
+            cap=self._visibility_timeout,
+        )
+
+        def receive_and_handle() -> None:
+            outcome = self.handle_batch(self._bus.receive())
+            if outcome.all_failed:
+                raise _BatchFailed(outcome.failed)
+
         while not self._stop.is_set():
             if not self.leading:  # standbys leave the ops queue to the leader
                 self._stop.wait(0.2)
                 continue
-            try:
-                messages = self._bus.receive()
-            except SchedulerError as exc:
-                logger.warning("receiving change events failed (%s); backing off", exc.message)
-                backoff.wait()
-                continue
-            backoff.reset()
-            for message in messages:
-                if self._stop.is_set() or not self.leading:
-                    break  # unacked: SQS delivers it again
-                if not self.handle(message):
-                    backoff.wait()
+            with contextlib.suppress(SchedulerError, _BatchFailed):  # only once stopping
+                policy(receive_and_handle)
+
+    def handle_batch(self, messages: list[ReceivedMessage]) -> BatchOutcome:
+        """Handle each message on its own; a failed one is left for SQS to deliver again."""
+        outcome = BatchOutcome()
+        for message in messages:
+            if self._stop.is_set() or not self.leading:
+                outcome.unhandled.append(message.message_id)  # unacked: SQS delivers it again
+            elif self.handle(message):
+                outcome.succeeded.append(message.message_id)
+            else:
+                outcome.failed.append(message.message_id)
+        if outcome.failed:
+            logger.warning(
+                "change events: %d applied, %d failed (%s), to be delivered again",
+                len(outcome.succeeded),
+                len(outcome.failed),
+                ", ".join(outcome.failed),
+            )
+        return outcome
 
     def _estimate_loop(self) -> None:
         """Keeps estimatedNextRun current off the hot paths (startup, event handling)."""
@@ -313,3 +374,14 @@ class Daemon:
             logger.info("job %s: not firing at %s, scheduld is stopping", job_id, scheduled)
             return
         self._firing(job_id, scheduled.astimezone(UTC))
+
+
+class _Superseded(Exception):
+    """A takeover outlived its leadership term."""
+
+
+class _BatchFailed(Exception):
+    """Every message of a batch failed: likely an outage, so back off before the next receive."""
+
+    def __init__(self, message_ids: list[str]) -> None:
+        super().__init__(f"all {len(message_ids)} messages of the batch failed")

@@ -3,9 +3,9 @@
 Attribution: ``startedBy`` is ``<prefix>/<16-hex hash of the job id>`` (ECS allows 36
 characters, so long job ids still fit, and two jobs on one task definition never count each
 other's tasks); each task is also tagged ``ecs-scheduler:job-id`` for people. RunTask starts at
-most 10 tasks a call, so launches are batched, and every call passes a client-side token
-bucket so a herd of jobs firing at once queues instead of tripping ECS throttling. Throttling
-and transient errors are retried by botocore (bounded attempts and timeouts, ``aws`` settings).
+most 10 tasks a call, so launches are batched. Throttling and transient errors are botocore's
+to retry (``retry`` settings: adaptive mode by default, whose client-side rate limiter makes
+a herd of fires queue once ECS throttles instead of failing; bounded by the ``aws`` timeouts).
 A ``LaunchQuota`` caps the tasks launched per minute, all jobs together: what it refuses is
 reported in ``LaunchResult.throttled`` so the run records it.
 """
@@ -55,42 +55,14 @@ def started_by(prefix: str, job_id: str) -> str:
     return f"{prefix}/{hashlib.blake2b(job_id.encode(), digest_size=8).hexdigest()}"
 
 
-class TokenBucket:
-    """Thread-safe rate limit: ``rate`` calls a second, bursts up to ``rate``; 0 disables."""
-
-    def __init__(self, rate: float) -> None:
-        self._rate = rate
-        self._capacity = max(1.0, rate)
-        self._tokens = self._capacity
-        self._updated = time.monotonic()
-        self._lock = threading.Lock()
-
-    def acquire(self) -> float:
-        """Take one token, sleeping until one is free; returns the seconds waited."""
-        if self._rate <= 0:
-            return 0.0
-        waited = 0.0
-        while True:
-            with self._lock:
-                now = time.monotonic()
-                self._tokens = min(self._capacity, self._tokens + (now - self._updated) * self._rate)
-                self._updated = now
-                if self._tokens >= 1:
-                    self._tokens -= 1
-                    return waited
-                delay = (1 - self._tokens) / self._rate
-            time.sleep(delay)
-            waited += delay
-
-
 def ecs_client(settings: Settings, *, pool: int = 10) -> ECSClient:
     """scheduld's ECS client: every call bounded by ``aws.ecs_read_timeout_seconds`` and
-    ``ecs.max_attempts``, so one stalled call cannot hold a fire for long."""
+    ``retry.aws_max_attempts``, so one stalled call cannot hold a fire for long."""
     client: ECSClient = aws.client(
         "ecs",
         settings.aws,
+        retry=settings.retry,
         read_timeout=settings.aws.ecs_read_timeout_seconds,
-        max_attempts=settings.ecs.max_attempts,
         max_pool_connections=pool,
     )
     return client
@@ -149,7 +121,6 @@ class TaskLauncher:
         self._quota = quota or LaunchQuota(0)
         self._cluster = settings.cluster
         self._prefix = settings.started_by
-        self._bucket = TokenBucket(settings.launch_rate_per_second)
         # made once: botocore's get_paginator lists its data directories on every call
         self._list_tasks = ecs.get_paginator("list_tasks")
         self._shared = SharedRunningCounts(self._count_started_by, self._count_cluster)
@@ -228,7 +199,6 @@ class TaskLauncher:
         remaining, batch = count, 0
         while remaining > 0:
             size = min(RUN_TASK_BATCH, remaining)
-            self._bucket.acquire()
             params = {
                 **base,
                 "count": size,

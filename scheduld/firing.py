@@ -16,17 +16,21 @@ import logging
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from typing import Protocol
 
-import tenacity
-
-from common.config import SchedulerSettings
+from common.config import RetrySettings, SchedulerSettings
 from common.errors import JobNotFoundError, LaunchError, LeaseLostError, SchedulerError, StoreUnavailableError
-from common.models import Job, JobStatus, LaunchFailure, Lease, Run, RunStatus
-from common.store.base import JobStore
+from common.models import Job, JobStatus, LaunchFailure, Lease, Run, RunStatus, TrackedTask, outcome_status
+from common.retry import retrying
+from common.store.base import JobStore, RunLog
 from scheduld.executor import LaunchResult, TaskLauncher
 from scheduld.triggers import TriggerError, TriggerRegistry
 
 logger = logging.getLogger(__name__)
+
+class FiringStore(JobStore, RunLog, Protocol):
+    """What a fire uses: the job (read, status) and the run log (claim, record); no leases."""
+
 
 NextFireTime = Callable[[str], datetime | None]
 FirstFireAfter = Callable[[Job, datetime, datetime], datetime | None]
@@ -36,7 +40,7 @@ class Firing:
     def __init__(
         self,
         *,
-        store: JobStore,
+        store: FiringStore,
         launcher: TaskLauncher,
         triggers: TriggerRegistry,
         next_fire_time: NextFireTime,
@@ -46,6 +50,8 @@ class Firing:
         first_fire_after: FirstFireAfter | None = None,
         fires_due: Callable[[datetime], int] | None = None,
         settings: SchedulerSettings | None = None,
+        retry: RetrySettings | None = None,
+        on_recorded: Callable[[Job | None, Run], object] | None = None,
     ) -> None:
         self._store = store
         self._launcher = launcher
@@ -57,13 +63,8 @@ class Firing:
         self._first_fire_after = first_fire_after
         self._fires_due = fires_due or (lambda _: 1)
         self._settings = settings or SchedulerSettings()
-        self._retry_store = tenacity.Retrying(
-            retry=tenacity.retry_if_exception_type(StoreUnavailableError),
-            stop=tenacity.stop_after_attempt(5),
-            wait=tenacity.wait_exponential(multiplier=0.1, max=2),
-            before_sleep=tenacity.before_sleep_log(logger, logging.WARNING),
-            reraise=True,
-        )
+        self._on_recorded = on_recorded  # the tracker: follows launched tasks, reports launch failures
+        self._retry_store = retrying(retry or RetrySettings(), temporary=StoreUnavailableError, logger=logger)
 
     def __call__(self, job_id: str, scheduled: datetime) -> None:
         started = time.monotonic()
@@ -130,6 +131,7 @@ class Firing:
             token=lease.token,
             expected=expected,
             running=running,
+            timeout_seconds=job.timeout_seconds,
         )
         if not self._retry_store(self._store.claim_run, run, lease):
             logger.info("job %s: fire at %s already claimed", job_id, scheduled.isoformat())
@@ -180,7 +182,12 @@ class Firing:
             last_run_failures=result.failures or None,
             estimated_next_run=self._next_fire_time(job.id),
         )
-        self._finish(run, result, status=status, job_status=job_status)
+        if status == "failed":  # ended at launch: no task to track
+            ended = outcome_status(job, run.model_copy(update={"status": status}))
+            job_status = job_status.model_copy(
+                update={name: getattr(ended, name) for name in ended.model_fields_set}
+            )
+        self._finish(run, result, status=status, job_status=job_status, job=job)
         return status
 
     def _finish(
@@ -191,13 +198,14 @@ class Firing:
         status: RunStatus,
         job_status: JobStatus,
         error: str | None = None,
+        job: Job | None = None,
     ) -> None:
         """Store the run's outcome and, with it, the job's ``job_status`` (lastRun & co.)."""
         finished = run.model_copy(
             update={
                 "status": status,
                 "started": len(result.tasks),
-                "tasks": result.tasks,
+                "tasks": [TrackedTask.model_validate(task.model_dump()) for task in result.tasks],
                 "failures": result.failures,
                 "error": error or (result.failures[0].detail if result.failures else None),
                 "finished_at": datetime.now(UTC),
@@ -212,6 +220,9 @@ class Firing:
                 logger.info("job %s was deleted while firing; status not recorded", run.job_id)
         except SchedulerError as exc:
             logger.error("job %s: run for %s not recorded: %s", run.job_id, run.scheduled_for, exc.message)
+            return
+        if self._on_recorded is not None:
+            self._on_recorded(job, finished)
 
     def _coalesced_from(self, job: Job, scheduled: datetime) -> datetime | None:
         """The earliest missed fire time this fire stands for, when fires were collapsed."""

@@ -22,7 +22,7 @@ from collections.abc import Callable
 
 from common.errors import SchedulerError
 from common.models import Lease
-from common.store.base import JobStore
+from common.store.base import LeaseStore
 
 logger = logging.getLogger(__name__)
 
@@ -37,7 +37,7 @@ def replica_id() -> str:
 class Leadership:
     def __init__(
         self,
-        store: JobStore,
+        store: LeaseStore,
         *,
         holder: str,
         ttl: float,

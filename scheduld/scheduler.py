@@ -1,4 +1,5 @@
-"""The schedule: a thin wrapper over APScheduler 3.x, the only module that imports it.
+"""The schedule: a thin wrapper over APScheduler 3.x's public API, the only scheduld module
+that imports it (its internals are reached only in common/apscheduler_seams.py).
 
 Deliberate settings: UTC; coalesce (missed fires collapse into one run); misfire grace from
 config (APScheduler's default of 1 s would drop fires under load); one instance per job at a
@@ -9,22 +10,19 @@ receives the *scheduled* fire time, which becomes the job's ``lastRun``.
 from __future__ import annotations
 
 import functools
-import inspect
 import logging
 import math
 import threading
-from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from apscheduler.executors.base import run_job
-from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.jobstores.base import JobLookupError
 from apscheduler.schedulers.background import BackgroundScheduler
 
 from common import schedule as schedule_syntax
+from common.apscheduler_seams import FireTimeExecutor, current_run_time, presigned, shutdown_pool
 from common.config import SchedulerSettings
 from common.models import Job
 
@@ -32,42 +30,6 @@ logger = logging.getLogger(__name__)
 
 FireCallback = Callable[[str, datetime], None]
 """Called on a worker thread with (job id, scheduled fire time)."""
-
-_current = threading.local()
-
-
-class _FireTimeExecutor(ThreadPoolExecutor):  # type: ignore[misc]
-    """APScheduler's thread pool, but the callback learns which scheduled time it runs for."""
-
-    def __init__(self, max_workers: int) -> None:
-        super().__init__(max_workers=max_workers)
-        self._submitted: Counter[datetime] = Counter()
-        self._submitted_lock = threading.Lock()
-
-    def submitted(self, run_time: datetime) -> int:
-        """Fires submitted so far for ``run_time``: how big its herd is."""
-        with self._submitted_lock:
-            return self._submitted[run_time]
-
-    def _do_submit_job(self, job: Any, run_times: list[datetime]) -> None:
-        with self._submitted_lock:
-            if run_times[-1] not in self._submitted and len(self._submitted) >= 256:
-                self._submitted = Counter({t: self._submitted[t] for t in sorted(self._submitted)[-128:]})
-            self._submitted[run_times[-1]] += 1
-
-        def run() -> Any:
-            _current.run_time = run_times[-1]  # coalesced: one run time per submission
-            return run_job(job, job._jobstore_alias, run_times, self._logger.name)
-
-        def done(future: Any) -> None:
-            error = future.exception()
-            if error is not None:
-                self._run_job_error(job.id, error, error.__traceback__)
-            else:
-                self._run_job_success(job.id, future.result())
-
-        self._pool.submit(run).add_done_callback(done)
-
 
 @dataclass(frozen=True)
 class _Fingerprint:
@@ -91,25 +53,10 @@ class Scheduled:
 
 @functools.lru_cache(maxsize=65536)
 def _trigger(fingerprint: _Fingerprint) -> Any:
-    """Jobs with the same timing share one (immutable) trigger: building one costs ~80 µs."""
+    """Jobs with the same timing share one (immutable) trigger, built once."""
     return schedule_syntax.build_trigger(
         fingerprint.schedule, timezone=fingerprint.timezone, start=fingerprint.start, end=fingerprint.end
     )
-
-
-def _presigned(fire: Callable[[str], None]) -> Callable[[str], None]:
-    """``fire`` as a function carrying its own ``__signature__``.
-
-    APScheduler checks every added job's callable against its args with ``inspect.signature``,
-    which for a bound method costs ~40 µs: a fifth of the per-job cost of a cold start.
-    ``inspect.signature`` returns a ``__signature__`` as it is.
-    """
-
-    def fire_job(job_id: str) -> None:
-        fire(job_id)
-
-    fire_job.__signature__ = inspect.signature(fire_job)  # type: ignore[attr-defined]
-    return fire_job
 
 
 class Schedule:
@@ -121,8 +68,8 @@ class Schedule:
         self._on_fire = on_fire
         self._fingerprints: dict[str, _Fingerprint] = {}
         self._lock = threading.Lock()
-        self._job_callable = _presigned(self._fire)
-        self._executor = _FireTimeExecutor(max_workers=settings.max_workers)
+        self._job_callable = presigned(self._fire)
+        self._executor = FireTimeExecutor(max_workers=settings.max_workers)
         self._scheduler = BackgroundScheduler(
             executors={"default": self._executor},
             job_defaults={
@@ -146,7 +93,7 @@ class Schedule:
         if self._scheduler.running:
             self._scheduler.shutdown(wait=wait)
         elif wait:
-            self._executor._pool.shutdown(wait=True)  # noqa: SLF001 - APScheduler keeps no handle
+            shutdown_pool(self._executor)
 
     def put(self, job: Job, *, catch_up: bool = False) -> Scheduled | None:
         """Schedule ``job`` or apply its changes; None when nothing changed.
@@ -230,5 +177,5 @@ class Schedule:
         return missed
 
     def _fire(self, job_id: str) -> None:
-        scheduled: datetime = getattr(_current, "run_time", None) or datetime.now(UTC)
+        scheduled = current_run_time() or datetime.now(UTC)
         self._on_fire(job_id, scheduled)

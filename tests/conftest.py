@@ -14,7 +14,7 @@ import pytest
 
 from common.bus.base import EventBus
 from common.config import SQLiteSettings, SQSSettings
-from common.store.base import JobStore
+from common.store.base import Store
 from common.store.sqlite import SQLiteJobStore
 from tests.servers import TEST_CREDENTIALS, TEST_REGION, MotoServer, moto_server
 
@@ -58,7 +58,7 @@ def unique_name() -> str:
 # --- stores -------------------------------------------------------------------------------
 
 
-def _sqlite_store(tmp_path: Path) -> JobStore:
+def _sqlite_store(tmp_path: Path) -> Store:
     return SQLiteJobStore(SQLiteSettings(path=tmp_path / "jobs.db"))
 
 
@@ -74,7 +74,7 @@ def osmem() -> Iterator[Any]:
             stream.close()
 
 
-def _search_store(request: pytest.FixtureRequest, flavour: str) -> JobStore:
+def _search_store(request: pytest.FixtureRequest, flavour: str) -> Store:
     from common.config import ElasticsearchSettings
     from common.store.elasticsearch import ElasticsearchJobStore
 
@@ -110,8 +110,8 @@ def _search_store(request: pytest.FixtureRequest, flavour: str) -> JobStore:
         pytest.param("elasticsearch", marks=pytest.mark.external_service),
     ]
 )
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[JobStore]:
-    """Every JobStore implementation, behind the ABC only."""
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
+    """Every backend, behind the role interfaces only (common/store/base.py)."""
     if request.param == "sqlite":
         instance = _sqlite_store(tmp_path)
     else:
@@ -121,7 +121,7 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[JobStore]:
 
 
 @pytest.fixture
-def sqlite_store(tmp_path: Path) -> Iterator[JobStore]:
+def sqlite_store(tmp_path: Path) -> Iterator[Store]:
     instance = _sqlite_store(tmp_path)
     yield instance
     instance.close()

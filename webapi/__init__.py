@@ -39,8 +39,8 @@ def serve(settings: Settings) -> int:
         create_app(settings),
         host=settings.webapi.host,
         port=settings.webapi.port,
-        # uvloop and httptools (dependencies) make the server itself about twice as fast as
-        # asyncio and h11 (bench/README.md); the fallbacks keep platforms without them working.
+        # uvloop and httptools (dependencies) make the server itself faster than asyncio and
+        # h11 (bench/api.py); the fallbacks keep platforms without them working.
         loop="uvloop" if _installed("uvloop") else "asyncio",
         http="httptools" if _installed("httptools") else "h11",
         workers=1,

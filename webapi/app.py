@@ -13,8 +13,8 @@ from fastapi_offline import FastAPIOffline
 
 from common.bus.base import EventBus
 from common.config import Settings
-from common.store.base import JobStore
 from webapi.auth import Authenticator, authorize, check_protected
+from webapi.deps import ApiStore
 from webapi.errors import install_error_handlers
 from webapi.limits import WriteLimiter
 from webapi.middleware import install_middleware
@@ -43,7 +43,7 @@ API_ROUTERS: tuple[APIRouter, ...] = (jobs.router, me.router)
 """Everything else: included behind ``authorize`` (which also applies the write rate)."""
 
 
-def create_app(settings: Settings, *, store: JobStore | None = None, bus: EventBus | None = None) -> FastAPI:
+def create_app(settings: Settings, *, store: ApiStore | None = None, bus: EventBus | None = None) -> FastAPI:
     """Build the app; store and bus default to the configured ones, built at startup.
 
     Raises ConfigError when ``auth`` cannot work (tokens mode without credentials, an

@@ -9,13 +9,13 @@ by the router-level ``authorize`` dependency (FastAPI solves it once per request
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Protocol
 
 from fastapi import Depends, Request
 
 from common.bus.base import EventBus
 from common.config import Settings
-from common.store.base import JobStore
+from common.store.base import JobStore, RunHistory
 from webapi.auth import authorize
 from webapi.principal import Principal
 
@@ -25,8 +25,13 @@ async def get_settings(request: Request) -> Settings:
     return settings
 
 
-async def get_store(request: Request) -> JobStore:
-    store: JobStore = request.app.state.store
+class ApiStore(JobStore, RunHistory, Protocol):
+    """The store roles webapi uses: the jobs and the read side of the run log (every backend's
+    ``Store`` has both); webapi never claims runs, writes status or takes leases."""
+
+
+async def get_store(request: Request) -> ApiStore:
+    store: ApiStore = request.app.state.store
     return store
 
 
@@ -36,6 +41,6 @@ async def get_bus(request: Request) -> EventBus:
 
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]
-StoreDep = Annotated[JobStore, Depends(get_store)]
+StoreDep = Annotated[ApiStore, Depends(get_store)]
 BusDep = Annotated[EventBus, Depends(get_bus)]
 PrincipalDep = Annotated[Principal, Depends(authorize)]

@@ -1,7 +1,7 @@
 """The one place that knows HTTP status codes: domain errors → JSON error replies.
 
 Every error reply is ``{"message": ...}``; 400s add ``"errors"`` naming each bad field.
-Invalid input is 400, never FastAPI's default 422 (SPEC §1).
+Invalid input is answered 400 with ``errors`` naming each bad field, never FastAPI's default 422.
 """
 
 from __future__ import annotations

@@ -5,10 +5,9 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING
 
-import tenacity
-
 from common.bus.base import EventBus, ReceivedMessage
 from common.errors import BusUnavailableError
+from common.retry import retrying
 
 if TYPE_CHECKING:
     from common.config import Settings
@@ -18,20 +17,19 @@ __all__ = ["EventBus", "ReceivedMessage", "create_bus"]
 logger = logging.getLogger(__name__)
 
 
-def create_bus(settings: Settings, *, give_up_after: float = 60.0) -> EventBus:
+def create_bus(settings: Settings) -> EventBus:
     """The SQS bus described by ``settings.sqs`` (queues created when configured to).
 
     A process may start before SQS answers (a stack coming up together): setting up is
-    retried with backoff, each failure logged, for ``give_up_after`` seconds; then the
+    retried with backoff, each failure logged, for ``retry.startup_seconds``; then the
     BusUnavailableError propagates and the process stops with it in the log.
     """
     from common.bus.sqs import SQSEventBus
 
-    retrying = tenacity.Retrying(
-        retry=tenacity.retry_if_exception_type(BusUnavailableError),
-        stop=tenacity.stop_after_delay(give_up_after),
-        wait=tenacity.wait_exponential(multiplier=0.2, max=5),
-        before_sleep=tenacity.before_sleep_log(logger, logging.WARNING),
-        reraise=True,
+    policy = retrying(
+        settings.retry,
+        temporary=BusUnavailableError,
+        logger=logger,
+        give_up_after=settings.retry.startup_seconds,
     )
-    return retrying(SQSEventBus.from_settings, settings.sqs, aws_settings=settings.aws)
+    return policy(SQSEventBus.from_settings, settings.sqs, aws_settings=settings.aws, retry=settings.retry)

@@ -2,8 +2,8 @@
 
 Each ``publish`` still waits for its own message's outcome, so a failure reaches the caller
 (and from there the API client) exactly as with one call per message. Under load, one boto3
-call carries up to ten events: fewer SQS requests and far less client CPU per event (a boto3
-call costs about 0.5 ms of CPU whatever its size; bench/README.md has the figures).
+call carries up to ten events: fewer SQS requests and far less client CPU per event, since a
+boto3 call's CPU cost hardly depends on its size (bench/api.py measures it).
 
 One batch is filled at a time. While no call is in flight the batch leaves at once (no added
 latency when idle); while calls are in flight it waits up to ``linger`` seconds for more

@@ -2,7 +2,7 @@
 
 Queues are created when missing (``sqs.create_queues``) with a redrive policy, so a message
 that keeps failing ends in the dead-letter queue; messages that do not parse are moved there
-at once. Retries of throttled or failed calls are botocore's (bounded, ``aws`` settings), and
+at once. Retries of throttled or failed calls are botocore's (``retry`` settings, bounded), and
 a publish waits at most ``aws.publish_timeout_seconds``. Error messages say what failed, never
 the endpoint URL (that goes to the log).
 """
@@ -23,7 +23,7 @@ from pydantic import ValidationError
 from common import aws
 from common.bus.base import EventBus, ReceivedMessage
 from common.bus.batcher import Batcher, Outcome
-from common.config import AWSSettings, SQSSettings
+from common.config import AWSSettings, RetrySettings, SQSSettings
 from common.errors import BusUnavailableError, PublishError
 from common.models import ChangeEvent
 
@@ -59,26 +59,23 @@ class SQSEventBus(EventBus):
         *,
         client: SQSClient | None = None,
         aws_settings: AWSSettings | None = None,
+        retry: RetrySettings | None = None,
     ) -> SQSEventBus:
-        """Connect (boto3 reads region, endpoint and credentials from the environment)."""
+        """Connect (boto3 reads region, endpoint and credentials from the environment) with the
+        ``aws`` timeouts and the ``retry`` policy."""
         timeouts = aws_settings or AWSSettings()
         sqs: SQSClient = client or aws.client(
             "sqs",
             timeouts,
+            retry=retry,
             # a long poll must outlast its wait
             read_timeout=max(timeouts.read_timeout_seconds, settings.wait_seconds + 5),
-            max_attempts=settings.publish_attempts,
         )
         # Publishes read with the publish bound: a send stuck on a stalled SQS gives up about
         # when its caller does, so the senders are free again soon after SQS recovers.
         sender: SQSClient | None = None
         if client is None:
-            sender = aws.client(
-                "sqs",
-                timeouts,
-                read_timeout=timeouts.publish_timeout_seconds,
-                max_attempts=settings.publish_attempts,
-            )
+            sender = aws.client("sqs", timeouts, retry=retry, read_timeout=timeouts.publish_timeout_seconds)
         with _unavailable("set up queues"):
             dlq_url = _queue_url(sqs, settings.dead_letter_queue_name, settings.create_queues, {})
             queue_url = settings.queue_url or _queue_url(

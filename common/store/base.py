@@ -1,11 +1,28 @@
-"""The job store interface. Every backend passes tests/contract/test_store.py unchanged."""
+"""The store's role interfaces: jobs, run log, leases. Each backend implements them all (``Store``).
+
+A process is typed against the roles it uses, so who may write which field is in the types:
+
+- ``JobStore`` — the jobs: webapi's CRUD (user fields) and scheduld's reads and status writes
+  (``update_status``: the scheduld-owned fields). Contract: tests/contract/test_jobs.py.
+- ``RunHistory`` / ``RunLog`` — one record per (job, scheduled fire time): webapi reads the
+  history; scheduld claims, finishes, records outcomes and prunes. Contract: test_run_log.py.
+- ``LeaseStore`` — leadership among scheduld replicas. Contract: test_leases.py.
+- ``Store`` — all of them plus what concerns the whole store (``close``); what
+  ``create_store`` returns and what a backend subclasses.
+
+The roles are Protocols with abstract methods: a backend subclasses ``Store`` explicitly (so a
+missing method fails at instantiation), and a process may declare the union of the roles it
+needs as a Protocol of its own (webapi/deps.py) that every backend satisfies structurally.
+Implementations are thread-safe; their methods raise only domain errors (``common.errors``):
+StoreUnavailableError for outages, never a library's own exception.
+"""
 
 from __future__ import annotations
 
-from abc import ABC, abstractmethod
+from abc import abstractmethod
 from collections.abc import Callable, Iterator
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 from common.errors import JobNotFoundError
 from common.models import Job, JobStatus, Lease, Run
@@ -17,15 +34,13 @@ PAGE_LIMIT = 1000
 """Most jobs one ``list_jobs`` / ``scan_jobs`` page returns."""
 
 
-class JobStore(ABC):
-    """Persistent jobs, ordered by id; the source of truth for both processes.
-
-    Implementations are thread-safe; their methods raise only domain errors
-    (``common.errors``): StoreUnavailableError for outages, never a library's own exception.
-    """
+class JobStore(Protocol):
+    """Persistent jobs, ordered by id; the source of truth for both processes."""
 
     blocking: bool = True
-    """True when calls wait on the network; webapi then runs them off the event loop."""
+    """True when calls wait on the network. Part of the contract for callers on an event loop
+    (webapi): they call a non-blocking store (SQLite: WAL reads never wait) on the loop and a
+    blocking one in a thread pool. Writes may always wait and always go to the thread pool."""
 
     @abstractmethod
     def create_job(self, job: Job) -> Job:
@@ -36,8 +51,10 @@ class JobStore(ABC):
         """The job with its status. JobNotFoundError if absent."""
 
     def get_job_document(self, job_id: str) -> dict[str, Any]:
-        """The job as served (API names, unset fields left out); a store may skip re-validation
-        since it only holds validated jobs. JobNotFoundError if absent."""
+        """The job as served: ``get_job(job_id).to_document()`` (API names, unset fields left
+        out). A backend may build it without re-validating the stored job, since only validated
+        jobs are stored; tests/contract/test_jobs.py holds both forms equal. JobNotFoundError
+        if absent."""
         return self.get_job(job_id).to_document()
 
     def list_job_documents(self, *, skip: int = 0, count: int = 10) -> list[dict[str, Any]]:
@@ -66,6 +83,16 @@ class JobStore(ABC):
     def scan_jobs(self, *, after: str | None = None, limit: int = PAGE_LIMIT) -> list[Job]:
         """Keyset page: up to ``limit`` jobs whose id sorts after ``after``, ordered by id."""
 
+    def iter_jobs(self, *, page_size: int = PAGE_LIMIT) -> Iterator[Job]:
+        """Every job, ordered by id, read in keyset pages (no deep offsets)."""
+        after: str | None = None
+        while True:
+            page = self.scan_jobs(after=after, limit=page_size)
+            yield from page
+            if len(page) < page_size:
+                return
+            after = page[-1].id
+
     @abstractmethod
     def count_jobs(self) -> int:
         """How many jobs are stored."""
@@ -85,7 +112,17 @@ class JobStore(ABC):
         JobNotFoundError if the job was deleted meanwhile (it is not recreated).
         """
 
-    # --- runs: one record per (job, scheduled fire time) -----------------------------------
+
+class RunHistory(Protocol):
+    """The read side of the run log: what webapi serves as a job's history."""
+
+    @abstractmethod
+    def list_runs(self, job_id: str, *, skip: int = 0, count: int = 10) -> list[Run]:
+        """A job's runs, newest scheduled time first."""
+
+
+class RunLog(RunHistory, Protocol):
+    """Runs, one per (job, scheduled fire time): claims, outcomes, history. scheduld writes it."""
 
     @abstractmethod
     def claim_run(self, run: Run, lease: Lease) -> bool:
@@ -110,30 +147,35 @@ class JobStore(ABC):
         """
 
     @abstractmethod
-    def list_runs(self, job_id: str, *, skip: int = 0, count: int = 10) -> list[Run]:
-        """A job's runs, newest scheduled time first."""
+    def open_runs(self, *, after: str | None = None, limit: int = 1000) -> list[Run]:
+        """Runs whose tasks are still tracked (``launched``/``partially_launched``), ordered by
+        run id; keyset paging after the run id ``after``. Served by an index on open runs."""
+
+    @abstractmethod
+    def record_outcome(self, run: Run) -> bool:
+        """Store what tracking learnt about ``run`` (its tasks, and its end once known), only
+        while the stored run is still open: an ended run is never rewritten, so its end is
+        recorded (and notified) once. When ``run`` has ended, the job's lastRunStatus,
+        lastSuccess / lastFailure and consecutiveFailures (``outcome_status``) are written
+        with it. Returns False when nothing was written (run ended, pruned or deleted)."""
 
     @abstractmethod
     def prune_runs(self, job_id: str, *, keep: int, older_than: datetime | None = None) -> int:
         """Delete a job's runs beyond the newest ``keep`` and those scheduled before
         ``older_than``, through the (job, time) index; returns how many went."""
 
+    @abstractmethod
     def record_run(
         self, run: Run, status: JobStatus, *, keep: int, older_than: datetime | None = None
     ) -> bool:
         """What a completed fire stores: ``finish_run(run)``, the job's ``status``
-        (``update_status``) and ``prune_runs``, in one transaction where the store has them
-        (a herd of fires then queues on one write per fire, not three). Returns False, with
-        the run still finished, when the job was deleted meanwhile."""
-        self.finish_run(run)
-        self.prune_runs(run.job_id, keep=keep, older_than=older_than)
-        try:
-            self.update_status(run.job_id, status)
-        except JobNotFoundError:
-            return False
-        return True
+        (``JobStore.update_status``) and ``prune_runs``, in one transaction where the store has
+        them (a herd of fires then queues on one write per fire, not three). Returns False,
+        with the run still finished, when the job was deleted meanwhile."""
 
-    # --- leases: leadership among scheduld replicas ------------------------------------------
+
+class LeaseStore(Protocol):
+    """Leadership among scheduld replicas: named leases with fencing tokens."""
 
     @abstractmethod
     def acquire_lease(self, name: str, *, holder: str, ttl: float) -> Lease | None:
@@ -148,15 +190,21 @@ class JobStore(ABC):
     def release_lease(self, lease: Lease) -> None:
         """Give the lease up (if still held by ``lease``), so a standby takes over at once."""
 
-    def iter_jobs(self, *, page_size: int = PAGE_LIMIT) -> Iterator[Job]:
-        """Every job, ordered by id, read in keyset pages (no deep offsets)."""
-        after: str | None = None
-        while True:
-            page = self.scan_jobs(after=after, limit=page_size)
-            yield from page
-            if len(page) < page_size:
-                return
-            after = page[-1].id
+
+class Store(JobStore, RunLog, LeaseStore, Protocol):
+    """Every role, as one backend implements them; operations on the whole store go here."""
+
+    def record_run(
+        self, run: Run, status: JobStatus, *, keep: int, older_than: datetime | None = None
+    ) -> bool:
+        """``RunLog.record_run`` in three writes, for a backend without multi-write transactions."""
+        self.finish_run(run)
+        self.prune_runs(run.job_id, keep=keep, older_than=older_than)
+        try:
+            self.update_status(run.job_id, status)
+        except JobNotFoundError:
+            return False
+        return True
 
     def verify(self) -> None:
         """Raise StoreUnavailableError if the store cannot be reached or its integrity is lost

@@ -19,11 +19,12 @@ hops over sort values beyond it.
 from __future__ import annotations
 
 import logging
-import random
 import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from typing import Any
+
+import tenacity
 
 from common.config import ElasticsearchSettings
 from common.errors import (
@@ -32,8 +33,8 @@ from common.errors import (
     JobNotFoundError,
     LeaseLostError,
 )
-from common.models import Job, JobStatus, Lease, Run
-from common.store.base import PAGE_LIMIT, JobChange, JobStore
+from common.models import OPEN_RUN_STATUSES, Job, JobStatus, Lease, Run, outcome_status
+from common.store.base import PAGE_LIMIT, JobChange, Store
 from common.store.search_client import Conflict, NotFound, SearchClient, Versioned, connect
 
 logger = logging.getLogger(__name__)
@@ -66,12 +67,20 @@ LEASE_MAPPINGS: dict[str, Any] = {
     },
 }
 CAS_ATTEMPTS = 50
+_CAS_RETRY = tenacity.Retrying(
+    retry=tenacity.retry_if_exception_type(Conflict),
+    stop=tenacity.stop_after_attempt(CAS_ATTEMPTS),
+    wait=tenacity.wait_random_exponential(multiplier=0.002, max=0.1),
+    reraise=True,
+)
+"""Lost compare-and-set races are re-read and re-applied at once, with a little jitter: a
+conflict is another writer, not an outage, so this is not the outage policy of common/retry.py."""
 STATUS_RETRIES = 10
 """``retry_on_conflict`` of a status write: the cluster re-applies it if a user update lands."""
 _BY_ID: list[dict[str, str]] = [{"id": "asc"}]
 
 
-class ElasticsearchJobStore(JobStore):
+class ElasticsearchJobStore(Store):
     blocking = True
 
     def __init__(self, client: SearchClient, *, index: str, result_window: int | None = None) -> None:
@@ -104,7 +113,7 @@ class ElasticsearchJobStore(JobStore):
                 wrapped.close()
             raise
 
-    # --- JobStore ------------------------------------------------------------------------
+    # --- jobs (JobStore) ------------------------------------------------------------------
 
     def create_job(self, job: Job) -> Job:
         document: dict[str, Any] = {"id": job.id, "job": job.user_document(), "status": {}}
@@ -163,7 +172,7 @@ class ElasticsearchJobStore(JobStore):
         except Conflict as exc:
             raise ConcurrentUpdateError(job_id) from exc
 
-    # --- runs --------------------------------------------------------------------------------
+    # --- run log (RunLog) -----------------------------------------------------------------
 
     def claim_run(self, run: Run, lease: Lease) -> bool:
         # The lease check and the claim are two requests (no multi-document transactions);
@@ -219,6 +228,37 @@ class ElasticsearchJobStore(JobStore):
         )
         return [Run.model_validate(hit["_source"]["run"]) for hit in hits]
 
+    def open_runs(self, *, after: str | None = None, limit: int = 1000) -> list[Run]:
+        body: dict[str, Any] = {
+            "query": {"terms": {"status": list(OPEN_RUN_STATUSES)}},
+            "sort": [{"job_id": "asc"}, {"scheduled_for": "asc"}],
+            "size": limit,
+        }
+        if after:
+            body["search_after"] = after.split("@", 1)
+        return [Run.model_validate(hit["_source"]["run"]) for hit in self._client.search(self._runs, body)]
+
+    def record_outcome(self, run: Run) -> bool:
+        # Compare-and-set on the run document: of two writers (a deposed leader still
+        # tracking), the first to end the run wins and the other's write is refused.
+        try:
+            current = self._client.get(self._runs, run.run_id)
+            if current.source.get("status") not in OPEN_RUN_STATUSES:
+                return False
+            token = int(current.source.get("token", run.token))
+            self._client.replace(self._runs, run.run_id, _run_document(run, token), current, refresh=True)
+        except (Conflict, NotFound):
+            return False
+        if not run.in_flight:
+            # The run index holds the single writer of a run's end, so the read-modify-write
+            # of consecutiveFailures below races only with other runs of this job ending at
+            # the same moment, which one tracker thread handles one after the other.
+            try:
+                self.update_status(run.job_id, outcome_status(self.get_job(run.job_id), run))
+            except JobNotFoundError:
+                pass
+        return True
+
     def prune_runs(self, job_id: str, *, keep: int, older_than: datetime | None = None) -> int:
         removed = 0
         boundary = self._client.search(
@@ -238,7 +278,7 @@ class ElasticsearchJobStore(JobStore):
             removed += self._delete_runs(job_id, _time_key(older_than))
         return removed
 
-    # --- leases ------------------------------------------------------------------------------
+    # --- leases (LeaseStore) --------------------------------------------------------------
 
     def acquire_lease(self, name: str, *, holder: str, ttl: float) -> Lease | None:
         now = time.time()
@@ -305,7 +345,7 @@ class ElasticsearchJobStore(JobStore):
     def close(self) -> None:
         self._client.close()
 
-    # --- internals -----------------------------------------------------------------------
+    # --- internals ------------------------------------------------------------------------
 
     def _get(self, job_id: str) -> Versioned:
         try:
@@ -320,15 +360,18 @@ class ElasticsearchJobStore(JobStore):
 
         No refresh: the ids do not change, and lists read documents in real time.
         """
-        for attempt in range(CAS_ATTEMPTS):
+
+        def attempt() -> dict[str, Any]:
             current = self._get(job_id)
             document = rewrite(current.source)
-            try:
-                self._client.replace(self._index, job_id, document, current, refresh=False)
-                return document
-            except Conflict:  # also when the job was deleted: the re-read then says so
-                time.sleep(random.uniform(0, 0.002 * (attempt + 1)))
-        raise ConcurrentUpdateError(job_id)
+            # Conflict also when the job was deleted: the re-read then says so
+            self._client.replace(self._index, job_id, document, current, refresh=False)
+            return document
+
+        try:
+            return _CAS_RETRY(attempt)
+        except Conflict as exc:
+            raise ConcurrentUpdateError(job_id) from exc
 
     def _id_batches(self, *, after: str | None, count: int) -> Iterator[list[str]]:
         """Up to ``count`` ids after ``after``, in order: sort values only (no documents),

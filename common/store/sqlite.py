@@ -25,8 +25,8 @@ import orjson
 
 from common.config import SQLiteSettings
 from common.errors import JobExistsError, JobNotFoundError, LeaseLostError, StoreUnavailableError
-from common.models import Job, JobStatus, Lease, Run
-from common.store.base import PAGE_LIMIT, JobChange, JobStore
+from common.models import Job, JobStatus, Lease, Run, outcome_status
+from common.store.base import PAGE_LIMIT, JobChange, Store
 from common.store.sqlite_file import StoreFile
 
 logger = logging.getLogger(__name__)
@@ -48,6 +48,8 @@ _SCHEMA = (
         PRIMARY KEY (job_id, scheduled_for)
     ) WITHOUT ROWID""",
     "CREATE INDEX IF NOT EXISTS runs_claimed ON runs (token) WHERE status = 'claimed'",
+    "CREATE INDEX IF NOT EXISTS runs_open ON runs (job_id, scheduled_for) "
+    "WHERE status IN ('launched', 'partially_launched')",
     """CREATE TABLE IF NOT EXISTS leases (
         name TEXT PRIMARY KEY NOT NULL,
         holder TEXT NOT NULL,
@@ -57,7 +59,7 @@ _SCHEMA = (
 )
 
 
-class SQLiteJobStore(JobStore):
+class SQLiteJobStore(Store):
     blocking = False  # local file: calls are short enough to run on the event loop
 
     def __init__(self, settings: SQLiteSettings) -> None:
@@ -78,7 +80,7 @@ class SQLiteJobStore(JobStore):
         self._file.settle()
         self.identity = self._file.identity
 
-    # --- JobStore ------------------------------------------------------------------------
+    # --- jobs (JobStore) ------------------------------------------------------------------
 
     def create_job(self, job: Job) -> Job:
         with self._translate(), self._write() as db:
@@ -156,7 +158,7 @@ class SQLiteJobStore(JobStore):
         with self._translate(), self._write() as db:
             _update_status(db, job_id, status)
 
-    # --- runs --------------------------------------------------------------------------------
+    # --- run log (RunLog) -----------------------------------------------------------------
 
     def claim_run(self, run: Run, lease: Lease) -> bool:
         key = (run.job_id, _time_key(run.scheduled_for))
@@ -223,11 +225,42 @@ class SQLiteJobStore(JobStore):
             )
         return [Run.model_validate(orjson.loads(row[0])) for row in rows]
 
+    def open_runs(self, *, after: str | None = None, limit: int = 1000) -> list[Run]:
+        job_id, scheduled_for = (after.split("@", 1) if after else ("", ""))
+        with self._translate():
+            rows = (
+                self._db()
+                .execute(
+                    "SELECT document FROM runs WHERE status IN ('launched', 'partially_launched') "
+                    "AND (job_id, scheduled_for) > (?, ?) ORDER BY job_id, scheduled_for LIMIT ?",
+                    (job_id, scheduled_for, limit),
+                )
+                .fetchall()
+            )
+        return [Run.model_validate(orjson.loads(row[0])) for row in rows]
+
+    def record_outcome(self, run: Run) -> bool:
+        key = (run.job_id, _time_key(run.scheduled_for))
+        with self._translate(), self._write() as db:
+            written = db.execute(
+                "UPDATE runs SET status = ?, document = ? WHERE job_id = ? AND scheduled_for = ? "
+                "AND status IN ('launched', 'partially_launched')",
+                (run.status, orjson.dumps(run.to_document()), *key),
+            ).rowcount
+            if not written:
+                return False
+            if not run.in_flight:
+                row = db.execute("SELECT status FROM jobs WHERE id = ?", (run.job_id,)).fetchone()
+                if row is not None:
+                    previous = JobStatus.model_validate(orjson.loads(row[0]))
+                    _update_status(db, run.job_id, outcome_status(previous, run))
+        return True
+
     def prune_runs(self, job_id: str, *, keep: int, older_than: datetime | None = None) -> int:
         with self._translate(), self._write() as db:
             return _prune_runs(db, job_id, keep=keep, older_than=older_than)
 
-    # --- leases ------------------------------------------------------------------------------
+    # --- leases (LeaseStore) --------------------------------------------------------------
 
     def acquire_lease(self, name: str, *, holder: str, ttl: float) -> Lease | None:
         now = time.time()
@@ -278,7 +311,7 @@ class SQLiteJobStore(JobStore):
             self._connections.clear()
         self._local = threading.local()
 
-    # --- internals -----------------------------------------------------------------------
+    # --- internals ------------------------------------------------------------------------
 
     def _page_rows(self, skip: int, count: int) -> list[tuple[Any, Any]]:
         # The inner query walks only the primary-key index, never the documents.

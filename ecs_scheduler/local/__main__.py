@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import time
 from pathlib import Path
 
 from common.config import load_settings
@@ -60,21 +59,34 @@ def wait_for_emulator(timeout: float = 60.0) -> int:
     from botocore.exceptions import BotoCoreError, ClientError
 
     from common import aws
+    from common.retry import retrying
     from ecs_scheduler.local.emulator import CONTAINER_INSTANCES
 
-    cluster = load_settings().ecs.cluster
+    settings = load_settings()
     ecs = aws.client("ecs")
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            found = ecs.describe_clusters(clusters=[cluster])["clusters"]
-            if found and found[0].get("registeredContainerInstancesCount", 0) >= CONTAINER_INSTANCES:
-                return 0
-        except (BotoCoreError, ClientError):
-            pass
-        time.sleep(0.2)
-    sys.stderr.write(f"AWS emulator at {os.environ['AWS_ENDPOINT_URL']} not ready within {timeout:.0f} s\n")
-    return 1
+
+    def ready() -> None:
+        found = ecs.describe_clusters(clusters=[settings.ecs.cluster])["clusters"]
+        if not found or found[0].get("registeredContainerInstancesCount", 0) < CONTAINER_INSTANCES:
+            raise _NotReady
+
+    policy = retrying(
+        settings.retry.model_copy(update={"max_wait_seconds": 0.5}),  # a local process: poll briskly
+        temporary=(BotoCoreError, ClientError, _NotReady),
+        logger=None,  # waiting for a starting emulator is expected: no line per try
+        give_up_after=timeout,
+    )
+    try:
+        policy(ready)
+    except (BotoCoreError, ClientError, _NotReady):
+        endpoint = os.environ["AWS_ENDPOINT_URL"]
+        sys.stderr.write(f"AWS emulator at {endpoint} not ready within {timeout:.0f} s\n")
+        return 1
+    return 0
+
+
+class _NotReady(Exception):
+    """The emulator answers but its seeding has not finished."""
 
 
 def main(argv: list[str] | None = None) -> int:

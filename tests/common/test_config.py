@@ -1,4 +1,4 @@
-"""Settings: YAML defaults, RUN_ENV overlay, environment variables, clear errors."""
+"""Settings: model defaults, RUN_ENV overlay, environment variables, clear errors."""
 
 from __future__ import annotations
 
@@ -6,22 +6,22 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
+import yaml
 
-from common.config import CONFIG_DIR_ENV, ConfigError, load_settings
+from common.config import CONFIG_DIR_ENV, ConfigError, Settings, load_settings
 from tests.servers import ROOT
 
 
 @pytest.fixture
 def config_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    (tmp_path / "config_default.yaml").write_text(
-        "store:\n  sqlite:\n    path: default.db\n    busy_timeout_seconds: 3\necs:\n  cluster: base\n"
-    )
+    (tmp_path / "config_local.yaml").write_text("store:\n  sqlite:\n    busy_timeout_seconds: 3\n")
     (tmp_path / "config_staging.yaml").write_text("ecs:\n  cluster: staging\n")
     monkeypatch.setenv(CONFIG_DIR_ENV, str(tmp_path))
     for key in list(os.environ):
-        if key.startswith(("STORE__", "ECS__", "SQS__", "WEBAPI__", "SCHEDULER__")) or key in {
+        if key.startswith(("STORE__", "ECS__", "SQS__", "WEBAPI__", "SCHEDULER__", "RETRY__")) or key in {
             "RUN_ENV",
             "LOG_LEVEL",
             "COMPONENT_NAME",
@@ -30,17 +30,44 @@ def config_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return tmp_path
 
 
-def test_defaults_then_run_env_overlay_deep_merged(config_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    assert load_settings().ecs.cluster == "base"
+def test_model_defaults_then_run_env_overlay(config_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    local = load_settings()  # RUN_ENV unset: the default, local
+    assert (local.run_env, local.store.sqlite.busy_timeout_seconds) == ("local", 3)
+    assert local.store.sqlite.path == Settings().store.sqlite.path  # sibling keys keep the model default
     monkeypatch.setenv("RUN_ENV", "staging")
     settings = load_settings()
-    assert settings.ecs.cluster == "staging"
-    assert settings.store.sqlite.busy_timeout_seconds == 3  # sibling keys survive the overlay
+    assert (settings.run_env, settings.ecs.cluster) == ("staging", "staging")
+    assert settings.store.sqlite.busy_timeout_seconds == 10  # local's overlay is not applied
+
+
+def test_run_env_given_as_a_setting_picks_the_overlay_too(config_dir: Path) -> None:
+    assert load_settings(run_env="staging").ecs.cluster == "staging"
 
 
 def test_missing_run_env_file_is_fine(config_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("RUN_ENV", "nowhere")
-    assert load_settings().ecs.cluster == "base"
+    assert load_settings().ecs.cluster == Settings().ecs.cluster
+
+
+def test_shipped_overlays_hold_no_copy_of_a_default() -> None:
+    """The Settings model is the one source of defaults: an overlay only states differences."""
+    defaults = Settings.model_construct().model_dump(mode="json")
+    for path in sorted((ROOT / "config").glob("config_*.yaml")):
+        for dotted, value in _leaves(yaml.safe_load(path.read_text()) or {}):
+            default: Any = defaults
+            for part in dotted.split("."):
+                default = default.get(part, None) if isinstance(default, dict) else None
+            assert value != default, f"{path.name}: {dotted} repeats the default {value!r}"
+
+
+def _leaves(tree: dict[str, Any], prefix: str = "") -> list[tuple[str, Any]]:
+    leaves: list[tuple[str, Any]] = []
+    for key, value in tree.items():
+        if isinstance(value, dict) and value:
+            leaves += _leaves(value, f"{prefix}{key}.")
+        else:
+            leaves.append((f"{prefix}{key}", value))
+    return leaves
 
 
 def test_environment_wins_over_files(config_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -102,14 +129,25 @@ def test_production_profile_points_nowhere_local() -> None:
     ],
 )
 def test_launcher_refuses_bad_component_or_config(env: dict[str, str], message: str) -> None:
+    result = _launcher(env=env)
+    assert result.returncode == 2
+    assert message in result.stderr
+
+
+def test_launcher_help_explains_the_environment() -> None:
+    result = _launcher("--help")
+    assert result.returncode == 0, result.stderr
+    assert "COMPONENT_NAME" in result.stdout and "RUN_ENV" in result.stdout
+
+
+def _launcher(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """``python -m ecs_scheduler`` with ``env`` over this environment (less the component's)."""
     clean = {k: v for k, v in os.environ.items() if k not in {"COMPONENT_NAME", "WEBAPI__PORT"}}
-    result = subprocess.run(
-        [sys.executable, "-m", "ecs_scheduler"],
-        env={**clean, **env},
+    return subprocess.run(
+        [sys.executable, "-m", "ecs_scheduler", *args],
+        env={**clean, **(env or {})},
         cwd=ROOT,
         capture_output=True,
         text=True,
         timeout=60,
     )
-    assert result.returncode == 2
-    assert message in result.stderr

@@ -1,4 +1,4 @@
-"""The 8-field schedule syntax (SPEC §3), including property-based tests with hypothesis."""
+"""The 8-field schedule syntax, including property-based tests with hypothesis."""
 
 from __future__ import annotations
 

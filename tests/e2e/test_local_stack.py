@@ -64,7 +64,7 @@ def test_make_run_stack(tmp_path: Path) -> None:
     output = log_path.read_text(errors="replace")
     for name in ("aws", "webapi", "scheduld"):
         assert re.search(rf"^\S* ?{name}\s*\|", output, flags=re.MULTILINE), f"no prefixed {name} log"
-    assert code in (0, 130, -signal.SIGINT), tail(log_path)
+    assert code == 0, tail(log_path)  # Ctrl-C is a clean stop: no "make: *** Error 130"
 
 
 def _answers(client: httpx.Client) -> bool:

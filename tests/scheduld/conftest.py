@@ -16,9 +16,9 @@ import boto3
 import pytest
 from botocore.config import Config
 
-from common.config import ECSSettings, SchedulerSettings, Settings, SQSSettings
+from common.config import ECSSettings, RetrySettings, SchedulerSettings, Settings, SQSSettings
 from common.models import Job, Lease
-from common.store.base import JobStore
+from common.store.base import Store
 from scheduld.executor import TaskLauncher
 from scheduld.firing import Firing
 from scheduld.triggers import TriggerRegistry, default_registry
@@ -44,7 +44,7 @@ def cluster(moto: MotoServer, unique_name: str) -> str:
 
 @pytest.fixture
 def ecs_settings(cluster: str) -> ECSSettings:
-    return ECSSettings(cluster=cluster, launch_rate_per_second=0)
+    return ECSSettings(cluster=cluster)
 
 
 @pytest.fixture
@@ -58,14 +58,14 @@ def triggers(sqs_client: Any) -> TriggerRegistry:
 
 
 @pytest.fixture
-def lease(sqlite_store: JobStore) -> Lease:
+def lease(sqlite_store: Store) -> Lease:
     held = sqlite_store.acquire_lease("scheduld", holder="test-replica", ttl=3600)
     assert held is not None
     return held
 
 
 def make_firing(
-    store: JobStore, launcher: TaskLauncher, triggers: TriggerRegistry, held: Lease, **kwargs: Any
+    store: Store, launcher: TaskLauncher, triggers: TriggerRegistry, held: Lease, **kwargs: Any
 ) -> Firing:
     options: dict[str, Any] = {
         "next_fire_time": lambda job_id: None,
@@ -77,7 +77,7 @@ def make_firing(
 
 
 @pytest.fixture
-def firing(sqlite_store: JobStore, launcher: TaskLauncher, triggers: TriggerRegistry, lease: Lease) -> Firing:
+def firing(sqlite_store: Store, launcher: TaskLauncher, triggers: TriggerRegistry, lease: Lease) -> Firing:
     return make_firing(sqlite_store, launcher, triggers, lease)
 
 
@@ -86,9 +86,8 @@ def daemon_settings(ecs_settings: ECSSettings, sqs_settings: SQSSettings) -> Set
     return Settings(
         ecs=ecs_settings,
         sqs=sqs_settings,
-        scheduler=SchedulerSettings(
-            reconcile_interval_seconds=1, error_backoff_seconds=0.2, shutdown_timeout_seconds=5
-        ),
+        scheduler=SchedulerSettings(reconcile_interval_seconds=1, shutdown_timeout_seconds=5),
+        retry=RetrySettings(first_wait_seconds=0.05, max_wait_seconds=0.5),
     )
 
 

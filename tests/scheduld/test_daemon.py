@@ -12,7 +12,7 @@ import pytest
 from common.bus.sqs import SQSEventBus
 from common.config import ECSSettings, Settings
 from common.models import ChangeEvent, JobUpdate, apply_update
-from common.store.base import JobStore
+from common.store.base import Store
 from scheduld.daemon import Daemon
 from scheduld.executor import TaskLauncher
 from scheduld.triggers import TriggerRegistry
@@ -28,7 +28,7 @@ def sqs_bus(daemon_settings: Settings, sqs_client: Any) -> SQSEventBus:
 @pytest.fixture
 def daemon(
     daemon_settings: Settings,
-    sqlite_store: JobStore,
+    sqlite_store: Store,
     sqs_bus: SQSEventBus,
     launcher: TaskLauncher,
     triggers: TriggerRegistry,
@@ -42,7 +42,7 @@ def daemon(
 
 def test_startup_loads_every_stored_job(
     daemon_settings: Settings,
-    sqlite_store: JobStore,
+    sqlite_store: Store,
     sqs_bus: SQSEventBus,
     launcher: TaskLauncher,
     triggers: TriggerRegistry,
@@ -66,7 +66,7 @@ def test_startup_loads_every_stored_job(
         instance.stop(timeout=5)
 
 
-def test_events_add_modify_remove(daemon: Daemon, sqlite_store: JobStore, sqs_bus: SQSEventBus) -> None:
+def test_events_add_modify_remove(daemon: Daemon, sqlite_store: Store, sqs_bus: SQSEventBus) -> None:
     sqlite_store.create_job(job("evented", schedule="0 0 0"))
     sqs_bus.publish(ChangeEvent(op="add", job_id="evented"))
     eventually(lambda: "evented" in daemon.schedule.scheduled_ids(), timeout=10, what="add applied")
@@ -84,7 +84,7 @@ def test_events_add_modify_remove(daemon: Daemon, sqlite_store: JobStore, sqs_bu
 
 
 def test_late_or_duplicate_events_follow_the_store(
-    daemon: Daemon, sqlite_store: JobStore, sqs_bus: SQSEventBus
+    daemon: Daemon, sqlite_store: Store, sqs_bus: SQSEventBus
 ) -> None:
     sqlite_store.create_job(job("truth"))
     sqs_bus.publish(ChangeEvent(op="remove", job_id="truth"))  # stale: the job exists
@@ -96,7 +96,7 @@ def test_late_or_duplicate_events_follow_the_store(
     assert "never-stored" not in daemon.schedule.scheduled_ids()
 
 
-def test_reconcile_heals_a_lost_message(daemon: Daemon, sqlite_store: JobStore) -> None:
+def test_reconcile_heals_a_lost_message(daemon: Daemon, sqlite_store: Store) -> None:
     sqlite_store.create_job(job("silent"))  # no event published
     eventually(lambda: "silent" in daemon.schedule.scheduled_ids(), timeout=10, what="reconcile add")
     sqlite_store.delete_job("silent")
@@ -115,7 +115,7 @@ def test_poison_message_goes_to_dead_letter_queue(
 
 
 def test_job_fires_through_the_daemon(
-    daemon: Daemon, sqlite_store: JobStore, sqs_bus: SQSEventBus, ecs_client: Any, cluster: str
+    daemon: Daemon, sqlite_store: Store, sqs_bus: SQSEventBus, ecs_client: Any, cluster: str
 ) -> None:
     sqlite_store.create_job(job("every-second", schedule="*", taskCount=2))
     sqs_bus.publish(ChangeEvent(op="add", job_id="every-second"))
@@ -128,7 +128,7 @@ def test_job_fires_through_the_daemon(
 
 
 def _slow_launch_daemon(
-    settings: Settings, store: JobStore, bus: SQSEventBus, endpoint: RecordingECS, triggers: TriggerRegistry
+    settings: Settings, store: Store, bus: SQSEventBus, endpoint: RecordingECS, triggers: TriggerRegistry
 ) -> Daemon:
     """A daemon whose one every-second job is under way in a RunTask call that takes a while.
 
@@ -136,7 +136,7 @@ def _slow_launch_daemon(
     at once); the runs table tells whether that launch was finished and recorded.
     """
     store.create_job(job("slow", schedule="*"))
-    launcher = TaskLauncher(endpoint.client(), ECSSettings(cluster="c", launch_rate_per_second=0))
+    launcher = TaskLauncher(endpoint.client(), ECSSettings(cluster="c"))
     instance = Daemon(settings, store=store, bus=bus, launcher=launcher, triggers=triggers)
     instance.start()
     eventually(lambda: endpoint.run_task_calls(), timeout=10, what="a RunTask call under way")
@@ -145,7 +145,7 @@ def _slow_launch_daemon(
 
 def test_stop_lets_a_launch_under_way_finish(
     daemon_settings: Settings,
-    sqlite_store: JobStore,
+    sqlite_store: Store,
     sqs_bus: SQSEventBus,
     recording_ecs: RecordingECS,
     triggers: TriggerRegistry,
@@ -162,7 +162,7 @@ def test_stop_lets_a_launch_under_way_finish(
 
 def test_stop_is_bounded_when_a_launch_hangs(
     daemon_settings: Settings,
-    sqlite_store: JobStore,
+    sqlite_store: Store,
     sqs_bus: SQSEventBus,
     recording_ecs: RecordingECS,
     triggers: TriggerRegistry,

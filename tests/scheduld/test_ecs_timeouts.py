@@ -1,5 +1,5 @@
 """A stalled ECS endpoint (accepts connections, never answers) cannot hold a fire for long:
-scheduld's ECS client bounds each call by aws.ecs_read_timeout_seconds × ecs.max_attempts, and
+scheduld's ECS client bounds each call by aws.ecs_read_timeout_seconds × retry.aws_max_attempts, and
 the failure recorded names what failed, not the endpoint URL."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from common.config import AWSSettings, ECSSettings, Settings
+from common.config import AWSSettings, ECSSettings, RetrySettings, Settings
 from common.errors import LaunchError
 from scheduld.executor import TaskLauncher, ecs_client
 from tests.scheduld.conftest import job
@@ -21,7 +21,8 @@ FIRE = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 def test_a_stalled_ecs_call_fails_within_its_bound(monkeypatch: pytest.MonkeyPatch) -> None:
     settings = Settings(
         aws=AWSSettings(ecs_read_timeout_seconds=0.5, connect_timeout_seconds=0.5),
-        ecs=ECSSettings(cluster="c", max_attempts=2, launch_rate_per_second=0),
+        ecs=ECSSettings(cluster="c"),
+        retry=RetrySettings(aws_max_attempts=2),
     )
     with StalledServer() as stalled:
         monkeypatch.setenv("AWS_ENDPOINT_URL", stalled.url)

@@ -7,7 +7,7 @@ from typing import Any
 
 from common.config import ECSSettings
 from common.models import Job
-from scheduld.executor import JOB_TAG, TaskLauncher, TokenBucket, started_by
+from scheduld.executor import JOB_TAG, TaskLauncher, started_by
 from tests.scheduld.conftest import CONTAINER, RecordingECS, job, running_tasks
 
 FIRE = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
@@ -73,7 +73,7 @@ def test_batches_of_ten_and_client_tokens_as_sent(recording_ecs: RecordingECS) -
     """Recording endpoint, not moto: moto 5.2.5 crashes on RunTask with an awsvpc
     networkConfiguration (AttributeError private_dns_name) and accepts clientToken without
     enforcing it, so Fargate networking and the tokens are checked on what boto3 sent."""
-    launcher = TaskLauncher(recording_ecs.client(), ECSSettings(cluster="c", launch_rate_per_second=0))
+    launcher = TaskLauncher(recording_ecs.client(), ECSSettings(cluster="c"))
     network = {
         "awsvpcConfiguration": {
             "subnets": ["subnet-1"],
@@ -106,7 +106,7 @@ def test_batches_of_ten_and_client_tokens_as_sent(recording_ecs: RecordingECS) -
     assert first["startedBy"] == started_by("ecs-scheduler", "fargate")
     tokens = [call["clientToken"] for call in calls]
     assert len(set(tokens)) == 3 and all(len(token) <= 64 for token in tokens)
-    again = TaskLauncher(recording_ecs.client(), ECSSettings(cluster="c", launch_rate_per_second=0))
+    again = TaskLauncher(recording_ecs.client(), ECSSettings(cluster="c"))
     again.launch(spec, 23, scheduled=FIRE)
     assert [call["clientToken"] for call in recording_ecs.run_task_calls()[3:]] == tokens  # same fire
 
@@ -142,9 +142,3 @@ def test_run_task_failures_are_collected(launcher: TaskLauncher) -> None:
     assert result.tasks == []
     assert result.failures and result.failures[0].reason
 
-
-def test_token_bucket_limits_rate() -> None:
-    bucket = TokenBucket(rate=50)
-    waited = sum(bucket.acquire() for _ in range(75))  # 50 in the burst, 25 more at 50/s
-    assert 0.4 <= waited <= 1.0
-    assert TokenBucket(rate=0).acquire() == 0.0

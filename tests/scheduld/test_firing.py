@@ -9,7 +9,7 @@ import pytest
 
 from common.config import SchedulerSettings
 from common.models import Job, JobStatus, Lease, Run
-from common.store.base import JobStore
+from common.store.base import Store
 from scheduld.firing import Firing
 from scheduld.scheduler import Schedule
 from scheduld.triggers import TriggerRegistry
@@ -31,7 +31,7 @@ def fill(sqs_client: Any, url: str, count: int) -> None:
 
 
 def test_fire_launches_expected_and_records_status(
-    firing: Firing, sqlite_store: JobStore, ecs_client: Any, cluster: str
+    firing: Firing, sqlite_store: Store, ecs_client: Any, cluster: str
 ) -> None:
     sqlite_store.create_job(job("plain", taskCount=3, maxCount=2))
     firing("plain", FIRE)
@@ -45,7 +45,7 @@ def test_fire_launches_expected_and_records_status(
 
 
 def test_second_fire_while_tasks_run_starts_none(
-    firing: Firing, sqlite_store: JobStore, ecs_client: Any, cluster: str
+    firing: Firing, sqlite_store: Store, ecs_client: Any, cluster: str
 ) -> None:
     sqlite_store.create_job(job("busy", taskCount=2))
     firing("busy", FIRE)
@@ -68,7 +68,7 @@ def test_second_fire_while_tasks_run_starts_none(
     ],
 )
 def test_suspended_or_out_of_window_jobs_never_fire(
-    firing: Firing, sqlite_store: JobStore, ecs_client: Any, cluster: str, fields: dict[str, Any], reason: str
+    firing: Firing, sqlite_store: Store, ecs_client: Any, cluster: str, fields: dict[str, Any], reason: str
 ) -> None:
     sqlite_store.create_job(job("quiet", **fields))
     firing("quiet", FIRE)
@@ -77,7 +77,7 @@ def test_suspended_or_out_of_window_jobs_never_fire(
 
 
 def test_deleted_job_is_dropped_not_fired(
-    sqlite_store: JobStore,
+    sqlite_store: Store,
     launcher: Any,
     triggers: TriggerRegistry,
     ecs_client: Any,
@@ -104,7 +104,7 @@ def test_deleted_job_is_dropped_not_fired(
 )
 def test_sqs_trigger_scales_with_depth(
     firing: Firing,
-    sqlite_store: JobStore,
+    sqlite_store: Store,
     sqs_client: Any,
     queue: tuple[str, str],
     ecs_client: Any,
@@ -129,7 +129,7 @@ def test_sqs_trigger_scales_with_depth(
     assert sqlite_store.get_job("consumer").last_run == FIRE
 
 
-def test_missing_trigger_queue_is_recorded_not_raised(firing: Firing, sqlite_store: JobStore) -> None:
+def test_missing_trigger_queue_is_recorded_not_raised(firing: Firing, sqlite_store: Store) -> None:
     sqlite_store.create_job(job("lost", trigger={"type": "sqs", "queueName": "no-such-queue"}))
     firing("lost", FIRE)
     stored = sqlite_store.get_job("lost")
@@ -138,7 +138,7 @@ def test_missing_trigger_queue_is_recorded_not_raised(firing: Firing, sqlite_sto
 
 
 def test_a_fire_is_claimed_once(
-    firing: Firing, sqlite_store: JobStore, ecs_client: Any, cluster: str
+    firing: Firing, sqlite_store: Store, ecs_client: Any, cluster: str
 ) -> None:
     sqlite_store.create_job(job("once", taskCount=1))
     firing("once", FIRE)
@@ -152,7 +152,7 @@ def test_a_fire_is_claimed_once(
 
 
 def test_no_lease_no_fire(
-    sqlite_store: JobStore,
+    sqlite_store: Store,
     launcher: Any,
     triggers: TriggerRegistry,
     ecs_client: Any,
@@ -164,7 +164,7 @@ def test_no_lease_no_fire(
     assert running_tasks(ecs_client, cluster) == [] and sqlite_store.list_runs("leaderless") == []
 
 
-def test_runs_record_skips_and_failures(firing: Firing, sqlite_store: JobStore) -> None:
+def test_runs_record_skips_and_failures(firing: Firing, sqlite_store: Store) -> None:
     sqlite_store.create_job(job("busy2", taskCount=1))
     firing("busy2", FIRE)
     firing("busy2", FIRE + timedelta(seconds=1))  # the first task still runs
@@ -179,7 +179,7 @@ def test_runs_record_skips_and_failures(firing: Firing, sqlite_store: JobStore) 
 
 
 def test_coalesced_from_names_missed_fires_within_grace_only(
-    sqlite_store: JobStore, launcher: Any, triggers: TriggerRegistry, lease: Lease
+    sqlite_store: Store, launcher: Any, triggers: TriggerRegistry, lease: Lease
 ) -> None:
     schedule = Schedule(SchedulerSettings(), lambda job_id, scheduled: None)
     firing = make_firing(
@@ -208,7 +208,7 @@ def test_coalesced_from_names_missed_fires_within_grace_only(
 
 
 def test_recovering_a_run_of_a_deleted_job_records_it_failed_and_launches_nothing(
-    firing: Firing, sqlite_store: JobStore, ecs_client: Any, cluster: str, lease: Lease
+    firing: Firing, sqlite_store: Store, ecs_client: Any, cluster: str, lease: Lease
 ) -> None:
     orphan = Run(job_id="gone", scheduled_for=FIRE, replica="dead-replica", token=lease.token - 1, expected=1)
     firing.recover(orphan, lease)

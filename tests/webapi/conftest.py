@@ -16,7 +16,7 @@ import yaml
 from common.bus.base import EventBus
 from common.bus.sqs import SQSEventBus
 from common.config import AuthSettings, Settings, SQLiteSettings, SQSSettings, StoreSettings
-from common.store.base import JobStore
+from common.store.base import Store
 from tests.servers import ThreadedUvicorn
 from webapi import create_app
 from webapi.tokens import token_hash
@@ -37,7 +37,7 @@ Serve = Callable[..., AbstractContextManager[httpx.Client]]
 
 
 @pytest.fixture
-def serve(settings: Settings, sqlite_store: JobStore, sqs_bus: EventBus) -> Serve:
+def serve(settings: Settings, sqlite_store: Store, sqs_bus: EventBus) -> Serve:
     """``with serve(auth=AuthSettings(...), webapi=...) as http:`` the app built from the test's
     settings with those sections replaced, served over HTTP on 127.0.0.1."""
 

@@ -14,7 +14,7 @@ import pytest
 
 from common.config import AuthSettings
 from common.models import JobCreate, new_job
-from common.store.base import JobStore
+from common.store.base import Store
 from tests.webapi.conftest import Serve, bearer, tokens_auth, write_tokens
 
 TOKENS: dict[str, dict[str, Any]] = {
@@ -37,7 +37,7 @@ SECRET_VALUE = "hunter2-s3cr3t-value"
 JOB = "data-job"
 
 
-def _seed(store: JobStore, job_id: str, task_definition: str, **fields: Any) -> None:
+def _seed(store: Store, job_id: str, task_definition: str, **fields: Any) -> None:
     create = JobCreate.model_validate(
         {"taskDefinition": task_definition, "schedule": "0 0 0", "id": job_id, **fields}
     )
@@ -45,7 +45,7 @@ def _seed(store: JobStore, job_id: str, task_definition: str, **fields: Any) -> 
 
 
 @pytest.fixture
-def http(serve: Serve, tmp_path: Path, sqlite_store: JobStore) -> Iterator[httpx.Client]:
+def http(serve: Serve, tmp_path: Path, sqlite_store: Store) -> Iterator[httpx.Client]:
     """tokens mode with TOKENS; a ``data-etl`` job (with a secret env value) and a ``web-app`` job."""
     overrides = [{"containerName": "main", "environment": {"DB_PASSWORD": SECRET_VALUE, "MODE": "fast"}}]
     _seed(sqlite_store, JOB, "data-etl", overrides=overrides)
@@ -90,7 +90,7 @@ ENDPOINTS: dict[str, tuple[str, str, dict[str, Any] | None, dict[str, int]]] = {
 @pytest.mark.parametrize("caller", list(CALLERS))
 @pytest.mark.parametrize("endpoint", list(ENDPOINTS))
 def test_every_endpoint_for_every_caller(
-    http: httpx.Client, sqlite_store: JobStore, endpoint: str, caller: str
+    http: httpx.Client, sqlite_store: Store, endpoint: str, caller: str
 ) -> None:
     method, path, body, expected = ENDPOINTS[endpoint]
     response = http.request(method, path, json=body, headers=bearer(CALLERS[caller]))
@@ -131,7 +131,7 @@ def test_list_and_get_show_only_jobs_in_scope(http: httpx.Client, token: str, vi
 
 
 def test_scoped_list_pages_over_the_jobs_in_scope(
-    http: httpx.Client, sqlite_store: JobStore, monkeypatch: pytest.MonkeyPatch
+    http: httpx.Client, sqlite_store: Store, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr("webapi.routes.jobs.SCAN_BATCH", 3)  # several store reads per page
     for n in range(7):
@@ -196,7 +196,7 @@ def test_changing_a_command_needs_the_right_but_other_updates_do_not(http: httpx
 
 @pytest.mark.parametrize("mode", ["none", "tokens"])
 def test_allowlist_applies_in_every_mode(
-    serve: Serve, tmp_path: Path, sqlite_store: JobStore, mode: str
+    serve: Serve, tmp_path: Path, sqlite_store: Store, mode: str
 ) -> None:
     auth = AuthSettings(
         mode=mode,  # type: ignore[arg-type]
@@ -234,7 +234,7 @@ def test_secret_environment_values_are_redacted_for_non_admins(
 
 
 def test_put_sending_the_redacted_value_back_keeps_the_stored_one(
-    http: httpx.Client, sqlite_store: JobStore
+    http: httpx.Client, sqlite_store: Store
 ) -> None:
     writer = bearer("write-token-0123456789")
     job = http.get(f"/jobs/{JOB}", headers=writer).json()

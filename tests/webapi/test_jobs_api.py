@@ -8,7 +8,7 @@ import httpx
 import pytest
 
 from common.bus.sqs import SQSEventBus
-from common.store.base import JobStore
+from common.store.base import Store
 from tests.contract.test_bus import receive_all
 from tests.webapi.conftest import JSON
 
@@ -324,7 +324,7 @@ def test_writes_publish_events_and_failures_do_not(client: httpx.Client, sqs_bus
 
 
 def test_publish_failure_keeps_write_and_tells_client(
-    client: httpx.Client, sqs_bus: SQSEventBus, sqs_client: Any, sqlite_store: JobStore
+    client: httpx.Client, sqs_bus: SQSEventBus, sqs_client: Any, sqlite_store: Store
 ) -> None:
     """The ops queue really disappears on the moto server, so SendMessage really fails."""
     sqs_client.delete_queue(QueueUrl=sqs_bus.queue_url)
@@ -351,7 +351,7 @@ def test_unknown_route_and_method_are_json(client: httpx.Client) -> None:
 # --- run history -------------------------------------------------------------------------
 
 
-def test_runs_are_listed_newest_first_and_paged(client: httpx.Client, sqlite_store: JobStore) -> None:
+def test_runs_are_listed_newest_first_and_paged(client: httpx.Client, sqlite_store: Store) -> None:
     from datetime import UTC, datetime, timedelta
 
     from common.models import Run

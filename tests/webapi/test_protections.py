@@ -15,7 +15,7 @@ import common.errors
 from common.bus.base import EventBus
 from common.config import CORSSettings, Settings, WebAPISettings
 from common.errors import ConcurrentUpdateError, SchedulerError
-from common.store.base import JobStore
+from common.store.base import Store
 from tests.servers import ThreadedUvicorn
 from tests.webapi.conftest import Serve, bearer, tokens_auth, write_tokens
 from webapi import create_app
@@ -75,7 +75,7 @@ def test_an_unprotected_route_stops_the_app(settings: Settings) -> None:
 
 
 def test_a_route_can_require_the_run_role(
-    tmp_path: Path, settings: Settings, sqlite_store: JobStore, sqs_bus: EventBus
+    tmp_path: Path, settings: Settings, sqlite_store: Store, sqs_bus: EventBus
 ) -> None:
     tokens = {
         "runner-token-000000": {"name": "runner", "roles": ["run"]},
@@ -117,7 +117,7 @@ def test_every_domain_error_maps_to_a_client_error_or_503(error: type[SchedulerE
 
 
 def test_a_concurrent_update_is_409_not_500(
-    client: httpx.Client, sqlite_store: JobStore, monkeypatch: pytest.MonkeyPatch
+    client: httpx.Client, sqlite_store: Store, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """SQLite serialises writes and never loses this race; Elasticsearch does, after its own
     retries. The store's update is replaced to raise as that store would."""

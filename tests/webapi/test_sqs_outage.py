@@ -13,7 +13,7 @@ import pytest
 
 from common import aws
 from common.bus.sqs import SQSEventBus
-from common.config import AWSSettings, Settings, SQLiteSettings, SQSSettings
+from common.config import AWSSettings, RetrySettings, Settings, SQLiteSettings, SQSSettings
 from common.store.sqlite import SQLiteJobStore
 from tests.servers import StalledServer, ThreadedUvicorn, moto_server, stop_process
 from webapi import create_app
@@ -68,11 +68,12 @@ def test_post_answers_503_fast_with_the_sqs_server_stopped(
 def test_post_answers_503_within_the_publish_bound_when_sqs_stalls(
     store: SQLiteJobStore, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    timeouts = AWSSettings(publish_timeout_seconds=1.0, read_timeout_seconds=2.0, max_attempts=1)
+    timeouts = AWSSettings(publish_timeout_seconds=1.0, read_timeout_seconds=2.0)
     with StalledServer() as stalled:
         client = aws.client(
             "sqs",
             timeouts,
+            retry=RetrySettings(aws_max_attempts=1),
             endpoint_url=stalled.url,
             region_name="us-east-1",
             aws_access_key_id="x",

@@ -1,8 +1,9 @@
-"""Every request and response of shared/seeds/ecs-scheduler-usage.md, replayed in order
-against the webapi, with the change events really published to SQS (moto server).
+"""Every request and response of the service's usage guide (a documented session of the API),
+replayed in order against the webapi, with the change events really published to SQS (moto
+server).
 
-SPEC §3 fixes the guide's two typos: the stored schedule is the one created (``25 */5``),
-and a job returns exactly the overrides it was given.
+Two of the guide's answers are typos and are checked as the API really behaves: the stored
+schedule is the one created (``25 */5``), and a job returns exactly the overrides it was given.
 """
 
 from __future__ import annotations

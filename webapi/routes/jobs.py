@@ -1,4 +1,4 @@
-"""The Jobs resource (SPEC §1): list, create, read, update, delete, and a job's runs.
+"""The Jobs resource: list, create, read, update, delete, and a job's runs.
 
 Routes raise domain errors only; webapi/errors.py turns them into replies. Every successful
 write is followed by a change event on the bus; if that fails the write still stands and the
@@ -33,7 +33,7 @@ from common.store.base import JobStore
 from webapi import access, audit
 from webapi.body import json_body
 from webapi.deadline import QUEUE, STORE, waiting_on
-from webapi.deps import BusDep, PrincipalDep, SettingsDep, StoreDep
+from webapi.deps import ApiStore, BusDep, PrincipalDep, SettingsDep, StoreDep
 from webapi.errors import JSONReply
 from webapi.limits import check_job_quota
 from webapi.principal import Principal
@@ -279,9 +279,8 @@ def _scoped_documents(
     return found[skip : skip + count]
 
 
-async def _call(store: JobStore, method: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-    """A store read. A local store (``blocking`` False: SQLite) answers on the event loop, in
-    tens of µs, since WAL readers never wait; a network store is called in the thread pool."""
+async def _call(store: ApiStore, method: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    """A store read, on the loop or in the thread pool as ``JobStore.blocking`` says."""
     with waiting_on(STORE):
         if store.blocking:
             return await run_in_threadpool(method, *args, **kwargs)
@@ -296,8 +295,8 @@ async def _write(method: Callable[..., T], *args: Any, **kwargs: Any) -> T:
 
 
 async def _publish(bus: EventBus, event: ChangeEvent, reply: dict[str, object]) -> None:
-    """Publish and wait for the outcome (SPEC §5: the client learns of a failed publish);
-    awaited without holding a worker thread."""
+    """Publish and wait for the outcome (a failed publish is told to the client, the write
+    standing: PublishError carries the reply); awaited without holding a worker thread."""
     try:
         with waiting_on(QUEUE):
             await bus.publish_async(event)

@@ -1,4 +1,4 @@
-"""The JobStore contract: run unchanged against every implementation (see conftest ``store``)."""
+"""The JobStore contract (jobs role), run unchanged against every backend (conftest ``store``)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 
 from common.errors import InvalidJobError, JobExistsError, JobNotFoundError
 from common.models import Job, JobStatus, JobUpdate, LaunchedTask, apply_update
-from common.store.base import JobStore
+from common.store.base import JobStore, Store
 
 
 def make_job(job_id: str, **fields: object) -> Job:
@@ -231,7 +231,7 @@ def test_served_documents_match_the_jobs(store: JobStore) -> None:
         store.get_job_document("nope")
 
 
-def test_verify_passes_on_a_reachable_store(store: JobStore) -> None:
+def test_verify_passes_on_a_reachable_store(store: Store) -> None:
     store.verify()
 
 

@@ -1,5 +1,6 @@
-"""Run claims and leadership leases: the JobStore contract behind exactly-once firing,
-run unchanged against every store (conftest ``store``)."""
+"""The RunLog contract (claims, outcomes, history) behind exactly-once firing, run unchanged
+against every backend (conftest ``store``). Claims need a lease and outcomes a job, so these
+tests see the whole ``Store``."""
 
 from __future__ import annotations
 
@@ -11,15 +12,10 @@ import pytest
 
 from common.errors import JobNotFoundError, LeaseLostError
 from common.models import Job, JobStatus, LaunchedTask, Lease, Run
-from common.store.base import JobStore
+from common.store.base import Store
+from tests.contract.test_leases import lead
 
 T0 = datetime(2026, 11, 25, 12, 0, 0, tzinfo=UTC)
-
-
-def lead(store: JobStore, holder: str = "a", ttl: float = 30) -> Lease:
-    lease = store.acquire_lease("scheduld", holder=holder, ttl=ttl)
-    assert lease is not None
-    return lease
 
 
 def run(lease: Lease, job_id: str = "j", at: datetime = T0, **fields: object) -> Run:
@@ -28,32 +24,14 @@ def run(lease: Lease, job_id: str = "j", at: datetime = T0, **fields: object) ->
     )
 
 
-def test_lease_is_exclusive_renewable_and_fenced(store: JobStore) -> None:
-    first = lead(store, "a")
-    assert store.acquire_lease("scheduld", holder="b", ttl=30) is None
-    renewed = lead(store, "a")
-    assert renewed.token == first.token and renewed.expires_at >= first.expires_at
-    store.release_lease(renewed)
-    taken = lead(store, "b")
-    assert taken.token > first.token  # a new term has a higher fencing token
-    assert store.acquire_lease("scheduld", holder="a", ttl=30) is None
-
-
-def test_expired_lease_is_taken_over(store: JobStore) -> None:
-    old = lead(store, "a", ttl=0.2)
-    time.sleep(0.3)
-    new = lead(store, "b")
-    assert new.token == old.token + 1
-
-
-def test_claim_is_create_if_absent(store: JobStore) -> None:
+def test_claim_is_create_if_absent(store: Store) -> None:
     lease = lead(store)
     assert store.claim_run(run(lease), lease) is True
     assert store.claim_run(run(lease), lease) is False
     assert store.claim_run(run(lease, at=T0 + timedelta(seconds=1)), lease) is True
 
 
-def test_only_one_of_many_concurrent_claims_wins(store: JobStore) -> None:
+def test_only_one_of_many_concurrent_claims_wins(store: Store) -> None:
     lease = lead(store)
     wins: list[bool] = []
     barrier = threading.Barrier(8)
@@ -70,7 +48,7 @@ def test_only_one_of_many_concurrent_claims_wins(store: JobStore) -> None:
     assert sorted(wins) == [False] * 7 + [True]
 
 
-def test_stale_leader_with_expired_token_cannot_claim(store: JobStore) -> None:
+def test_stale_leader_with_expired_token_cannot_claim(store: Store) -> None:
     stale = lead(store, "a", ttl=0.2)
     time.sleep(0.3)
     with pytest.raises(LeaseLostError):
@@ -81,7 +59,7 @@ def test_stale_leader_with_expired_token_cannot_claim(store: JobStore) -> None:
     assert store.claim_run(run(current), current) is True
 
 
-def test_unfinished_claim_of_a_dead_leader_can_be_reclaimed_once(store: JobStore) -> None:
+def test_unfinished_claim_of_a_dead_leader_can_be_reclaimed_once(store: Store) -> None:
     dead = lead(store, "a", ttl=0.2)
     assert store.claim_run(run(dead), dead) is True  # then "a" dies before finishing
     time.sleep(0.3)
@@ -94,7 +72,7 @@ def test_unfinished_claim_of_a_dead_leader_can_be_reclaimed_once(store: JobStore
     assert store.claim_run(run(third), third) is False  # finished runs are never re-claimed
 
 
-def test_unfinished_runs_of_earlier_terms_are_found(store: JobStore) -> None:
+def test_unfinished_runs_of_earlier_terms_are_found(store: Store) -> None:
     dead = lead(store, "a", ttl=0.2)
     store.claim_run(run(dead, job_id="x"), dead)
     done = run(dead, job_id="y")
@@ -107,7 +85,7 @@ def test_unfinished_runs_of_earlier_terms_are_found(store: JobStore) -> None:
     assert store.unfinished_runs(older_than_token=heir.token) == []
 
 
-def test_finish_and_list_newest_first(store: JobStore) -> None:
+def test_finish_and_list_newest_first(store: Store) -> None:
     lease = lead(store)
     for second in range(5):
         claimed = run(lease, at=T0 + timedelta(seconds=second))
@@ -120,7 +98,7 @@ def test_finish_and_list_newest_first(store: JobStore) -> None:
     assert store.list_runs("other") == []
 
 
-def test_finish_by_a_replica_that_lost_the_claim_is_ignored(store: JobStore) -> None:
+def test_finish_by_a_replica_that_lost_the_claim_is_ignored(store: Store) -> None:
     dead = lead(store, "a", ttl=0.2)
     store.claim_run(run(dead), dead)
     time.sleep(0.3)
@@ -131,7 +109,7 @@ def test_finish_by_a_replica_that_lost_the_claim_is_ignored(store: JobStore) -> 
     assert only.replica == "b" and only.status == "claimed"
 
 
-def test_prune_keeps_newest_and_drops_old(store: JobStore) -> None:
+def test_prune_keeps_newest_and_drops_old(store: Store) -> None:
     lease = lead(store)
     for second in range(10):
         store.claim_run(run(lease, at=T0 + timedelta(seconds=second)), lease)
@@ -143,7 +121,7 @@ def test_prune_keeps_newest_and_drops_old(store: JobStore) -> None:
     assert len(store.list_runs("other")) == 1
 
 
-def test_deleting_a_job_deletes_its_runs(store: JobStore) -> None:
+def test_deleting_a_job_deletes_its_runs(store: Store) -> None:
     store.create_job(Job.model_validate({"id": "j", "taskDefinition": "t", "schedule": "0"}))
     lease = lead(store)
     store.claim_run(run(lease), lease)
@@ -151,7 +129,7 @@ def test_deleting_a_job_deletes_its_runs(store: JobStore) -> None:
     assert store.list_runs("j") == []
 
 
-def test_record_run_finishes_prunes_and_writes_status_together(store: JobStore) -> None:
+def test_record_run_finishes_prunes_and_writes_status_together(store: Store) -> None:
     store.create_job(Job.model_validate({"id": "j", "taskDefinition": "t", "schedule": "0"}))
     lease = lead(store)
     for second in range(4):
@@ -169,7 +147,7 @@ def test_record_run_finishes_prunes_and_writes_status_together(store: JobStore) 
     assert job.estimated_next_run == next_run
 
 
-def test_record_run_of_a_deleted_job_returns_false_and_recreates_nothing(store: JobStore) -> None:
+def test_record_run_of_a_deleted_job_returns_false_and_recreates_nothing(store: Store) -> None:
     store.create_job(Job.model_validate({"id": "j", "taskDefinition": "t", "schedule": "0"}))
     lease = lead(store)
     store.claim_run(run(lease), lease)

@@ -1,0 +1,135 @@
+"""The contract of common/apscheduler_seams.py with APScheduler 3's internals: each test drives
+a real BackgroundScheduler or CronTrigger, so an upgrade that breaks a seam fails here, by name,
+instead of in production."""
+
+from __future__ import annotations
+
+import inspect
+import threading
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+
+import apscheduler
+import pytest
+from apscheduler.schedulers.background import BackgroundScheduler
+from apscheduler.triggers.cron import CronTrigger
+from apscheduler.triggers.date import DateTrigger
+
+from common.apscheduler_seams import CHECKED, FireTimeExecutor, current_run_time, presigned, shutdown_pool
+from common.schedule import SharedFieldsCronTrigger, search_next_fire
+
+
+def test_installed_apscheduler_is_in_the_checked_range() -> None:
+    version = tuple(int(part) for part in apscheduler.__version__.split(".")[:2])
+    low, high = CHECKED
+    assert low <= version < high, (
+        f"APScheduler {apscheduler.__version__} is outside the range the seams were checked "
+        f"against ({CHECKED}): re-run these tests' reasoning against its source, then widen CHECKED"
+    )
+
+
+@pytest.fixture
+def scheduler() -> Iterator[BackgroundScheduler]:
+    """Jobs in these tests use interval triggers: a one-off (date) job is removed by the
+    scheduler thread after its run, which races with shutdown in APScheduler itself."""
+    executor = FireTimeExecutor(max_workers=4)
+    instance = BackgroundScheduler(executors={"default": executor}, timezone=UTC)
+    instance.start()
+    yield instance
+    instance.shutdown(wait=True)
+
+
+def test_executor_hands_each_run_its_scheduled_time_and_counts_the_herd(
+    scheduler: BackgroundScheduler,
+) -> None:
+    at = (datetime.now(UTC) + timedelta(seconds=0.5)).replace(microsecond=0) + timedelta(seconds=1)
+    seen: list[datetime | None] = []
+    done = threading.Event()
+
+    def job() -> None:
+        seen.append(current_run_time())
+        if len(seen) == 3:
+            done.set()
+
+    for n in range(3):
+        scheduler.add_job(job, "interval", hours=1, next_run_time=at, id=f"j{n}")
+    assert done.wait(5), "APScheduler never ran jobs through FireTimeExecutor._do_submit_job"
+    assert seen == [at, at, at]
+    assert scheduler._lookup_executor("default").submitted(at) == 3
+
+
+def test_executor_reports_outcomes_through_apscheduler_events(scheduler: BackgroundScheduler) -> None:
+    from apscheduler.events import EVENT_JOB_ERROR, EVENT_JOB_EXECUTED
+
+    events: list[int] = []
+    scheduler.add_listener(lambda event: events.append(event.code), EVENT_JOB_EXECUTED | EVENT_JOB_ERROR)
+
+    def boom() -> None:
+        raise RuntimeError("x")
+
+    now = datetime.now(UTC) + timedelta(milliseconds=200)
+    scheduler.add_job(lambda: None, "interval", hours=1, next_run_time=now, id="ok")
+    scheduler.add_job(boom, "interval", hours=1, next_run_time=now, id="bad")
+    deadline = time.monotonic() + 5
+    while len(events) < 2 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert sorted(events) == sorted([EVENT_JOB_EXECUTED, EVENT_JOB_ERROR])
+
+
+def test_shutdown_pool_waits_for_a_fire_under_way() -> None:
+    executor = FireTimeExecutor(max_workers=2)
+    scheduler = BackgroundScheduler(executors={"default": executor}, timezone=UTC)
+    scheduler.start()
+    started, finished = threading.Event(), threading.Event()
+
+    def slow() -> None:
+        started.set()
+        time.sleep(0.5)
+        finished.set()
+
+    # an interval job stays in the store after its run, as scheduld's cron jobs do
+    scheduler.add_job(slow, "interval", seconds=60, next_run_time=datetime.now(UTC), id="slow")
+    assert started.wait(5)
+    scheduler.shutdown(wait=False)
+    shutdown_pool(executor)
+    assert finished.is_set()
+
+
+def test_apscheduler_checks_callables_through_their_signature_attribute() -> None:
+    calls: list[str] = []
+    fire_job = presigned(calls.append)
+    assert inspect.signature(fire_job) is fire_job.__signature__  # type: ignore[attr-defined]
+    scheduler = BackgroundScheduler(timezone=UTC)
+    scheduler.add_job(fire_job, DateTrigger(datetime.now(UTC)), args=["job"], id="ok")
+    # APScheduler must still check arguments against the (precomputed) signature
+    with pytest.raises(ValueError, match="arguments"):
+        scheduler.add_job(fire_job, DateTrigger(datetime.now(UTC)), args=["a", "b"], id="bad")
+    fire_job("direct")
+    assert calls == ["direct"]
+
+
+def test_shared_fields_trigger_fires_like_a_cron_trigger_and_shares_fields() -> None:
+    fields = {"second": "0", "minute": "*/5", "hour": "1-3", "day_of_week": "mon-fri"}
+    shared = SharedFieldsCronTrigger(timezone=UTC, **fields)
+    again = SharedFieldsCronTrigger(timezone=UTC, **fields)
+    plain = CronTrigger(timezone=UTC, **fields)
+    assert [str(f) for f in shared.fields] == [str(f) for f in plain.fields]
+    assert all(a is b for a, b in zip(shared.fields, again.fields, strict=True))
+    now = datetime(2026, 11, 30, 0, 0, tzinfo=UTC)
+    for _ in range(5):
+        expected = plain.get_next_fire_time(None, now)
+        assert shared.get_next_fire_time(None, now) == expected
+        now = expected + timedelta(seconds=1)
+
+
+def test_metered_search_finds_what_apscheduler_finds_and_stops_at_its_budget() -> None:
+    from common.schedule import ScheduleError
+
+    trigger = SharedFieldsCronTrigger(timezone=UTC, second="0", minute="0", hour="0", day="29", month="2")
+    now = datetime(2026, 11, 30, tzinfo=UTC)
+    assert search_next_fire(trigger, None, now) == CronTrigger(
+        timezone=UTC, second="0", minute="0", hour="0", day="29", month="2"
+    ).get_next_fire_time(None, now)
+    with pytest.raises(ScheduleError):
+        search_next_fire(trigger, None, now, steps=3)
