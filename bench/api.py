@@ -12,6 +12,11 @@ its queue consumed as scheduld would (``_Drain``). moto's SendMessage costs time
 proportion to the messages its queue holds, so ``sqs_floor`` measures what moto alone
 sustains (bench/sqs_floor.py, under the same drain): the bound of the ``moto_sqs`` writes.
 
+``instrumentation``: GET and POST at 16 connections (fast SQS) against three webapi servers
+in turn: metrics off (``METRICS__ENABLED=false``; request ids stay), metrics on (the default),
+and metrics on with the JSON access log at INFO (production logging); ``*_cost_pct`` is the
+throughput lost against "off" (``*_cpu_cost_pct``: server CPU per request added).
+
 Reads run before writes, and moto runs last, so no scenario pays for a queue a previous
 one left behind. Per scenario, besides req/s and latency: ``server_cpu_ms``, the CPU time the
 server process spent per request (warm-up included), which does not depend on how the cores
@@ -48,7 +53,14 @@ TARGETS: list[tuple[str, str, str, float, str]] = [
 ] + [
     ("api", "moto_sqs.c16.get_vs_bare", ">=", 0.8, "GET ≥ 80% of bare FastAPI (16 clients)"),
     ("api", "moto_sqs.c16.get.p99_ms", "<=", 5, "GET p99 at 16 clients, ms"),
+    ("api", "instrumentation.get.metrics_cost_pct", "<=", 10, "metrics cost, % of GET throughput"),
+    ("api", "instrumentation.post.metrics_cost_pct", "<=", 10, "metrics cost, % of POST throughput"),
 ]
+INSTRUMENTATION = {
+    "off": {"METRICS__ENABLED": "false", "LOG_LEVEL": "WARNING"},
+    "metrics": {"METRICS__ENABLED": "true", "LOG_LEVEL": "WARNING"},
+    "metrics_access_log": {"METRICS__ENABLED": "true", "LOG_LEVEL": "INFO", "LOG_FORMAT": "json"},
+}
 
 
 def run(quick: bool = False) -> dict[str, Any]:
@@ -58,6 +70,9 @@ def run(quick: bool = False) -> dict[str, Any]:
         fake = FakeAWS().start()
         try:
             figures["bare"] = _bare(seconds)
+            figures["instrumentation"] = _instrumentation(
+                moto=moto, fake=fake, tmp=Path(tmp), seconds=seconds
+            )
             for variant in ("fast_sqs", "moto_sqs"):
                 figures[variant] = _webapi(
                     variant, moto=moto, fake=fake, tmp=Path(tmp), seconds=seconds, bare=figures["bare"]
@@ -120,6 +135,36 @@ def _webapi(
     for concurrency in CONCURRENCY:
         section = figures[f"c{concurrency}"]
         section["get_vs_bare"] = round(section["get"]["rps"] / max(1.0, bare[f"c{concurrency}"]["rps"]), 2)
+    return figures
+
+
+def _instrumentation(*, moto: MotoServer, fake: FakeAWS, tmp: Path, seconds: float) -> dict[str, Any]:
+    """Throughput with metrics (and the access log) off and on; the same store for all."""
+    db = tmp / "instrumentation.db"
+    preload(
+        db,
+        [{"id": f"job{n:05d}", "taskDefinition": "bench-task", "schedule": "0 0 0"} for n in range(JOBS)],
+    )
+    figures: dict[str, Any] = {"get": {}, "post": {}}
+    for setup, env in INSTRUMENTATION.items():
+        port = free_port()
+        extra = {"WEBAPI__PORT": str(port), "AWS_ENDPOINT_URL_SQS": fake.url, **env}
+        log = tmp / f"instrumentation-{setup}.log"
+        with component("webapi", moto=moto, sqlite_path=db, log=log, extra=extra) as server:
+            wait_up(port)
+            for kind in figures:
+                result = _load(port, kind, 16, seconds, server=server.pid, tag=f"i{setup}")
+                figures[kind][setup] = {k: result[k] for k in ("rps", "p99_ms", "server_cpu_ms")}
+    for section in figures.values():
+        off = max(1.0, section["off"]["rps"])
+        section["metrics_cost_pct"] = round(100 * (off - section["metrics"]["rps"]) / off, 1)
+        section["metrics_access_log_cost_pct"] = round(
+            100 * (off - section["metrics_access_log"]["rps"]) / off, 1
+        )
+        # server CPU per request depends less on how the cores were shared than rps does
+        cpu_off = max(1e-6, section["off"]["server_cpu_ms"])
+        cpu_on = section["metrics"]["server_cpu_ms"]
+        section["metrics_cpu_cost_pct"] = round(100 * (cpu_on - cpu_off) / cpu_off, 1)
     return figures
 
 

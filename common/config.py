@@ -186,6 +186,28 @@ class SchedulerSettings(_Section):
     lease_ttl_seconds: Annotated[float, Field(ge=0.5)] = 2.0
     run_history_per_job: Annotated[int, Field(ge=1)] = 100
     run_history_days: Annotated[float, Field(gt=0)] = 30.0
+    max_backfill_runs: Annotated[int, Field(ge=1, le=100000)] = 1000
+    """Most runs one backfill (or one catchUpPolicy all catch-up) may start."""
+    retry_maximum_attempts: Annotated[int, Field(ge=0, le=185)] = 0
+    """Default retryPolicy.maximumRetryAttempts: 0 keeps the seed's behaviour (no retries)."""
+    retry_maximum_event_age_seconds: Annotated[int, Field(ge=60, le=86400)] = 86400
+    retry_backoff_seconds: Seconds = 2.0
+    retry_backoff_max_seconds: Seconds = 300.0
+    dead_letter_queue: str | None = None
+    """Default deadLetterQueue (an SQS queue name or ARN) for runs that exhaust their retries."""
+    pending_poll_seconds: Seconds = 1.0
+    """How often the leader looks for retries due and requested runs (events wake it sooner)."""
+    # health, readiness and /metrics (scheduld/http.py); port 0 picks a free one (tests)
+    http_host: str = "127.0.0.1"
+    http_port: Annotated[int, Field(ge=0, le=65535)] = 9100
+
+
+class MetricsSettings(_Section):
+    """Prometheus metrics of both processes (README "Operating")."""
+
+    enabled: bool = True
+    # a job_id label on per-job series: one series per job, so only for small installations
+    per_job: bool = False
 
 
 class RetrySettings(_Section):
@@ -237,6 +259,7 @@ class Settings(BaseSettings):
 
     component_name: Literal["webapi", "scheduld"] | None = None
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
+    log_format: Literal["text", "json"] = "text"
     run_env: str = "local"
     store: StoreSettings = Field(default_factory=StoreSettings)
     sqs: SQSSettings = Field(default_factory=SQSSettings)
@@ -248,11 +271,17 @@ class Settings(BaseSettings):
     auth: AuthSettings = Field(default_factory=AuthSettings)
     aws: AWSSettings = Field(default_factory=AWSSettings)
     quotas: QuotaSettings = Field(default_factory=QuotaSettings)
+    metrics: MetricsSettings = Field(default_factory=MetricsSettings)
 
     @field_validator("log_level", mode="before")
     @classmethod
     def _upper(cls, value: Any) -> Any:
         return value.upper() if isinstance(value, str) else value
+
+    @field_validator("log_format", mode="before")
+    @classmethod
+    def _lower(cls, value: Any) -> Any:
+        return value.lower() if isinstance(value, str) else value
 
     @classmethod
     def settings_customise_sources(

@@ -2,6 +2,7 @@
 
     SchedulerError
     ├── JobNotFoundError (LookupError)      a job id that is not stored
+    ├── RunNotFoundError (LookupError)      a run id that is not stored
     ├── JobExistsError (KeyError)           create with an id already stored
     ├── InvalidJobError (ValueError)        field → reason, for every bad field
     ├── ConcurrentUpdateError               optimistic write lost the race (store retries it)
@@ -37,6 +38,13 @@ class JobNotFoundError(SchedulerError, LookupError):
     def __init__(self, job_id: str) -> None:
         super().__init__(f"Job {job_id} does not exist")
         self.job_id = job_id
+
+
+class RunNotFoundError(SchedulerError, LookupError):
+    def __init__(self, job_id: str, run_id: str) -> None:
+        super().__init__(f"Run {run_id} of job {job_id} does not exist")
+        self.job_id = job_id
+        self.run_id = run_id
 
 
 class JobExistsError(SchedulerError, KeyError):

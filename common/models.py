@@ -24,6 +24,7 @@ from pydantic import (
     StringConstraints,
     ValidationError,
     field_validator,
+    model_validator,
 )
 from pydantic.alias_generators import to_camel
 
@@ -33,6 +34,9 @@ from common.errors import InvalidJobError
 MAX_TASKS_PER_FIRE = 50
 MAX_USER_TAGS = 48  # ECS allows 50 tags per task; scheduld adds its own attribution tags
 MAX_OVERRIDES_CHARS = 8192  # ECS limit on the size of containerOverrides
+MAX_JITTER_SECONDS = 86400  # EventBridge's widest flexible time window (1440 minutes)
+MAX_DEADLINE_SECONDS = 7 * 86400
+MAX_RUN_HISTORY = 10000
 READ_ONLY_FIELDS = frozenset(
     {
         "lastRun",
@@ -45,6 +49,7 @@ READ_ONLY_FIELDS = frozenset(
         "lastFailure",
         "consecutiveFailures",
         "createdBy",
+        "suspendedReason",
     }
 )
 _STATUS_FIELDS: set[str] = {
@@ -184,6 +189,32 @@ class LaunchFailure(ApiModel):
     arn: str | None = None
 
 
+class RetryPolicy(ApiModel):
+    """EventBridge's retry policy for failed launches; unset limits take the server defaults."""
+
+    maximum_retry_attempts: Annotated[int, Field(ge=0, le=185)] | None = None
+    maximum_event_age_seconds: Annotated[int, Field(ge=60, le=86400)] | None = None
+
+
+SqsArn = Annotated[
+    str,
+    StringConstraints(pattern=r"^arn:aws[a-z-]*:sqs:[a-z0-9-]+:\d{12}:[A-Za-z0-9_-]{1,80}(\.fifo)?$"),
+]
+
+
+class DeadLetterQueue(ApiModel):
+    """Where a run that exhausted its retries is reported: an SQS queue by name or ARN."""
+
+    queue_name: QueueName | None = None
+    arn: SqsArn | None = None
+
+    @model_validator(mode="after")
+    def _one_target(self) -> DeadLetterQueue:
+        if (self.queue_name is None) == (self.arn is None):
+            raise ValueError("give exactly one of queueName and arn")
+        return self
+
+
 _SNS_TOPIC_ARN = re.compile(r"^arn:aws[a-z-]*:sns:[a-z0-9-]+:\d{12}:[A-Za-z0-9_-]{1,256}(\.fifo)?$")
 _SQS_QUEUE = re.compile(
     r"^(https?://[^\s/]+/\d{12}/[A-Za-z0-9_-]{1,80}(\.fifo)?"
@@ -231,6 +262,15 @@ class _UserFields(ApiModel):
     tags: Annotated[list[Tag], Field(max_length=MAX_USER_TAGS)] | None = None
     propagate_tags: Literal["TASK_DEFINITION", "SERVICE", "NONE"] | None = None
     enable_execute_command: bool | None = None
+    jitter_seconds: Annotated[int, Field(ge=0, le=MAX_JITTER_SECONDS)] | None = None
+    overlap_policy: Literal["topUp", "skip", "allow", "replace"] | None = None
+    starting_deadline_seconds: Annotated[int, Field(ge=1, le=MAX_DEADLINE_SECONDS)] | None = None
+    catch_up_policy: Literal["coalesce", "all"] | None = None
+    run_history_limit: Annotated[int, Field(ge=1, le=MAX_RUN_HISTORY)] | None = None
+    retry_policy: RetryPolicy | None = None
+    dead_letter_queue: DeadLetterQueue | None = None
+    suspend_after_failures: Annotated[int, Field(ge=1, le=1000)] | None = None
+
     timeout_seconds: Annotated[int, Field(ge=1, le=MAX_TIMEOUT_SECONDS)] | None = None
     notify: Notify | None = None
 
@@ -284,6 +324,7 @@ class Job(_UserFields):
         str | None,
         Field(description="The principal that created the job", json_schema_extra={"readOnly": True}),
     ] = None
+    suspended_reason: str | None = None  # set by scheduld (suspendAfterFailures), read-only
     last_run: Timestamp | None = None
     last_run_tasks: list[LaunchedTask] | None = None
     last_run_failures: list[LaunchFailure] | None = None
@@ -319,7 +360,7 @@ class ChangeEvent(ApiModel):
 
     model_config = ConfigDict(extra="ignore")
 
-    op: Literal["add", "modify", "remove"]
+    op: Literal["add", "modify", "remove", "run"]  # run: requested runs wait in the store
     job_id: Name
     sent_at: Timestamp = Field(default_factory=lambda: datetime.now(UTC))
 
@@ -374,6 +415,8 @@ def apply_update(
     if errors:
         raise InvalidJobError(errors)
     data = job.model_dump(exclude_none=True)
+    if "suspended" in given and not update.suspended:
+        data.pop("suspended_reason", None)  # resumed: the reason no longer holds
     for name in given - {"id"}:
         value = getattr(update, name)
         if value is None:
@@ -382,14 +425,23 @@ def apply_update(
             data[name] = value
     data.setdefault("task_count", 1)
     schedule_changed = bool(given & {"schedule", "timezone"})
-    return _checked(Job.model_validate(data), schedule_changed=schedule_changed, min_interval=min_interval)
+    return _checked(
+        Job.model_validate(data),
+        schedule_changed=schedule_changed,
+        min_interval=min_interval,
+        end_changed="schedule_end" in given,
+    )
 
 
-def _checked(job: Job, *, schedule_changed: bool, min_interval: float) -> Job:
+def _checked(job: Job, *, schedule_changed: bool, min_interval: float, end_changed: bool = True) -> Job:
     """The job as stored: a new or changed schedule has its ``?`` resolved and is parsed once
     (it must build a trigger that fires, no more often than ``min_interval``); rules that span
     fields are checked. Only on writes, so stored jobs always load."""
     errors: dict[str, str] = {}
+    if end_changed and job.schedule_end is not None and job.schedule_end <= datetime.now(UTC):
+        errors["scheduleEnd"] = "is in the past: the job would never fire"
+    if end_changed and job.schedule_end is not None and job.schedule_end <= datetime.now(UTC):
+        errors["scheduleEnd"] = "is in the past: the job would never fire"
     if schedule_changed:
         try:
             resolved = schedule_syntax.validate_schedule(
@@ -489,8 +541,36 @@ def _alias(name: str) -> str:
 # --- runs and leadership (exactly-once firing) ---------------------------------------------
 
 RunStatus = Literal[
-    "claimed", "launched", "partially_launched", "failed", "skipped", "throttled", "succeeded", "timedOut"
+    "requested",  # a manual or backfill run waiting for the leader
+    "claimed",
+    "launched",
+    "partially_launched",
+    "failed",
+    "skipped",
+    "missed",  # could not start within the job's startingDeadlineSeconds; nothing launched
+    "retrying",  # its launch failed; the next attempt is due at nextAttemptAt
+    "throttled",  # over quotas.tasks_per_minute; nothing launched
+    "succeeded",
+    "timedOut",
 ]
+RunTrigger = Literal["schedule", "manual", "backfill"]
+
+
+class Attempt(ApiModel):
+    """One launch attempt of a run (the first, then each retry of a failed launch).
+
+    ``round`` picks the RunTask client tokens: it moves on after a definite failure and stays
+    when the outcome was unknown (a timeout), so ECS returns what that call did if it landed.
+    """
+
+    at: Timestamp
+    wanted: int
+    started: int = 0
+    round: int = 0
+    uncertain: bool = False
+    failures: list[LaunchFailure] = Field(default_factory=list)
+
+
 OPEN_RUN_STATUSES: tuple[RunStatus, ...] = ("launched", "partially_launched")
 """Runs whose tasks are still tracked: their outcome is not known yet."""
 FAILED_RUN_STATUSES: tuple[RunStatus, ...] = ("failed", "timedOut")
@@ -559,6 +639,14 @@ class RunBase(ApiModel):
     """The job's ``timeoutSeconds`` when it fired: tasks running longer (from launch) are stopped."""
     claimed_at: Timestamp = Field(default_factory=lambda: datetime.now(UTC))
     finished_at: Timestamp | None = None
+    trigger: RunTrigger | None = None  # unset: a scheduled fire
+    principal: str | None = None
+    task_count: TaskCount | None = None  # manual runs: this run's taskCount
+    overrides: list[ContainerOverride] | None = None  # manual runs: this run's overrides
+    idempotency_key: str | None = None
+    stopped: list[str] | None = None  # overlapPolicy replace: the tasks stopped first
+    attempts: list[Attempt] | None = None
+    next_attempt_at: Timestamp | None = None
     ended_at: Timestamp | None = None
     """When the run's outcome became known (its last task stopped)."""
     duration_seconds: float | None = None
@@ -612,6 +700,51 @@ class RunPublic(RunBase):
 def run_id(job_id: str, scheduled_for: datetime) -> str:
     """``<job id>@<scheduled UTC time>``: the unique key of a fire."""
     return f"{job_id}@{scheduled_for.astimezone(UTC).strftime('%Y-%m-%dT%H:%M:%S.%fZ')}"
+
+
+class RunRequest(ApiModel):
+    """Body of POST /jobs/{id}/runs (optional): this run's taskCount and overrides."""
+
+    model_config = ConfigDict(strict=True)
+
+    task_count: TaskCount | None = None
+    overrides: Annotated[list[ContainerOverride], Field(max_length=10)] | None = None
+
+
+class BackfillRequest(ApiModel):
+    """Body of POST /jobs/{id}/backfill: one run per fire time in [start, end]."""
+
+    model_config = ConfigDict(strict=True)
+
+    start: Timestamp
+    end: Timestamp
+
+
+def parse_run_request(body: bytes) -> RunRequest:
+    """An empty body asks for the job as it is; InvalidJobError names each bad field."""
+    return _validate(RunRequest, body) if body.strip() else RunRequest()
+
+
+def parse_backfill(body: bytes) -> BackfillRequest:
+    request = _validate(BackfillRequest, body)
+    if request.end <= request.start:
+        raise InvalidJobError({"end": "must be later than start"})
+    if request.end > datetime.now(UTC):
+        raise InvalidJobError(
+            {"end": "must not be in the future: a backfill runs fire times that have passed"}
+        )
+    return request
+
+
+def parse_run_id(job_id: str, value: str) -> datetime | None:
+    """The scheduled time named by a run id ``<job id>@<UTC time>``; None if it is not one."""
+    prefix, _, moment = value.rpartition("@")
+    if prefix != job_id:
+        return None
+    try:
+        return _utc(datetime.strptime(moment, "%Y-%m-%dT%H:%M:%S.%fZ"))
+    except ValueError:
+        return None
 
 
 def outcome_status(previous: Job | JobStatus, run: Run) -> JobStatus:

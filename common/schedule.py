@@ -4,7 +4,9 @@
 each field is an APScheduler 3.x CronTrigger expression, ``?`` in second/minute/hour is a random
 value chosen once, and expressions that hold a space in APScheduler (``2nd fri``, ``last mon``)
 are written with ``_``. webapi validates with this module and scheduld builds its triggers with
-it, so every stored schedule is schedulable.
+it, so every stored schedule is schedulable. EventBridge Scheduler's ``cron()``, ``rate()`` and
+``at()`` are parsed by common/expressions.py, and ``jitterSeconds`` applied by common/jitter.py,
+both reached only from here.
 """
 
 from __future__ import annotations
@@ -17,8 +19,12 @@ import threading
 from datetime import datetime, timedelta, tzinfo
 from zoneinfo import ZoneInfo
 
+from apscheduler.triggers.base import BaseTrigger
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.cron.fields import BaseField
+
+from common import expressions
+from common.jitter import JitteredTrigger
 
 logger = logging.getLogger(__name__)
 
@@ -36,9 +42,10 @@ WILDCARD = "?"
 _WILDCARD_RANGES: dict[str, tuple[int, int]] = {"second": (0, 59), "minute": (0, 59), "hour": (0, 23)}
 MAX_LENGTH = 256
 _FIELD = r"[0-9A-Za-z*/,?_-]+"
-SYNTAX_PATTERN = rf"^\s*{_FIELD}(\s+{_FIELD}){{0,7}}\s*$"
-"""What the OpenAPI document states: one to eight fields of these characters (a string that
-does not match is rejected by ``split_fields``/``cron_fields``)."""
+SYNTAX_PATTERN = rf"^\s*{_FIELD}(\s+{_FIELD}){{0,7}}\s*$|{expressions.SYNTAX_PATTERN}"
+"""What the OpenAPI document states: one to eight fields of these characters, or an
+EventBridge expression (a string that does not match is rejected by ``split_fields``/
+``cron_fields``/``expressions.build``)."""
 SEARCH_STEPS = 1000
 """Field steps a validation may take to find the next fire: legitimate sparse schedules (Feb 29
 on a Monday, 5th Friday of February) need under 300; ``0 0 0 * 53 * 2`` (week 53 in February)
@@ -114,9 +121,13 @@ def _metered_twin(trigger: CronTrigger) -> CronTrigger:
 
 
 def search_next_fire(
-    trigger: CronTrigger, previous: datetime | None, now: datetime, *, steps: int = SEARCH_STEPS
+    trigger: BaseTrigger, previous: datetime | None, now: datetime, *, steps: int = SEARCH_STEPS
 ) -> datetime | None:
-    """``trigger.get_next_fire_time`` in at most ``steps`` field steps; ScheduleError beyond."""
+    """``trigger.get_next_fire_time`` in at most ``steps`` field steps; ScheduleError beyond.
+    Triggers that are not cron searches (rate, at, jitter over a bounded one) answer directly."""
+    if not isinstance(trigger, CronTrigger):
+        found: datetime | None = trigger.get_next_fire_time(previous, now)
+        return found
     twin = trigger.metered() if isinstance(trigger, SharedFieldsCronTrigger) else _metered_twin(trigger)
     outer = _budget.steps, _budget.left
     _budget.steps = _budget.left = steps
@@ -162,12 +173,16 @@ class SharedFieldsCronTrigger(CronTrigger):  # type: ignore[misc]
             return None
 
 
-def split_fields(expression: str) -> list[str]:
-    """Split on white space and check the field count."""
+def _check_length(expression: str) -> None:
     if not isinstance(expression, str):
         raise ScheduleError("must be a string")
     if len(expression) > MAX_LENGTH:
         raise ScheduleError(f"must be at most {MAX_LENGTH} characters")
+
+
+def split_fields(expression: str) -> list[str]:
+    """Split on white space and check the field count."""
+    _check_length(expression)
     fields = expression.split()
     if not all(_FIELD_RE.fullmatch(field) for field in fields):
         raise ScheduleError("fields may hold only letters, digits and * / , - ? _")
@@ -184,6 +199,9 @@ def resolve_wildcards(expression: str, rng: random.Random | None = None) -> str:
     Called once at create/update time; the result is what is stored, so the choice is stable.
     """
     chooser = rng or _system_random
+    if expressions.is_expression(expression):
+        _check_length(expression)
+        return expression  # EventBridge's '?' means "any day": stored as given
     fields = split_fields(expression)
     resolved = []
     for name, value in zip(FIELD_NAMES, fields, strict=False):
@@ -212,17 +230,41 @@ def build_trigger(
     timezone: str | tzinfo | None = None,
     start: datetime | None = None,
     end: datetime | None = None,
-) -> CronTrigger:
-    """Build the APScheduler trigger for a stored schedule; ScheduleError if it cannot be."""
-    kwargs = cron_fields(expression)
+    jitter_seconds: float | None = None,
+    jitter_key: str = "",
+) -> BaseTrigger:
+    """Build the APScheduler trigger for a stored schedule; ScheduleError if it cannot be.
+
+    With ``jitter_seconds``, each fire is delayed by a stable offset derived from
+    ``jitter_key`` (the job id) and the fire time (common/jitter.py)."""
     zone = _zone(timezone)
+    trigger: BaseTrigger
     try:
-        return SharedFieldsCronTrigger(timezone=zone, start_date=start, end_date=end, **kwargs)
+        if expressions.is_expression(expression):
+            _check_length(expression)
+            trigger = expressions.build(
+                expression, timezone=zone, start=start, end=end, search=_scheduler_search
+            )
+        else:
+            kwargs = cron_fields(expression)
+            trigger = SharedFieldsCronTrigger(timezone=zone, start_date=start, end_date=end, **kwargs)
     except ValueError as exc:
         raise ScheduleError(str(exc)) from exc
+    if jitter_seconds:
+        return JitteredTrigger(trigger, key=jitter_key, jitter=jitter_seconds)
+    return trigger
 
 
-def next_fire_time(trigger: CronTrigger, after: datetime | None = None) -> datetime | None:
+def _scheduler_search(trigger: CronTrigger, previous: datetime | None, now: datetime) -> datetime | None:
+    """A cron() trigger's own search, bounded like the seed syntax's (SharedFieldsCronTrigger)."""
+    try:
+        return search_next_fire(trigger, previous, now, steps=SCHEDULER_SEARCH_STEPS)
+    except ScheduleError as exc:
+        logger.error("trigger %s: %s; it is treated as never firing again", trigger, exc)
+        return None
+
+
+def next_fire_time(trigger: BaseTrigger, after: datetime | None = None) -> datetime | None:
     """The first fire time strictly after ``after`` (default: now)."""
     now = after or datetime.now(ZoneInfo("UTC"))
     result: datetime | None = trigger.get_next_fire_time(None, now + timedelta(microseconds=1))
@@ -230,7 +272,7 @@ def next_fire_time(trigger: CronTrigger, after: datetime | None = None) -> datet
 
 
 def check_fires(
-    trigger: CronTrigger,
+    trigger: BaseTrigger,
     *,
     after: datetime | None = None,
     min_interval: float = MIN_INTERVAL_SECONDS,
@@ -265,6 +307,43 @@ def validate_schedule(
     resolved = resolve_wildcards(expression)
     check_fires(build_trigger(resolved, timezone=timezone), min_interval=min_interval)
     return resolved
+
+
+def upcoming(
+    trigger: BaseTrigger, *, count: int, after: datetime | None = None, until: datetime | None = None
+) -> list[datetime]:
+    """The next ``count`` fire times after ``after`` (default: now) and not after ``until``,
+    jitter included."""
+    times: list[datetime] = []
+    moment = after or datetime.now(ZoneInfo("UTC"))
+    while len(times) < count:
+        found = next_fire_time(trigger, moment)
+        if found is None or (until is not None and found > until):
+            break
+        times.append(found)
+        moment = found
+    return times
+
+
+FREQUENT = timedelta(minutes=1)
+_SAMPLE = 12
+
+
+def frequency_warnings(expression: str, *, timezone: str | None = None) -> list[str]:
+    """A warning when the schedule fires more often than once a minute (accepted, as the
+    seed accepts it, but often a Unix cron line read as seconds first)."""
+    try:
+        times = upcoming(build_trigger(expression, timezone=timezone), count=_SAMPLE)
+    except ScheduleError:
+        return []
+    gaps = [later - earlier for earlier, later in zip(times, times[1:], strict=False)]
+    if not gaps or min(gaps) >= FREQUENT:
+        return []
+    seconds = min(gaps).total_seconds()
+    warning = f"schedule fires as often as every {seconds:g} seconds (more often than once a minute)"
+    if not expressions.is_expression(expression):
+        warning += "; its first field is the second (for a Unix-style line use cron(...))"
+    return [warning]
 
 
 def _zone(timezone: str | tzinfo | None) -> tzinfo:

@@ -9,11 +9,17 @@ from typing import Any
 
 from common import aws
 from common.bus import create_bus
+from common.bus.base import EventBus
 from common.config import Settings
+from common.health import Checker, bus_check, store_check
+from common.logging import bind_process
 from common.store import create_store
 from common.store.base import Store
+from scheduld import metrics
 from scheduld.daemon import Daemon
+from scheduld.deadletter import DeadLetters
 from scheduld.executor import LaunchQuota, TaskLauncher, ecs_client
+from scheduld.http import HealthServer
 from scheduld.notify import Notifier
 from scheduld.tracking import TaskEvents, Tracker
 from scheduld.triggers import default_registry
@@ -37,6 +43,7 @@ def run(settings: Settings) -> int:
         bus=bus,
         launcher=TaskLauncher(ecs, settings.ecs, quota=LaunchQuota(settings.quotas.tasks_per_minute)),
         triggers=default_registry(sqs),
+        dead_letters=DeadLetters(sqs),
         tracker=tracker,
         task_events=events,
     )
@@ -47,12 +54,40 @@ def run(settings: Settings) -> int:
 
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
+    bind_process(replica=daemon.replica)
+    metrics.configure(per_job=settings.metrics.per_job)
+    http = _health_server(settings, daemon, store=store, bus=bus)
     daemon.start()
     daemon.wait()
     daemon.stop()
+    if http is not None:
+        http.stop()
     bus.close()
     store.close()
     return 0
+
+
+def _health_server(
+    settings: Settings, daemon: Daemon, *, store: Store, bus: EventBus
+) -> HealthServer | None:
+    """Started before the daemon, so probes answer (503) while it loads. A port in use costs
+    the health endpoints, not the schedule: logged, and scheduld runs on."""
+    checker = Checker("scheduld", {"store": store_check(store), "queue": bus_check(bus)})
+    try:
+        server = HealthServer(
+            daemon, checker, host=settings.scheduler.http_host, port=settings.scheduler.http_port
+        )
+    except OSError as exc:
+        checker.close()
+        logger.error(
+            "health/metrics server not started on %s:%d: %s",
+            settings.scheduler.http_host,
+            settings.scheduler.http_port,
+            exc,
+        )
+        return None
+    server.start()
+    return server
 
 
 def _tracking(

@@ -14,6 +14,7 @@ import contextlib
 import logging
 import queue
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -25,6 +26,8 @@ from common.models import Job, JobStatus, Lease
 from common.retry import retrying
 from common.schedule import ScheduleError
 from common.store.base import Store
+from scheduld import metrics
+from scheduld.deadletter import DeadLetters
 from scheduld.executor import TaskLauncher
 from scheduld.firing import Firing
 from scheduld.leadership import Leadership, replica_id
@@ -61,6 +64,7 @@ class Daemon:
         launcher: TaskLauncher,
         triggers: TriggerRegistry,
         replica: str | None = None,
+        dead_letters: DeadLetters | None = None,
         tracker: Tracker | None = None,
         task_events: TaskEvents | None = None,
     ) -> None:
@@ -99,10 +103,17 @@ class Daemon:
             first_fire_after=lambda job, after, until: self._schedule.first_fire_after(job, after, until),
             fires_due=lambda moment: self._schedule.fires_due(moment),
             settings=settings.scheduler,
+            dead_letters=dead_letters,
+            on_changed=self._changed,
             retry=settings.retry,
             on_recorded=tracker.add if tracker is not None else None,
         )
+        self._pending_wake = threading.Event()
         self.loaded = threading.Event()
+        self.last_reconcile: datetime | None = None
+        metrics.observe_state(
+            leading=lambda: self.leading, jobs_scheduled=lambda: len(self.schedule.scheduled_ids())
+        )
 
     # --- lifecycle ---------------------------------------------------------------------------
 
@@ -116,6 +127,7 @@ class Daemon:
         self._spawn("consume", self._consume_loop)
         self._spawn("reconcile", self._reconcile_loop)
         self._spawn("estimates", self._estimate_loop)
+        self._spawn("pending", self._pending_loop)
         if self._tracker is not None:
             tracker, events = self._tracker, self._task_events
             self._spawn(
@@ -167,6 +179,10 @@ class Daemon:
     @property
     def schedule(self) -> Schedule:
         return self._schedule
+
+    @property
+    def leadership(self) -> Leadership:
+        return self._leadership
 
     @property
     def leading(self) -> bool:
@@ -311,6 +327,46 @@ class Daemon:
             except SchedulerError as exc:
                 logger.warning("job %s: estimatedNextRun not written (%s)", job_id, exc.message)
 
+    def _pending_loop(self) -> None:
+        """Runs waiting for the leader: retries that are due, requested (manual and backfill)
+        runs. Polled, and woken at once by a run event; the store is the truth either way."""
+        while not self._stop.is_set():
+            self._pending_wake.wait(self._settings.pending_poll_seconds)
+            self._pending_wake.clear()
+            lease = self._leadership.current()
+            if not self.leading or lease is None:
+                continue
+            try:
+                runs = self._store.pending_runs()
+            except SchedulerError as exc:
+                logger.warning(
+                    "pending runs not read (%s); next try in %.0f s",
+                    exc.message,
+                    self._settings.pending_poll_seconds,
+                )
+                continue
+            now = datetime.now(UTC)
+            for run in runs:
+                if self._stop.is_set() or not self.leading:
+                    break
+                try:
+                    if run.status == "retrying" and (run.next_attempt_at or now) <= now:
+                        self._firing.retry(run, lease)
+                    elif run.status == "requested":
+                        self._firing.run_requested(run, lease)
+                except SchedulerError as exc:  # LeaseLostError included: the next pass sees
+                    logger.warning("run %s not handled (%s); retried later", run.run_id, exc.message)
+                    break
+                except Exception:  # one bad run must never stop the others
+                    logger.exception("run %s crashed its handler; retried later", run.run_id)
+
+    def _changed(self, job_id: str) -> None:
+        """scheduld itself changed a job (suspended it): make the schedule match."""
+        try:
+            self.sync_job(job_id)
+        except SchedulerError as exc:
+            logger.warning("job %s: schedule not updated (%s); the reconcile will", job_id, exc.message)
+
     # --- applying changes --------------------------------------------------------------------
 
     def handle(self, message: ReceivedMessage) -> bool:
@@ -318,9 +374,15 @@ class Daemon:
         try:
             if message.event is None:
                 self._bus.dead_letter(message, reason=message.error or "not a change event")
+                metrics.EVENTS_CONSUMED.labels(result="dead_lettered").inc()
+                metrics.EVENTS_DEAD_LETTERED.inc()
                 return True
-            self.sync_job(message.event.job_id)
+            if message.event.op == "run":  # requested runs wait in the store: wake their loop
+                self._pending_wake.set()
+            else:
+                self.sync_job(message.event.job_id)
             self._bus.ack(message)
+            metrics.EVENTS_CONSUMED.labels(result="applied").inc()
             logger.debug(
                 "applied %s of job %s (message %s)",
                 message.event.op,
@@ -334,6 +396,7 @@ class Daemon:
             )
         except Exception:
             logger.exception("message %s crashed its handler; it will be retried", message.message_id)
+        metrics.EVENTS_CONSUMED.labels(result="retried").inc()
         return False
 
     def sync_job(self, job_id: str) -> None:
@@ -350,13 +413,21 @@ class Daemon:
 
     def reconcile(self, *, catch_up: bool = False) -> int:
         """Diff the whole schedule against the store and fix it; returns the jobs seen."""
+        started = time.monotonic()
         seen: set[str] = set()
+        drift = 0
         for job in self._store.iter_jobs():
             seen.add(job.id)
-            self._put(job, catch_up=catch_up)
+            drift += self._put(job, catch_up=catch_up) is not None
         for stale in self._schedule.scheduled_ids() - seen:
             logger.info("job %s is no longer stored; unscheduling it", stale)
             self._schedule.remove(stale)
+            drift += 1
+        if not catch_up:  # at takeover every job is new to the schedule: that is no drift
+            metrics.RECONCILE_DRIFT.inc(drift)
+        metrics.RECONCILE_DURATION.observe(time.monotonic() - started)
+        self.last_reconcile = datetime.now(UTC)
+        metrics.RECONCILE_LAST.set(self.last_reconcile.timestamp())
         return len(seen)
 
     def _put(self, job: Job, *, catch_up: bool = False) -> Scheduled | None:

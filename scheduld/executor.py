@@ -29,6 +29,7 @@ from common import aws
 from common.config import ECSSettings, Settings
 from common.errors import LaunchError
 from common.models import Job, LaunchedTask, LaunchFailure, run_id
+from scheduld import metrics
 from scheduld.running import SharedRunningCounts
 
 if TYPE_CHECKING:
@@ -39,6 +40,11 @@ logger = logging.getLogger(__name__)
 RUN_TASK_BATCH = 10
 JOB_TAG = "ecs-scheduler:job-id"
 SCHEDULED_TAG = "ecs-scheduler:scheduled-for"
+_THROTTLED = frozenset(
+    {"Throttling", "ThrottlingException", "ThrottledException", "TooManyRequestsException"}
+    | {"RequestLimitExceeded"}
+)
+_THROTTLE_HOOK = "ecs-scheduler-throttle-count"
 _PASS_THROUGH = (
     "launchType",
     "capacityProviderStrategy",
@@ -111,6 +117,8 @@ class LaunchQuota:
 class LaunchResult:
     tasks: list[LaunchedTask] = field(default_factory=list)
     failures: list[LaunchFailure] = field(default_factory=list)
+    uncertain: bool = False
+    """A call failed without an answer (timeout, connection): ECS may have launched it."""
     throttled: int = 0
     """Tasks not started because the launch quota (``quotas.tasks_per_minute``) was used up."""
 
@@ -124,6 +132,8 @@ class TaskLauncher:
         # made once: botocore's get_paginator lists its data directories on every call
         self._list_tasks = ecs.get_paginator("list_tasks")
         self._shared = SharedRunningCounts(self._count_started_by, self._count_cluster)
+        # each attempt, retried ones included: botocore's retries hide throttling otherwise
+        ecs.meta.events.register("needs-retry.ecs.RunTask", _count_throttle, unique_id=_THROTTLE_HOOK)
 
     def running_count(self, job: Job, *, second: datetime | None = None, fires: int = 1) -> int:
         """This job's tasks still PENDING or RUNNING. For a fire of ``second`` with ``fires``
@@ -173,9 +183,28 @@ class TaskLauncher:
                 ]
         return tasks
 
-    def launch(self, job: Job, count: int, *, scheduled: datetime) -> LaunchResult:
+    def stop_running(self, job: Job, *, reason: str) -> list[str]:
+        """StopTask each live task of ``job`` (overlapPolicy replace); returns their ARNs."""
+        marker = started_by(self._prefix, job.id)
+        with _translate(job.id, "ListTasks"):
+            arns = [
+                arn
+                for page in self._list_tasks.paginate(cluster=self._cluster, startedBy=marker)
+                for arn in page["taskArns"]
+            ]
+        live = [t["taskArn"] for t in self._describe(job.id, arns) if t.get("desiredStatus") == "RUNNING"]
+        for arn in live:
+            with _translate(job.id, "StopTask"):
+                self._ecs.stop_task(cluster=self._cluster, task=arn, reason=reason)
+            logger.info("job %s: stopped task %s (%s)", job.id, arn, reason)
+        return live
+
+    def launch(self, job: Job, count: int, *, scheduled: datetime, attempt: int = 0) -> LaunchResult:
         """Start ``count`` tasks in batches of ≤ 10; ECS's per-task failures are collected.
-        Beyond the launch quota, tasks are not started and counted in ``throttled``."""
+        Beyond the launch quota, tasks are not started and counted in ``throttled``.
+
+        ``attempt`` (a retry round, scheduld/policies.py) picks fresh client tokens: ECS
+        answers a used token with that call's outcome, failures included."""
         result = LaunchResult()
         granted = self._quota.take(count)
         if granted < count:
@@ -197,29 +226,34 @@ class TaskLauncher:
             count = granted
         base = self._run_task_params(job)
         remaining, batch = count, 0
+        if remaining > 0:
+            metrics.launching(scheduled, datetime.now(UTC))
         while remaining > 0:
             size = min(RUN_TASK_BATCH, remaining)
             params = {
                 **base,
                 "count": size,
-                "clientToken": _client_token(job.id, scheduled, batch),
+                "clientToken": _client_token(job.id, scheduled, batch, attempt),
                 "tags": [
                     *base["tags"],
                     {"key": SCHEDULED_TAG, "value": scheduled.astimezone(UTC).isoformat()},
                 ],
             }
             try:
-                with _translate(job.id, "RunTask"):
+                with _translate(job.id, "RunTask"), _measured(size):
                     response = self._ecs.run_task(**params)
             except LaunchError as exc:
                 result.failures.append(LaunchFailure(reason="RunTaskError", detail=exc.message))
+                result.uncertain = isinstance(exc.__cause__, BotoCoreError)
                 logger.warning("job %s: RunTask batch %d of %d tasks failed: %s", job.id, batch, size, exc)
                 break
+            metrics.TASKS_STARTED.inc(len(response.get("tasks", [])))
             for task in response.get("tasks", []):
                 result.tasks.append(
                     LaunchedTask(task_id=task["taskArn"], host_id=task.get("containerInstanceArn"))
                 )
             for failure in response.get("failures", []):
+                metrics.RUN_TASK_FAILURES.labels(reason=_reason(failure.get("reason"))).inc()
                 result.failures.append(
                     LaunchFailure(
                         reason=failure.get("reason", "unknown"),
@@ -238,6 +272,11 @@ class TaskLauncher:
             batch += 1
         self._quota.give_back(count - len(result.tasks))
         return result
+
+    def run_task_request(self, job: Job, count: int) -> dict[str, Any]:
+        """The RunTask request a launch of ``count`` tasks sends (without its client token),
+        for the dead-letter message of a run that could not be launched."""
+        return {**self._run_task_params(job), "count": min(count, RUN_TASK_BATCH)}
 
     def _run_task_params(self, job: Job) -> dict[str, Any]:
         document = job.to_document()
@@ -264,11 +303,44 @@ def _container_override(override: dict[str, Any]) -> dict[str, Any]:
     return converted
 
 
-def _client_token(job_id: str, scheduled: datetime, batch: int) -> str:
+def _client_token(job_id: str, scheduled: datetime, batch: int, attempt: int = 0) -> str:
     """The run id (job, fire time) and batch, shortened to ECS's 64 characters: the same fire
-    sends the same tokens, so ECS does not launch again for a retried or recovered call."""
-    seed = f"{run_id(job_id, scheduled)}#{batch}".encode()
+    sends the same tokens, so ECS does not launch again for a retried or recovered call.
+    Retry rounds after the first add their number (round 0 keeps the original tokens)."""
+    seed = f"{run_id(job_id, scheduled)}#{batch}{f'#retry{attempt}' if attempt else ''}".encode()
     return hashlib.sha256(seed).hexdigest()[:64]
+
+
+def _count_throttle(response: Any = None, **kwargs: Any) -> None:
+    """botocore's needs-retry hook: returns None, so the retry decision stays botocore's."""
+    if response is not None and response[1].get("Error", {}).get("Code") in _THROTTLED:
+        metrics.RUN_TASK_THROTTLES.inc()
+
+
+def _reason(reason: str | None) -> str:
+    """ECS failure reasons, minus their variable part (``RESOURCE:MEMORY`` → ``RESOURCE``)."""
+    return (reason or "unknown").split(":", 1)[0][:40]
+
+
+@contextlib.contextmanager
+def _measured(tasks: int) -> Iterator[None]:
+    """Latency and result of one RunTask call; a failed call fails all its tasks."""
+    started = time.monotonic()
+    try:
+        yield
+    except ClientError as exc:
+        code = str(exc.response.get("Error", {}).get("Code") or "ClientError")
+        metrics.RUN_TASK_CALLS.labels(result="error").inc()
+        metrics.RUN_TASK_FAILURES.labels(reason=code[:40]).inc(tasks)
+        raise
+    except BotoCoreError as exc:
+        metrics.RUN_TASK_CALLS.labels(result="error").inc()
+        metrics.RUN_TASK_FAILURES.labels(reason=type(exc).__name__).inc(tasks)
+        raise
+    else:
+        metrics.RUN_TASK_CALLS.labels(result="ok").inc()
+    finally:
+        metrics.RUN_TASK_LATENCY.observe(time.monotonic() - started)
 
 
 @contextlib.contextmanager

@@ -20,13 +20,28 @@ from typing import Protocol
 
 from common.config import RetrySettings, SchedulerSettings
 from common.errors import JobNotFoundError, LaunchError, LeaseLostError, SchedulerError, StoreUnavailableError
-from common.models import Job, JobStatus, LaunchFailure, Lease, Run, RunStatus, TrackedTask, outcome_status
+from common.logging import bind
+from common.models import (
+    Attempt,
+    Job,
+    JobStatus,
+    LaunchFailure,
+    Lease,
+    Run,
+    RunStatus,
+    TrackedTask,
+    outcome_status,
+)
 from common.retry import retrying
 from common.store.base import JobStore, RunLog
+from scheduld import metrics, policies
+from scheduld.deadletter import DeadLetters
 from scheduld.executor import LaunchResult, TaskLauncher
+from scheduld.failures import FinalFailures
 from scheduld.triggers import TriggerError, TriggerRegistry
 
 logger = logging.getLogger(__name__)
+
 
 class FiringStore(JobStore, RunLog, Protocol):
     """What a fire uses: the job (read, status) and the run log (claim, record); no leases."""
@@ -50,6 +65,8 @@ class Firing:
         first_fire_after: FirstFireAfter | None = None,
         fires_due: Callable[[datetime], int] | None = None,
         settings: SchedulerSettings | None = None,
+        dead_letters: DeadLetters | None = None,
+        on_changed: Callable[[str], object] | None = None,
         retry: RetrySettings | None = None,
         on_recorded: Callable[[Job | None, Run], object] | None = None,
     ) -> None:
@@ -63,6 +80,13 @@ class Firing:
         self._first_fire_after = first_fire_after
         self._fires_due = fires_due or (lambda _: 1)
         self._settings = settings or SchedulerSettings()
+        self._failures = FinalFailures(
+            store=store,
+            launcher=launcher,
+            settings=self._settings,
+            dead_letters=dead_letters,
+            on_changed=on_changed or (lambda _: None),
+        )
         self._on_recorded = on_recorded  # the tracker: follows launched tasks, reports launch failures
         self._retry_store = retrying(retry or RetrySettings(), temporary=StoreUnavailableError, logger=logger)
 
@@ -70,10 +94,13 @@ class Firing:
         started = time.monotonic()
         lag = (datetime.now(UTC) - scheduled).total_seconds()
         try:
-            self._fire(job_id, scheduled, started, lag)
+            with bind(job_id=job_id, scheduled_for=scheduled.isoformat()):
+                self._fire(job_id, scheduled, started, lag)
         except LeaseLostError as exc:
+            metrics.fired(job_id, "lease_lost")
             logger.warning("job %s: fire at %s not claimed: %s", job_id, scheduled.isoformat(), exc.message)
         except Exception:  # one bad fire must never stop the scheduler
+            metrics.fired(job_id, "error")
             logger.exception("job %s: fire at %s failed", job_id, scheduled.isoformat())
 
     def recover(self, run: Run, lease: Lease) -> None:
@@ -82,9 +109,101 @@ class Firing:
             run.model_copy(update={"replica": self._replica, "token": lease.token}), lease
         ):
             return
+        metrics.RUNS_RECOVERED.inc()
         mine = run.model_copy(update={"replica": self._replica, "token": lease.token})
+        if mine.attempts:  # it died during a retry: resume that round, same tokens
+            self._resume(mine)
+            return
+        stored = self._job_or_fail(mine)
+        if stored is None:
+            return
+        job = _job_for(mine, stored)
+        # the same client tokens as the first try: what reached ECS then is not started twice
+        to_start = policies.tasks_to_start(job, expected=mine.expected or 0, running=mine.running or 0)
+        result = self._launch(job, to_start, mine.scheduled_for)
+        self._complete(job, mine, to_start, result)
+        logger.info("job %s: recovered run for %s, started %d", job.id, run.scheduled_for, len(result.tasks))
+
+    def run_requested(self, run: Run, lease: Lease) -> None:
+        """A manual or backfill run: launched once, whatever the job's schedule, suspension,
+        trigger or overlap policy; it starts its taskCount (the job's, or the request's)."""
+        started = time.monotonic()
         try:
-            job = self._store.get_job(run.job_id)
+            stored: Job | None = self._store.get_job(run.job_id)
+        except JobNotFoundError:
+            stored = None
+        # the claim carries the count to start, so a leader that takes over after this one
+        # dies mid-launch starts the same tasks (same client tokens) and no more
+        expected = _job_for(run, stored).expected_task_count if stored is not None else 0
+        mine = run.model_copy(
+            update={
+                "replica": self._replica,
+                "token": lease.token,
+                "status": "claimed",
+                "claimed_at": datetime.now(UTC),
+                "expected": expected,
+            }
+        )
+        if not self._retry_store(self._store.reclaim_run, mine, lease, expect="requested"):
+            return
+        if stored is None:
+            self._job_or_fail(mine)
+            return
+        job = _job_for(mine, stored)
+        result = self._launch(job, expected, mine.scheduled_for)
+        status = self._complete(job, mine, expected, result)
+        logger.info(
+            "job %s: %s run %s: %s, started %d, failed %d; lag %.3f s, took %.3f s",
+            job.id,
+            mine.trigger,
+            mine.run_id,
+            status,
+            len(result.tasks),
+            len(result.failures),
+            (datetime.now(UTC) - run.claimed_at).total_seconds(),
+            time.monotonic() - started,
+        )
+
+    def retry(self, run: Run, lease: Lease) -> None:
+        """The next launch attempt of a ``retrying`` run (its nextAttemptAt has come)."""
+        mine = run.model_copy(
+            update={
+                "replica": self._replica,
+                "token": lease.token,
+                "status": "claimed",
+                "next_attempt_at": None,
+            }
+        )
+        if self._retry_store(self._store.reclaim_run, mine, lease, expect="retrying"):
+            self._resume(mine)
+
+    def _resume(self, mine: Run) -> None:
+        """Launch what a run's last attempt could not; a retry round that ended without an
+        answer from ECS keeps its client tokens, so a launch that did land is not repeated."""
+        stored = self._job_or_fail(mine)
+        if stored is None:
+            return
+        job = _job_for(mine, stored)
+        attempts = mine.attempts or []
+        last = attempts[-1]
+        if last.uncertain:  # replay the same calls: ECS answers those that landed with their tasks
+            round_, count = last.round, last.wanted
+        else:  # a new round for what is still missing
+            round_, count = last.round + 1, max(0, attempts[0].wanted - len(mine.tasks))
+        result = self._launch(job, count, mine.scheduled_for, attempt=round_)
+        status = self._complete(job, mine, count, result, round_=round_)
+        logger.info(
+            "job %s: attempt %d of run for %s: %s, started %d",
+            job.id,
+            len(mine.attempts or []) + 1,
+            mine.scheduled_for.isoformat(),
+            status,
+            len(result.tasks),
+        )
+
+    def _job_or_fail(self, mine: Run) -> Job | None:
+        try:
+            return self._store.get_job(mine.job_id)
         except JobNotFoundError:
             self._finish(
                 mine,
@@ -93,25 +212,47 @@ class Firing:
                 job_status=JobStatus(),  # nothing to write: the job is gone
                 error="job deleted before its run completed",
             )
-            return
-        to_start = max(0, (mine.expected or 0) - (mine.running or 0))
-        result = self._launch(job, to_start, mine.scheduled_for)
-        self._complete(job, mine, to_start, result)
-        logger.info("job %s: recovered run for %s, started %d", job.id, run.scheduled_for, len(result.tasks))
+            return None
 
     def _fire(self, job_id: str, scheduled: datetime, started: float, lag: float) -> None:
         lease = self._lease()
         if lease is None:
+            metrics.fired(job_id, "not_leader")
             logger.info("job %s: not firing at %s, this replica does not lead", job_id, scheduled)
             return
         try:
             job = self._store.get_job(job_id)
         except JobNotFoundError:
+            metrics.fired(job_id, "deleted")
             logger.info("job %s was deleted; dropping it from the schedule", job_id)
             self._on_missing(job_id)
             return
         if not _should_fire(job, scheduled):
+            metrics.fired(job_id, "suspended")
             logger.info("job %s: not firing at %s (suspended or outside its window)", job_id, scheduled)
+            return
+        coalesced_from = self._coalesced_from(job, scheduled)
+        if coalesced_from is not None and self._first_fire_after is not None:
+            catch_up = policies.missed_fires(
+                job,
+                first=coalesced_from,
+                scheduled=scheduled,
+                first_fire_after=self._first_fire_after,
+                limit=self._settings.max_backfill_runs,
+            )
+            for moment in catch_up:  # catchUpPolicy all: each missed fire is its own run
+                self._fire_one(job, moment, lease, coalesced_from=None, started=time.monotonic())
+            if catch_up:
+                coalesced_from = None
+        self._fire_one(job, scheduled, lease, coalesced_from=coalesced_from, started=started)
+
+    def _fire_one(
+        self, job: Job, scheduled: datetime, lease: Lease, *, coalesced_from: datetime | None, started: float
+    ) -> None:
+        job_id = job.id
+        lag = (datetime.now(UTC) - scheduled).total_seconds()
+        if policies.is_missed(job, scheduled=scheduled, now=datetime.now(UTC)):
+            self._record_missed(job, scheduled, lease, lag)
             return
         expected = running = 0
         failures: list[LaunchFailure] = []
@@ -126,7 +267,7 @@ class Firing:
         run = Run(
             job_id=job.id,
             scheduled_for=scheduled,
-            coalesced_from=self._coalesced_from(job, scheduled),
+            coalesced_from=coalesced_from,
             replica=self._replica,
             token=lease.token,
             expected=expected,
@@ -134,12 +275,20 @@ class Firing:
             timeout_seconds=job.timeout_seconds,
         )
         if not self._retry_store(self._store.claim_run, run, lease):
+            metrics.fired(job_id, "already_claimed")
             logger.info("job %s: fire at %s already claimed", job_id, scheduled.isoformat())
             return
-        to_start = 0 if failures else max(0, expected - running)
+        to_start = 0 if failures else policies.tasks_to_start(job, expected=expected, running=running)
+        if not failures and policies.replaces(job, expected=expected, running=running):
+            try:
+                run.stopped = self._launcher.stop_running(job, reason=policies.stop_reason(run.run_id))
+            except LaunchError as exc:  # starting more would overlap: record it, start none
+                failures.append(LaunchFailure(reason="StopTaskError", detail=exc.message))
+                to_start = 0
         result = self._launch(job, to_start, scheduled)
         result.failures[:0] = failures
         status = self._complete(job, run, to_start, result)
+        metrics.fired(job_id, status)
         logger.info(
             "job %s fired for %s: %s; expected %d, running %d, started %d, failed %d; lag %.3f s, "
             "took %.3f s",
@@ -154,40 +303,113 @@ class Firing:
             time.monotonic() - started,
         )
 
-    def _launch(self, job: Job, count: int, scheduled: datetime) -> LaunchResult:
+    def _record_missed(self, job: Job, scheduled: datetime, lease: Lease, lag: float) -> None:
+        run = Run(job_id=job.id, scheduled_for=scheduled, replica=self._replica, token=lease.token)
+        if not self._retry_store(self._store.claim_run, run, lease):
+            return
+        deadline = job.starting_deadline_seconds
+        logger.warning(
+            "job %s: fire at %s missed: %.0f s late, startingDeadlineSeconds is %s",
+            job.id,
+            scheduled.isoformat(),
+            lag,
+            deadline,
+        )
+        self._finish(
+            run,
+            LaunchResult(),
+            status="missed",
+            job_status=JobStatus(
+                last_run=scheduled, last_run_tasks=[], estimated_next_run=self._next_fire_time(job.id)
+            ),
+            error=f"could not start within startingDeadlineSeconds ({deadline}): {lag:.0f} s late",
+            keep=policies.history_limit(job, self._settings),
+        )
+
+    def _launch(self, job: Job, count: int, scheduled: datetime, *, attempt: int = 0) -> LaunchResult:
         if count <= 0:
             return LaunchResult()
         try:
-            return self._launcher.launch(job, count, scheduled=scheduled)
+            return self._launcher.launch(job, count, scheduled=scheduled, attempt=attempt)
         except LaunchError as exc:
             return LaunchResult(failures=[LaunchFailure(reason="LaunchError", detail=exc.message)])
 
-    def _complete(self, job: Job, run: Run, to_start: int, result: LaunchResult) -> RunStatus:
+    def _complete(
+        self, job: Job, run: Run, to_start: int, result: LaunchResult, *, round_: int = 0
+    ) -> RunStatus:
+        """Record an attempt's outcome; a failed launch is retried (retryPolicy) or, once
+        retries are exhausted, reported (deadLetterQueue) and counted (suspendAfterFailures)."""
+        now = datetime.now(UTC)
+        known = {task.task_id for task in run.tasks}
+        new = [task for task in result.tasks if task.task_id not in known]  # a replay re-reports
+        tasks = [*run.tasks, *new]  # a retry adds to what earlier attempts started
+        target = run.attempts[0].wanted if run.attempts else to_start
         status: RunStatus
-        if result.throttled and not result.tasks:
+        if result.throttled and not tasks:
             status = "throttled"
-        elif result.failures and not result.tasks:
+        elif result.failures and not tasks:
             status = "failed"
-        elif to_start == 0:
+        elif target == 0:
             status = "skipped"
-        elif len(result.tasks) >= to_start:
+        elif len(tasks) >= target:
             status = "launched"
         else:
             status = "partially_launched"
-        if status in ("failed", "partially_launched", "throttled"):
+        # a launch failed: ECS refused or could not place tasks (the quota's cap is no failure)
+        launch_failed = 0 < to_start - result.throttled and len(result.tasks) < to_start - result.throttled
+        launch_failed = launch_failed and any(f.reason != "Throttled" for f in result.failures)
+        attempts = run.attempts
+        if launch_failed or attempts:
+            attempt = Attempt(
+                at=now,
+                wanted=to_start,
+                started=len(new),
+                round=round_,
+                uncertain=result.uncertain,
+                failures=result.failures,
+            )
+            attempts = [*(attempts or []), attempt]
+        next_at = None
+        if launch_failed:
+            next_at = policies.next_attempt_at(
+                job, self._settings, scheduled=run.scheduled_for, attempts=len(attempts or []), now=now
+            )
+        if next_at is not None:
+            status = "retrying"
+            logger.warning(
+                "job %s: run for %s failed to launch (%s); attempt %d at %s",
+                job.id,
+                run.scheduled_for,
+                result.failures,
+                len(attempts or []) + 1,
+                next_at.isoformat(),
+            )
+        elif status in ("failed", "partially_launched", "throttled"):
             logger.warning("job %s: run for %s %s: %s", job.id, run.scheduled_for, status, result.failures)
-        job_status = JobStatus(
-            last_run=run.scheduled_for,
-            last_run_tasks=result.tasks,
-            last_run_failures=result.failures or None,
-            estimated_next_run=self._next_fire_time(job.id),
-        )
-        if status == "failed":  # ended at launch: no task to track
-            ended = outcome_status(job, run.model_copy(update={"status": status}))
+        job_status = JobStatus()  # a manual or backfill run leaves lastRun to the schedule
+        if run.trigger is None:
+            job_status = JobStatus(
+                last_run=run.scheduled_for,
+                last_run_tasks=tasks,
+                last_run_failures=result.failures or None,
+                estimated_next_run=self._next_fire_time(job.id),
+            )
+        final = run.model_copy(update={"attempts": attempts, "next_attempt_at": next_at})
+        if status == "failed" and run.trigger is None:  # ended at launch: no task to track
+            ended = outcome_status(job, final.model_copy(update={"status": status}))
             job_status = job_status.model_copy(
                 update={name: getattr(ended, name) for name in ended.model_fields_set}
             )
-        self._finish(run, result, status=status, job_status=job_status, job=job)
+        finished = self._finish(
+            final,
+            LaunchResult(tasks=tasks, failures=result.failures),
+            status=status,
+            job_status=job_status,
+            keep=policies.history_limit(job, self._settings),
+            job=job,
+        )
+        if status in ("failed", "partially_launched"):
+            self._failures.after(job, finished, launch_failed=launch_failed)
         return status
 
     def _finish(
@@ -198,8 +420,9 @@ class Firing:
         status: RunStatus,
         job_status: JobStatus,
         error: str | None = None,
+        keep: int | None = None,
         job: Job | None = None,
-    ) -> None:
+    ) -> Run:
         """Store the run's outcome and, with it, the job's ``job_status`` (lastRun & co.)."""
         finished = run.model_copy(
             update={
@@ -207,11 +430,11 @@ class Firing:
                 "started": len(result.tasks),
                 "tasks": [TrackedTask.model_validate(task.model_dump()) for task in result.tasks],
                 "failures": result.failures,
-                "error": error or (result.failures[0].detail if result.failures else None),
+                "error": error or _error_of(result),
                 "finished_at": datetime.now(UTC),
             }
         )
-        keep = self._settings.run_history_per_job
+        keep = keep or self._settings.run_history_per_job
         older_than = datetime.now(UTC) - timedelta(days=self._settings.run_history_days)
         try:
             if not self._retry_store(
@@ -220,9 +443,10 @@ class Firing:
                 logger.info("job %s was deleted while firing; status not recorded", run.job_id)
         except SchedulerError as exc:
             logger.error("job %s: run for %s not recorded: %s", run.job_id, run.scheduled_for, exc.message)
-            return
+            return finished
         if self._on_recorded is not None:
             self._on_recorded(job, finished)
+        return finished
 
     def _coalesced_from(self, job: Job, scheduled: datetime) -> datetime | None:
         """The earliest missed fire time this fire stands for, when fires were collapsed."""
@@ -233,14 +457,34 @@ class Firing:
             return None
         # A gap: fires were missed, or a run finished without its status being written
         # (its replica died). Only what no run stands for yet is coalesced into this one.
-        newest = self._store.list_runs(job.id, count=1)
-        if newest and newest[0].scheduled_for > job.last_run:
-            first = self._first_fire_after(job, newest[0].scheduled_for, scheduled)
+        newest = next((r for r in self._store.list_runs(job.id, count=10) if r.trigger is None), None)
+        if newest is not None and newest.scheduled_for > job.last_run:  # manual runs aside
+            first = self._first_fire_after(job, newest.scheduled_for, scheduled)
         # fires missed by more than the grace were skipped, not coalesced (the schedule logs them)
-        horizon = datetime.now(UTC) - timedelta(seconds=self._settings.misfire_grace_seconds)
+        horizon = datetime.now(UTC) - timedelta(seconds=policies.deadline_seconds(job, self._settings))
         if first is not None and first < horizon:
             first = self._first_fire_after(job, horizon - timedelta(microseconds=1), scheduled)
         return first if first is not None and first < scheduled else None
+
+
+def _error_of(result: LaunchResult) -> str | None:
+    if not result.failures:
+        return None
+    first = result.failures[0]
+    return first.detail or first.reason
+
+
+def _job_for(run: Run, job: Job) -> Job:
+    """The job as this run launches it: a manual run's taskCount and overrides win, and it
+    starts them all (overlap ``allow``)."""
+    if run.trigger is None:
+        return job
+    update: dict[str, object] = {"overlap_policy": "allow", "max_count": None, "trigger": None}
+    if run.task_count is not None:
+        update["task_count"] = run.task_count
+    if run.overrides is not None:
+        update["overrides"] = run.overrides
+    return job.model_copy(update=update)
 
 
 def _should_fire(job: Job, scheduled: datetime) -> bool:

@@ -23,6 +23,7 @@ from collections.abc import Callable
 from common.errors import SchedulerError
 from common.models import Lease
 from common.store.base import LeaseStore
+from scheduld import metrics
 
 logger = logging.getLogger(__name__)
 
@@ -53,6 +54,10 @@ class Leadership:
         self._valid_until = 0.0
         self._failing = False  # the store refuses: log the first failure, not every bid
         self._lock = threading.Lock()
+        # for health: when the lease was last acquired or renewed (monotonic), and whether the
+        # last attempt reached the store at all (a standby is healthy only if it can take over)
+        self.renewed_at: float | None = None
+        self.store_reachable = False
 
     def current(self) -> Lease | None:
         """The lease while this replica may act as leader, else None."""
@@ -80,6 +85,8 @@ class Leadership:
         try:
             lease = self._store.acquire_lease(LEASE_NAME, holder=self.holder, ttl=self._ttl)
         except SchedulerError as exc:
+            metrics.LEASE_RENEW_FAILURES.inc()
+            self.store_reachable = False
             level = logging.DEBUG if self._failing else logging.WARNING
             logger.log(level, "lease renewal failed: %s", exc.message)
             self._failing = True
@@ -87,6 +94,7 @@ class Leadership:
             if self._lease is not None and time.monotonic() < self._valid_until:
                 return  # keep leading until the safety margin runs out
         else:
+            self.store_reachable = True
             if self._failing:
                 logger.info("replica %s reaches the lease again", self.holder)
             self._failing = False
@@ -100,7 +108,9 @@ class Leadership:
         with self._lock:
             self._lease = lease
             self._valid_until = asked + self._ttl * 2 / 3
+            self.renewed_at = asked
         if elected:
+            metrics.LEADERSHIP_CHANGES.labels(change="elected").inc()
             logger.info("replica %s is leader (fencing token %d)", self.holder, lease.token)
             self._on_elected(lease)
 
@@ -109,5 +119,6 @@ class Leadership:
             lease, self._lease = self._lease, None
         if lease is not None:
             level = logging.INFO if why == "stopping" else logging.WARNING  # planned vs lost
+            metrics.LEADERSHIP_CHANGES.labels(change="deposed").inc()
             logger.log(level, "replica %s stops leading (%s)", self.holder, why)
             self._on_deposed()

@@ -9,6 +9,7 @@ receives the *scheduled* fire time, which becomes the job's ``lastRun``.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import logging
 import math
@@ -31,6 +32,7 @@ logger = logging.getLogger(__name__)
 FireCallback = Callable[[str, datetime], None]
 """Called on a worker thread with (job id, scheduled fire time)."""
 
+
 @dataclass(frozen=True)
 class _Fingerprint:
     """What decides when a job fires; other edits (taskCount, overrides) need no reschedule."""
@@ -40,10 +42,22 @@ class _Fingerprint:
     start: datetime | None
     end: datetime | None
     suspended: bool
+    jitter: int | None = None
+    jitter_key: str = ""  # the job id, only when jittered: unjittered jobs share triggers
+    deadline: int | None = None
 
     @classmethod
     def of(cls, job: Job) -> _Fingerprint:
-        return cls(job.schedule, job.timezone, job.schedule_start, job.schedule_end, bool(job.suspended))
+        return cls(
+            job.schedule,
+            job.timezone,
+            job.schedule_start,
+            job.schedule_end,
+            bool(job.suspended),
+            job.jitter_seconds or None,
+            job.id if job.jitter_seconds else "",
+            job.starting_deadline_seconds,
+        )
 
 
 @dataclass(frozen=True)
@@ -55,7 +69,12 @@ class Scheduled:
 def _trigger(fingerprint: _Fingerprint) -> Any:
     """Jobs with the same timing share one (immutable) trigger, built once."""
     return schedule_syntax.build_trigger(
-        fingerprint.schedule, timezone=fingerprint.timezone, start=fingerprint.start, end=fingerprint.end
+        fingerprint.schedule,
+        timezone=fingerprint.timezone,
+        start=fingerprint.start,
+        end=fingerprint.end,
+        jitter_seconds=fingerprint.jitter,
+        jitter_key=fingerprint.jitter_key,
     )
 
 
@@ -105,8 +124,13 @@ class Schedule:
         with self._lock:
             if self._fingerprints.get(job.id) == fingerprint:
                 return None
-            trigger = _trigger(fingerprint)
-            next_run = None if job.suspended else self._first_run(job, trigger, catch_up=catch_up)
+            trigger = _trigger(dataclasses.replace(fingerprint, deadline=None))
+            # a job's own startingDeadlineSeconds may be longer than the global grace: its
+            # late fires reach the firing code, which records them missed (scheduld/policies.py)
+            grace = max(self._grace, job.starting_deadline_seconds or 0)
+            next_run = (
+                None if job.suspended else self._first_run(job, trigger, catch_up=catch_up, grace=grace)
+            )
             self._scheduler.add_job(
                 self._job_callable,
                 trigger=trigger,
@@ -115,6 +139,7 @@ class Schedule:
                 name=job.id,
                 replace_existing=True,
                 next_run_time=next_run,
+                misfire_grace_time=max(1, math.ceil(grace)),
             )
             self._fingerprints[job.id] = fingerprint
         logger.debug("scheduled job %s: next fire %s", job.id, next_run or "never (suspended/ended)")
@@ -137,8 +162,8 @@ class Schedule:
 
     def first_fire_after(self, job: Job, moment: datetime, until: datetime) -> datetime | None:
         """The job's first fire time after ``moment`` (None if none up to ``until``)."""
-        trigger = _trigger(_Fingerprint.of(job))
-        first: datetime | None = trigger.get_next_fire_time(moment, until)
+        trigger = _trigger(dataclasses.replace(_Fingerprint.of(job), deadline=None))
+        first = schedule_syntax.next_fire_time(trigger, moment)
         return first if first is not None and first <= until else None
 
     def fires_due(self, moment: datetime) -> int:
@@ -150,7 +175,7 @@ class Schedule:
         result: datetime | None = None if job is None else job.next_run_time
         return result
 
-    def _first_run(self, job: Job, trigger: Any, *, catch_up: bool) -> datetime | None:
+    def _first_run(self, job: Job, trigger: Any, *, catch_up: bool, grace: float) -> datetime | None:
         """The first fire time to schedule: from now, or with ``catch_up`` after ``lastRun``.
 
         Missed fires older than the grace are skipped (logged); those within it are handed to
@@ -163,13 +188,13 @@ class Schedule:
         if not catch_up or job.last_run is None:
             return schedule_syntax.next_fire_time(trigger, now - timedelta(microseconds=1))
         missed = schedule_syntax.next_fire_time(trigger, job.last_run)
-        horizon = now - timedelta(seconds=self._grace)
+        horizon = now - timedelta(seconds=grace)
         if missed is not None and missed < horizon:
             logger.warning(
                 "job %s missed fires from %s, beyond the %.0f s grace: skipped",
                 job.id,
                 missed.isoformat(),
-                self._grace,
+                grace,
             )
             missed = schedule_syntax.next_fire_time(trigger, horizon - timedelta(microseconds=1))
         if missed is not None and missed < now:

@@ -15,6 +15,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from common.errors import SchedulerError
 from common.models import MAX_TASKS_PER_FIRE, Job, SQSTrigger
+from scheduld import metrics
 
 if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient
@@ -58,7 +59,9 @@ class SQSDepthTrigger:
         except (BotoCoreError, ClientError) as exc:
             with self._lock:
                 self._urls.pop(queue_name, None)
+            metrics.TRIGGER_DEPTH_READS.labels(result="error").inc()
             raise TriggerError(job_id, f"queue {queue_name}: {exc}") from exc
+        metrics.TRIGGER_DEPTH_READS.labels(result="ok").inc()
         return int(attributes.get("ApproximateNumberOfMessages", "0"))
 
     def _url(self, queue_name: str) -> str:

@@ -18,7 +18,8 @@ from webapi.deps import ApiStore
 from webapi.errors import install_error_handlers
 from webapi.limits import WriteLimiter
 from webapi.middleware import install_middleware
-from webapi.routes import jobs, me, meta
+from webapi.observability import install_observability
+from webapi.routes import health, jobs, me, meta, runs
 
 logger = logging.getLogger(__name__)
 
@@ -27,19 +28,23 @@ Schedule ephemeral Amazon ECS tasks on a cron-like schedule, or when a condition
 (an SQS queue has messages). Schedules have 8 space-separated fields,
 `second minute hour day_of_week week day month year`, of which the right ones may be omitted;
 each field is an APScheduler cron expression, `?` in second/minute/hour picks a stable random
-value, and `2nd_fri` / `last_mon` stand for `2nd fri` / `last mon`. Times are UTC unless the
-job sets `timezone`.
+value, and `2nd_fri` / `last_mon` stand for `2nd fri` / `last mon`. EventBridge Scheduler's
+`cron(minutes hours day-of-month month day-of-week year)`, `rate(value unit)` and
+`at(yyyy-mm-ddThh:mm:ss)` are accepted too and stored as given. Times are UTC unless the job
+sets `timezone`. Jobs can also be run now (`POST /jobs/{id}/runs`) and backfilled
+(`POST /jobs/{id}/backfill`), with the `run` role.
 
-Every route but `/`, `/spec`, `/docs` and `/redoc` needs `Authorization: Bearer <token>`
-when the server runs with `auth.mode: tokens` (use *Authorize*).
+Every route but `/`, `/spec`, `/docs`, `/redoc` and the probes (`/healthz`, `/readyz`,
+`/metrics`) needs `Authorization: Bearer <token>` when the server runs with
+`auth.mode: tokens` (use *Authorize*).
 """
 
 DOCS_ASSETS = "/static-offline-docs"
 
-PUBLIC_ROUTERS: tuple[APIRouter, ...] = (meta.router,)
+PUBLIC_ROUTERS: tuple[APIRouter, ...] = (meta.router, health.router)
 """Routers served without credentials; their paths must be in webapi.auth.ANONYMOUS_PATHS."""
 
-API_ROUTERS: tuple[APIRouter, ...] = (jobs.router, me.router)
+API_ROUTERS: tuple[APIRouter, ...] = (jobs.router, runs.router, me.router)
 """Everything else: included behind ``authorize`` (which also applies the write rate)."""
 
 
@@ -64,6 +69,8 @@ def create_app(settings: Settings, *, store: ApiStore | None = None, bus: EventB
         try:
             yield
         finally:
+            if getattr(app.state, "health_checker", None) is not None:
+                app.state.health_checker.close()
             if reloads_on_hup:
                 asyncio.get_running_loop().remove_signal_handler(signal.SIGHUP)
             if owned_bus:
@@ -93,6 +100,7 @@ def create_app(settings: Settings, *, store: ApiStore | None = None, bus: EventB
     for router in API_ROUTERS:
         app.include_router(router, dependencies=[Depends(authorize)])
     install_middleware(app, settings.webapi, cacheable_prefixes=(DOCS_ASSETS,))
+    install_observability(app, settings)  # outermost: every reply gets its request id
     check_protected(app)
     return app
 

@@ -15,7 +15,7 @@ from fastapi import Depends, Request
 
 from common.bus.base import EventBus
 from common.config import Settings
-from common.store.base import JobStore, RunHistory
+from common.store.base import JobStore, RunHistory, RunRequests
 from webapi.auth import authorize
 from webapi.principal import Principal
 
@@ -25,9 +25,10 @@ async def get_settings(request: Request) -> Settings:
     return settings
 
 
-class ApiStore(JobStore, RunHistory, Protocol):
-    """The store roles webapi uses: the jobs and the read side of the run log (every backend's
-    ``Store`` has both); webapi never claims runs, writes status or takes leases."""
+class ApiStore(JobStore, RunHistory, RunRequests, Protocol):
+    """The store roles webapi uses: the jobs, the read side of the run log and run requests
+    (every backend's ``Store`` has them); webapi never claims runs, writes status or takes
+    leases."""
 
 
 async def get_store(request: Request) -> ApiStore:

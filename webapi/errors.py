@@ -30,6 +30,7 @@ from common.errors import (
     PublishError,
     QuotaExceededError,
     RateLimitedError,
+    RunNotFoundError,
     SchedulerError,
     StoreUnavailableError,
 )
@@ -78,6 +79,7 @@ _STATUS: dict[type[SchedulerError], int] = {
     PermissionDeniedError: 403,
     QuotaExceededError: 403,  # retrying does not help: delete jobs or ask for a higher quota
     JobNotFoundError: 404,
+    RunNotFoundError: 404,
     JobExistsError: 409,
     ConcurrentUpdateError: 409,  # the store retried; the client may retry too
     BodyTooLargeError: 413,

@@ -20,6 +20,8 @@ class JobRef(BaseModel):
 
     id: str
     link: JobLink
+    warnings: list[str] | None = None
+    """Accepted, but worth a look: e.g. a schedule firing more often than once a minute."""
 
 
 class DeletedJob(BaseModel):
@@ -44,6 +46,29 @@ class RunsPage(BaseModel):
     next: str | None = None
 
 
+class RunLink(BaseModel):
+    href: str
+    rel: Literal["item"] = "item"
+    title: str
+
+
+class RunRef(BaseModel):
+    """What POST /jobs/{id}/runs returns: the run's id and where to follow it."""
+
+    id: str
+    link: RunLink
+
+
+class BackfillReply(BaseModel):
+    requested: int
+    """New runs, one per fire time in the window that had none."""
+    existing: int
+    """Fire times that already had a run (not repeated)."""
+    first: str | None = None
+    last: str | None = None
+    runs: str
+
+
 class ErrorReply(BaseModel):
     message: str
     errors: dict[str, str] | None = None
@@ -53,8 +78,16 @@ def job_link(job_id: str) -> dict[str, str]:
     return {"href": f"/jobs/{job_id}", "rel": "item", "title": f"Job for {job_id}"}
 
 
-def job_ref(job_id: str) -> dict[str, object]:
-    return {"id": job_id, "link": job_link(job_id)}
+def job_ref(job_id: str, *, warnings: list[str] | None = None) -> dict[str, object]:
+    reply: dict[str, object] = {"id": job_id, "link": job_link(job_id)}
+    if warnings:
+        reply["warnings"] = warnings
+    return reply
+
+
+def run_ref(job_id: str, run_id: str) -> dict[str, object]:
+    href = f"/jobs/{job_id}/runs/{run_id}"
+    return {"id": run_id, "link": {"href": href, "rel": "item", "title": f"Run {run_id}"}}
 
 
 def job_reply(document: dict[str, Any]) -> dict[str, object]:

@@ -59,5 +59,11 @@ class EventBus(ABC):
     def dead_letters(self, *, max_messages: int = 10) -> list[ReceivedMessage]:
         """Peek into the dead-letter queue (operators and tests)."""
 
+    def verify(self) -> None:  # noqa: B027 - optional hook
+        """Readiness: return if the ops queue can be reached, else BusUnavailableError.
+
+        Cheap enough to call on every readiness probe. The default knows no better than "yes".
+        """
+
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release connections."""

@@ -182,6 +182,11 @@ class SQSEventBus(EventBus):
     def dead_letters(self, *, max_messages: int = 10) -> list[ReceivedMessage]:
         return self._receive(self.dead_letter_queue_url, max_messages=max_messages, wait=0, peek=True)
 
+    def verify(self) -> None:
+        """GetQueueAttributes on the ops queue: reachable, and the queue exists."""
+        with _unavailable("read the ops queue's attributes"):
+            self._client.get_queue_attributes(QueueUrl=self.queue_url, AttributeNames=["QueueArn"])
+
     def close(self) -> None:
         self._batcher.close()
         self._client.close()

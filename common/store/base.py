@@ -33,6 +33,9 @@ JobChange = Callable[[Job], Job]
 PAGE_LIMIT = 1000
 """Most jobs one ``list_jobs`` / ``scan_jobs`` page returns."""
 
+UNFINISHED = ("requested", "retrying")
+"""Run statuses ``prune_runs`` never deletes: runs still waiting to launch."""
+
 
 class JobStore(Protocol):
     """Persistent jobs, ordered by id; the source of truth for both processes."""
@@ -120,6 +123,23 @@ class RunHistory(Protocol):
     def list_runs(self, job_id: str, *, skip: int = 0, count: int = 10) -> list[Run]:
         """A job's runs, newest scheduled time first."""
 
+    @abstractmethod
+    def get_run(self, job_id: str, scheduled_for: datetime) -> Run:
+        """One run by its key (job, scheduled time). RunNotFoundError if absent."""
+
+
+class RunRequests(Protocol):
+    """Runs asked for by users (run now, backfill): webapi writes them, the leader claims them."""
+
+    @abstractmethod
+    def request_runs(self, runs: list[Run]) -> list[Run]:
+        """Store ``requested`` runs (manual runs, backfills) that the leader will launch.
+
+        Create-if-absent per (job, scheduled time): a time that already has a run keeps it.
+        A run with an ``idempotencyKey`` already used by one of its job's runs is not stored
+        again. Returns, for each given run, the run stored under it (new or existing).
+        """
+
 
 class RunLog(RunHistory, Protocol):
     """Runs, one per (job, scheduled fire time): claims, outcomes, history. scheduld writes it."""
@@ -160,9 +180,21 @@ class RunLog(RunHistory, Protocol):
         with it. Returns False when nothing was written (run ended, pruned or deleted)."""
 
     @abstractmethod
+    def pending_runs(self, *, limit: int = 1000) -> list[Run]:
+        """Runs waiting for the leader (``requested``, or ``retrying`` a failed launch),
+        oldest scheduled time first; served by an index on those statuses, not a scan."""
+
+    @abstractmethod
+    def reclaim_run(self, run: Run, lease: Lease, *, expect: str) -> bool:
+        """Move a stored run from status ``expect`` to ``run`` (status ``claimed``, the
+        lease's token) atomically: True for the one caller that did. LeaseLostError if
+        ``lease`` is no longer the current lease."""
+
+    @abstractmethod
     def prune_runs(self, job_id: str, *, keep: int, older_than: datetime | None = None) -> int:
         """Delete a job's runs beyond the newest ``keep`` and those scheduled before
-        ``older_than``, through the (job, time) index; returns how many went."""
+        ``older_than``, through the (job, time) index; returns how many went. Runs still
+        to launch (``UNFINISHED``: a backfill's, a retry's) are kept."""
 
     @abstractmethod
     def record_run(
@@ -191,7 +223,7 @@ class LeaseStore(Protocol):
         """Give the lease up (if still held by ``lease``), so a standby takes over at once."""
 
 
-class Store(JobStore, RunLog, LeaseStore, Protocol):
+class Store(JobStore, RunLog, RunRequests, LeaseStore, Protocol):
     """Every role, as one backend implements them; operations on the whole store go here."""
 
     def record_run(

@@ -32,9 +32,10 @@ from common.errors import (
     JobExistsError,
     JobNotFoundError,
     LeaseLostError,
+    RunNotFoundError,
 )
-from common.models import OPEN_RUN_STATUSES, Job, JobStatus, Lease, Run, outcome_status
-from common.store.base import PAGE_LIMIT, JobChange, Store
+from common.models import OPEN_RUN_STATUSES, Job, JobStatus, Lease, Run, outcome_status, run_id
+from common.store.base import PAGE_LIMIT, UNFINISHED, JobChange, Store
 from common.store.search_client import Conflict, NotFound, SearchClient, Versioned, connect
 
 logger = logging.getLogger(__name__)
@@ -259,6 +260,65 @@ class ElasticsearchJobStore(Store):
                 pass
         return True
 
+    def get_run(self, job_id: str, scheduled_for: datetime) -> Run:
+        key = run_id(job_id, scheduled_for)
+        try:
+            return Run.model_validate(self._client.get(self._runs, key).source["run"])
+        except NotFound as exc:
+            raise RunNotFoundError(job_id, key) from exc
+
+    def request_runs(self, runs: list[Run]) -> list[Run]:
+        # No multi-document transactions: an idempotency key is looked up among the job's
+        # runs, then the run created if absent; two racing requests with one key may both
+        # miss it (SQLite checks and inserts in one transaction).
+        stored: list[Run] = []
+        for run in runs:
+            if run.idempotency_key is not None:
+                same = self._run_with_key(run.job_id, run.idempotency_key)
+                if same is not None:
+                    stored.append(same)
+                    continue
+            try:
+                self._client.create(self._runs, run.run_id, _run_document(run, run.token), refresh=True)
+                stored.append(run)
+            except Conflict:
+                stored.append(self.get_run(run.job_id, run.scheduled_for))
+        return stored
+
+    def _run_with_key(self, job_id: str, key: str) -> Run | None:
+        skip, page = 0, 1000
+        while True:
+            runs = self.list_runs(job_id, skip=skip, count=page)
+            for run in runs:
+                if run.idempotency_key == key:
+                    return run
+            if len(runs) < page:
+                return None
+            skip += page
+
+    def pending_runs(self, *, limit: int = 1000) -> list[Run]:
+        query = {"terms": {"status": ["requested", "retrying"]}}
+        hits = self._client.search(
+            self._runs, {"query": query, "sort": [{"scheduled_for": "asc"}], "size": limit}
+        )
+        return [Run.model_validate(hit["_source"]["run"]) for hit in hits]
+
+    def reclaim_run(self, run: Run, lease: Lease, *, expect: str) -> bool:
+        self._check_lease(lease)
+        try:
+            current = self._client.get(self._runs, run.run_id)
+        except NotFound:
+            return False
+        if current.source.get("status") != expect or int(current.source.get("token", 0)) > lease.token:
+            return False
+        try:
+            self._client.replace(
+                self._runs, run.run_id, _run_document(run, lease.token), current, refresh=True
+            )
+            return True
+        except (Conflict, NotFound):
+            return False
+
     def prune_runs(self, job_id: str, *, keep: int, older_than: datetime | None = None) -> int:
         removed = 0
         boundary = self._client.search(
@@ -329,7 +389,10 @@ class ElasticsearchJobStore(Store):
 
     def _delete_runs(self, job_id: str, before: str) -> int:
         query = {
-            "bool": {"filter": [{"term": {"job_id": job_id}}, {"range": {"scheduled_for": {"lt": before}}}]}
+            "bool": {
+                "filter": [{"term": {"job_id": job_id}}, {"range": {"scheduled_for": {"lt": before}}}],
+                "must_not": [{"terms": {"status": list(UNFINISHED)}}],  # still to launch: kept
+            }
         }
         return self._client.delete_by_query(self._runs, query)
 

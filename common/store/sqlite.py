@@ -24,8 +24,14 @@ from typing import Any
 import orjson
 
 from common.config import SQLiteSettings
-from common.errors import JobExistsError, JobNotFoundError, LeaseLostError, StoreUnavailableError
-from common.models import Job, JobStatus, Lease, Run, outcome_status
+from common.errors import (
+    JobExistsError,
+    JobNotFoundError,
+    LeaseLostError,
+    RunNotFoundError,
+    StoreUnavailableError,
+)
+from common.models import Job, JobStatus, Lease, Run, outcome_status, run_id
 from common.store.base import PAGE_LIMIT, JobChange, Store
 from common.store.sqlite_file import StoreFile
 
@@ -48,6 +54,8 @@ _SCHEMA = (
         PRIMARY KEY (job_id, scheduled_for)
     ) WITHOUT ROWID""",
     "CREATE INDEX IF NOT EXISTS runs_claimed ON runs (token) WHERE status = 'claimed'",
+    "CREATE INDEX IF NOT EXISTS runs_pending ON runs (scheduled_for) "
+    "WHERE status IN ('requested', 'retrying')",
     "CREATE INDEX IF NOT EXISTS runs_open ON runs (job_id, scheduled_for) "
     "WHERE status IN ('launched', 'partially_launched')",
     """CREATE TABLE IF NOT EXISTS leases (
@@ -226,7 +234,7 @@ class SQLiteJobStore(Store):
         return [Run.model_validate(orjson.loads(row[0])) for row in rows]
 
     def open_runs(self, *, after: str | None = None, limit: int = 1000) -> list[Run]:
-        job_id, scheduled_for = (after.split("@", 1) if after else ("", ""))
+        job_id, scheduled_for = after.split("@", 1) if after else ("", "")
         with self._translate():
             rows = (
                 self._db()
@@ -255,6 +263,79 @@ class SQLiteJobStore(Store):
                     previous = JobStatus.model_validate(orjson.loads(row[0]))
                     _update_status(db, run.job_id, outcome_status(previous, run))
         return True
+
+    def get_run(self, job_id: str, scheduled_for: datetime) -> Run:
+        with self._translate():
+            row = (
+                self._db()
+                .execute(
+                    "SELECT document FROM runs WHERE job_id = ? AND scheduled_for = ?",
+                    (job_id, _time_key(scheduled_for)),
+                )
+                .fetchone()
+            )
+        if row is None:
+            raise RunNotFoundError(job_id, run_id(job_id, scheduled_for))
+        return Run.model_validate(orjson.loads(row[0]))
+
+    def request_runs(self, runs: list[Run]) -> list[Run]:
+        stored: list[Run] = []
+        with self._translate(), self._write() as db:
+            for run in runs:
+                if run.idempotency_key is not None:
+                    row = db.execute(
+                        "SELECT document FROM runs WHERE job_id = ? "
+                        "AND json_extract(CAST(document AS TEXT), '$.idempotencyKey') = ?",
+                        (run.job_id, run.idempotency_key),
+                    ).fetchone()
+                    if row is not None:
+                        stored.append(Run.model_validate(orjson.loads(row[0])))
+                        continue
+                key = (run.job_id, _time_key(run.scheduled_for))
+                inserted = db.execute(
+                    "INSERT OR IGNORE INTO runs (job_id, scheduled_for, token, status, document) "
+                    "VALUES (?, ?, ?, ?, ?)",
+                    (*key, run.token, run.status, orjson.dumps(run.to_document())),
+                ).rowcount
+                if inserted:
+                    stored.append(run)
+                else:
+                    row = db.execute(
+                        "SELECT document FROM runs WHERE job_id = ? AND scheduled_for = ?", key
+                    ).fetchone()
+                    stored.append(Run.model_validate(orjson.loads(row[0])))
+        return stored
+
+    def pending_runs(self, *, limit: int = 1000) -> list[Run]:
+        with self._translate():
+            rows = (
+                self._db()
+                .execute(
+                    "SELECT document FROM runs WHERE status IN ('requested', 'retrying') "
+                    "ORDER BY scheduled_for LIMIT ?",
+                    (limit,),
+                )
+                .fetchall()
+            )
+        return [Run.model_validate(orjson.loads(row[0])) for row in rows]
+
+    def reclaim_run(self, run: Run, lease: Lease, *, expect: str) -> bool:
+        with self._translate(), self._write() as db:
+            self._check_lease(db, lease)
+            changed = db.execute(
+                "UPDATE runs SET token = ?, status = ?, document = ? "
+                "WHERE job_id = ? AND scheduled_for = ? AND status = ? AND token <= ?",
+                (
+                    lease.token,
+                    run.status,
+                    orjson.dumps(run.model_copy(update={"token": lease.token}).to_document()),
+                    run.job_id,
+                    _time_key(run.scheduled_for),
+                    expect,
+                    lease.token,
+                ),
+            ).rowcount
+        return bool(changed)
 
     def prune_runs(self, job_id: str, *, keep: int, older_than: datetime | None = None) -> int:
         with self._translate(), self._write() as db:
@@ -436,14 +517,18 @@ def _finish_run(db: sqlite3.Connection, run: Run) -> None:
 
 
 def _prune_runs(db: sqlite3.Connection, job_id: str, *, keep: int, older_than: datetime | None) -> int:
+    # runs still waiting to launch (requested, retrying) are never pruned
     removed = db.execute(
         "DELETE FROM runs WHERE job_id = ? AND scheduled_for < ("
         " SELECT scheduled_for FROM runs WHERE job_id = ?"
-        " ORDER BY scheduled_for DESC LIMIT 1 OFFSET ?)",
+        " ORDER BY scheduled_for DESC LIMIT 1 OFFSET ?)"
+        " AND status NOT IN ('requested', 'retrying')",
         (job_id, job_id, max(0, keep - 1)),
     ).rowcount
     if older_than is not None:
         removed += db.execute(
-            "DELETE FROM runs WHERE job_id = ? AND scheduled_for < ?", (job_id, _time_key(older_than))
+            "DELETE FROM runs WHERE job_id = ? AND scheduled_for < ?"
+            " AND status NOT IN ('requested', 'retrying')",
+            (job_id, _time_key(older_than)),
         ).rowcount
     return int(removed)

@@ -135,7 +135,7 @@ def test_config_is_copied_where_the_image_looks(component: str) -> None:
 
 class _Root(BaseHTTPRequestHandler):
     def do_GET(self) -> None:  # noqa: N802 - http.server's name
-        self.send_response(200 if self.path == "/" else 404)
+        self.send_response(200 if self.path == "/readyz" else 404)
         self.end_headers()
 
     def log_message(self, *args: Any) -> None:
@@ -144,7 +144,7 @@ class _Root(BaseHTTPRequestHandler):
 
 def test_webapi_exposes_its_port_and_its_healthcheck_checks_it(monkeypatch: pytest.MonkeyPatch) -> None:
     """The HEALTHCHECK command run here (python -c, as the slim image has no curl): it passes
-    while something answers / on the configured port and fails once nothing does."""
+    while something answers /readyz on the configured port and fails once nothing does."""
     stage = final_stage("webapi")
     settings = resolve_settings(image_env("webapi"), monkeypatch)
     exposed = [int(p.split("/")[0]) for e in stage.all("EXPOSE") for p in e.value.split()]

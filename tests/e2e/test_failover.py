@@ -2,7 +2,9 @@
 and one moto server (SQS); 200 jobs fire every second; the leader is killed with SIGKILL
 several times, mid-fire. From the ECS side no (job, fire time) may be launched twice; from the
 run history every second of the test is covered by exactly one run (a run may stand for
-several seconds when missed fires were coalesced after a failover).
+several seconds when missed fires were coalesced after a failover). In the mix: manual runs
+requested while leaders die (each launched exactly once), and a job whose every fire fails its
+first launch and is retried (never launched twice, whatever the kills).
 
 ECS here is ``IdempotentECS``, a recording endpoint that honours RunTask ``clientToken`` like
 real ECS does (moto accepts the token but does not enforce it): a retried call with a used
@@ -25,7 +27,7 @@ from typing import Any
 import pytest
 
 from common.config import SQLiteSettings
-from common.models import Job
+from common.models import Job, Run
 from common.store.sqlite import SQLiteJobStore
 from tests.e2e.conftest import eventually, tail
 from tests.servers import AWSJSONEndpoint, MotoServer, component_env
@@ -34,6 +36,8 @@ pytestmark = pytest.mark.slow
 
 JOBS = 200
 KILLS = 3
+FLAKY = "flaky"
+MANUAL = "manual"
 
 
 class IdempotentECS(AWSJSONEndpoint):
@@ -41,6 +45,7 @@ class IdempotentECS(AWSJSONEndpoint):
         super().__init__()
         self.launches: dict[str, tuple[str, str, float]] = {}  # token → (job, scheduled, arrived)
         self.retries = 0
+        self.failed: set[tuple[str, str]] = set()
         self.lock = threading.Lock()
 
     def answer(self, action: str, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
@@ -49,6 +54,10 @@ class IdempotentECS(AWSJSONEndpoint):
         tags = {tag["key"]: tag["value"] for tag in body.get("tags", [])}
         token = body["clientToken"]
         with self.lock:
+            fire = (tags["ecs-scheduler:job-id"], tags["ecs-scheduler:scheduled-for"])
+            if fire[0] == FLAKY and fire not in self.failed:  # the first try of each fire
+                self.failed.add(fire)
+                return 200, {"tasks": [], "failures": [{"reason": "RESOURCE:CPU"}]}
             if token in self.launches:
                 self.retries += 1
             else:
@@ -80,6 +89,14 @@ def test_leader_killed_repeatedly_fires_every_second_exactly_once(
     store = SQLiteJobStore(SQLiteSettings(path=db))
     for n in range(JOBS):
         store.create_job(Job.model_validate({"id": f"job{n:03d}", "taskDefinition": "t", "schedule": "*"}))
+    retried = {"maximumRetryAttempts": 20, "maximumEventAgeSeconds": 3600}
+    store.create_job(
+        Job.model_validate({"id": FLAKY, "taskDefinition": "t", "schedule": "*/2", "retryPolicy": retried})
+    )
+    store.create_job(
+        Job.model_validate({"id": MANUAL, "taskDefinition": "t", "schedule": "at(2099-01-01T00:00:00)"})
+    )
+    requested: list[Run] = []
     env = component_env(
         moto=moto,
         sqlite_path=db,
@@ -90,6 +107,8 @@ def test_leader_killed_repeatedly_fires_every_second_exactly_once(
             "SQS__QUEUE_NAME": f"{unique_name}-ops",
             "SQS__DEAD_LETTER_QUEUE_NAME": f"{unique_name}-dlq",
             "LOG_LEVEL": "WARNING",
+            "SCHEDULER__RETRY_BACKOFF_SECONDS": "0.2",
+            "SCHEDULER__PENDING_POLL_SECONDS": "0.2",
             # IdempotentECS records launches and describes no task: tracking would only end
             # every run as MISSING here (it is tested in tests/e2e/test_run_outcomes.py)
             "TRACKING__ENABLED": "false",
@@ -110,7 +129,9 @@ def test_leader_killed_repeatedly_fires_every_second_exactly_once(
         eventually(lambda: ecs.arrivals_after(0) >= JOBS, timeout=60, what="the first leader to fire")
         started = datetime.now(UTC)
         for _ in range(KILLS):
-            time.sleep(3)
+            for _ in range(3):  # manual runs requested as webapi would, up to the kill
+                requested += store.request_runs([_manual_run()])
+                time.sleep(1)
             holder = _leader(store)
             leader = next(p for p in processes if f":{p.pid}:" in holder)
             leader.send_signal(signal.SIGKILL)  # mid-fire: 200 fires every second
@@ -131,6 +152,7 @@ def test_leader_killed_repeatedly_fires_every_second_exactly_once(
             )
             resumed = min(t for _, _, t in list(ecs.launches.values()) if t > killed + 0.5)
             failovers.append(resumed - killed)
+        requested += store.request_runs([_manual_run()])
         time.sleep(3)
         ended = datetime.now(UTC) - timedelta(seconds=2)
     finally:
@@ -142,6 +164,7 @@ def test_leader_killed_repeatedly_fires_every_second_exactly_once(
                 process.wait(timeout=20)
             except subprocess.TimeoutExpired:
                 process.kill()
+                process.wait()  # reaped, or Popen's finaliser warns (warnings are errors here)
     logs = "\n".join(tail(tmp_path / f"scheduld-{n}.log", 20) for n in range(len(processes)))
 
     launches = Counter((job_id, scheduled) for job_id, scheduled, _ in ecs.launches.values())
@@ -159,12 +182,20 @@ def test_leader_killed_repeatedly_fires_every_second_exactly_once(
         for run in runs:
             if run.status == "launched":
                 assert (job_id, run.scheduled_for.isoformat()) in launches, (job_id, run)
+    manual = {run.run_id: run for run in store.list_runs(MANUAL, count=100)}
+    assert sorted(manual) == sorted(run.run_id for run in requested)
+    assert all(run.status == "launched" for run in manual.values()), list(manual.values())
+    assert all(launches[(MANUAL, run.scheduled_for.isoformat())] == 1 for run in manual.values())
+    flaky = store.list_runs(FLAKY, count=10_000)
+    retried_ok = [run for run in flaky if run.status == "launched" and run.attempts]
+    assert len(retried_ok) >= 3, flaky[:5]
     store.close()
     with capsys.disabled():  # the figures belong in `make test`'s output
         sys.stdout.write(
             f"\nfailover[{replicas} replicas]: fires checked {checked}, duplicates {duplicates}, "
             f"missed {missed}, seconds covered twice {double_covered}, deduplicated RunTask retries "
-            f"{ecs.retries}, lease takeovers {', '.join(f'{t:.2f} s' for t in takeovers)}, "
+            f"{ecs.retries}, manual runs {len(manual)}, fires launched on a retry {len(retried_ok)}, "
+            f"lease takeovers {', '.join(f'{t:.2f} s' for t in takeovers)}, "
             f"firing resumed after {', '.join(f'{f:.1f} s' for f in failovers)}\n"
         )
     assert duplicates == 0, logs
@@ -172,6 +203,13 @@ def test_leader_killed_repeatedly_fires_every_second_exactly_once(
     assert double_covered == 0, logs
     assert len(failovers) == KILLS
     assert max(takeovers) < 3, takeovers
+
+
+def _manual_run() -> Run:
+    now = datetime.now(UTC)
+    return Run(
+        job_id=MANUAL, scheduled_for=now, status="requested", replica="webapi", token=0, trigger="manual"
+    )
 
 
 def _leader(store: SQLiteJobStore) -> str:

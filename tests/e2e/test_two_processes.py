@@ -53,7 +53,10 @@ class Reaper:
 
 
 @pytest.fixture
-def processes(moto: MotoServer, tmp_path: Path, unique_name: str) -> Iterator[dict[str, Any]]:
+def processes(
+    moto: MotoServer, tmp_path: Path, unique_name: str, request: pytest.FixtureRequest
+) -> Iterator[dict[str, Any]]:
+    """Both processes; indirect parametrisation may add environment variables."""
     cluster = f"{unique_name}-cluster"
     ecs = aws_client(moto, "ecs")
     ecs.create_cluster(clusterName=cluster)
@@ -71,6 +74,7 @@ def processes(moto: MotoServer, tmp_path: Path, unique_name: str) -> Iterator[di
             "ECS__CLUSTER": cluster,
             "SQS__QUEUE_NAME": f"{unique_name}-ops",
             "SQS__DEAD_LETTER_QUEUE_NAME": f"{unique_name}-dlq",
+            **getattr(request, "param", {}),
         },
     )
     logs = {name: tmp_path / f"{name}.log" for name in ("webapi", "scheduld")}
@@ -86,7 +90,8 @@ def processes(moto: MotoServer, tmp_path: Path, unique_name: str) -> Iterator[di
                 )
             )
     try:
-        yield {"url": f"http://127.0.0.1:{port}", "ecs": ecs, "cluster": cluster, "logs": logs}
+        sqs = aws_client(moto, "sqs")
+        yield {"url": f"http://127.0.0.1:{port}", "ecs": ecs, "sqs": sqs, "cluster": cluster, "logs": logs}
     finally:
         codes = [stop_process(process, grace=15) for process in started]
         assert codes == [0, 0], {name: tail(log) for name, log in logs.items()}

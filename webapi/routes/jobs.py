@@ -16,6 +16,7 @@ from typing import Annotated, Any, TypeVar
 from fastapi import APIRouter, Depends, Query, Request, Response
 from starlette.concurrency import run_in_threadpool
 
+from common import schedule as schedule_syntax
 from common.bus.base import EventBus
 from common.errors import JobNotFoundError, PublishError
 from common.models import (
@@ -157,7 +158,7 @@ async def create_job(
     await check_job_quota(store, principal, settings)
     await _write(store.create_job, job)
     audit.record(request, outcome="ok", status=201, job_id=job.id)
-    reply = job_ref(job.id)
+    reply = job_ref(job.id, warnings=schedule_syntax.frequency_warnings(job.schedule, timezone=job.timezone))
     await _publish(bus, ChangeEvent(op="add", job_id=job.id), reply)
     return JSONReply(reply, status_code=201, headers={"Location": f"/jobs/{job.id}"})
 
@@ -187,6 +188,7 @@ async def list_runs(
     job_id: str,
     store: StoreDep,
     principal: PrincipalDep,
+    settings: SettingsDep,
     skip: Annotated[int, Query(ge=0, le=2**62, description="Runs to skip")] = 0,
     count: Annotated[int, Query(ge=1, le=MAX_PAGE, description="Runs per page")] = 10,
 ) -> Response:
@@ -194,7 +196,8 @@ async def list_runs(
     if not principal.in_scope(job.task_definition):
         raise JobNotFoundError(job_id)
     runs = await _call(store, store.list_runs, job_id, skip=skip, count=count + 1)
-    items = [RunPublic.of(run).to_document() for run in runs]
+    # a manual run's overrides are redacted like the job's
+    items = [access.redact(principal, RunPublic.of(run).to_document(), settings.auth) for run in runs]
     return JSONReply(_page(f"/jobs/{job_id}/runs", "runs", items, skip=skip, count=count))
 
 
@@ -221,9 +224,12 @@ async def update_job(
         access.check_change(principal, job, merged, settings.auth)
         return merged
 
-    await _write(store.update_job, job_id, change)
+    stored = await _write(store.update_job, job_id, change)
     audit.record(request, outcome="ok", status=200)
-    reply = job_ref(job_id)
+    warnings: list[str] = []
+    if update.model_fields_set & {"schedule", "timezone"}:
+        warnings = schedule_syntax.frequency_warnings(stored.schedule, timezone=stored.timezone)
+    reply = job_ref(job_id, warnings=warnings)
     await _publish(bus, ChangeEvent(op="modify", job_id=job_id), reply)
     return JSONReply(reply)
 
