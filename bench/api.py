@@ -103,7 +103,13 @@ def _webapi(
         [{"id": f"job{n:05d}", "taskDefinition": "bench-task", "schedule": "0 0 0"} for n in range(JOBS)],
     )
     port = free_port()
-    extra = {"WEBAPI__PORT": str(port), "LOG_LEVEL": "WARNING"}
+    # one load client writes far faster than a person: no write rate or job quota here
+    extra = {
+        "WEBAPI__PORT": str(port),
+        "LOG_LEVEL": "WARNING",
+        "WEBAPI__LIMITS__WRITE_RATE": "",
+        "WEBAPI__LIMITS__MAX_JOBS": "0",
+    }
     if variant == "fast_sqs":
         extra["AWS_ENDPOINT_URL_SQS"] = fake.url
     figures: dict[str, Any] = {f"c{c}": {} for c in CONCURRENCY}

@@ -31,6 +31,7 @@ def run(quick: bool = False) -> dict[str, Any]:
             "WEBAPI__PORT": str(port),
             "AWS_ENDPOINT_URL_ECS": fake.url,
             "SCHEDULER__RECONCILE_INTERVAL_SECONDS": "600",  # only events may propagate
+            "WEBAPI__LIMITS__WRITE_RATE": "",  # changes come as fast as the bench can send them
             "LOG_LEVEL": "INFO",
         }
         with (

@@ -87,6 +87,29 @@ class CORSSettings(_Section):
     allow_origins: list[str] = Field(default_factory=list)
 
 
+class LimitsSettings(_Section):
+    """What one client can make webapi do (README "Limits and quotas")."""
+
+    # Total time a request may take; then 503 naming what it waited on (store or queue).
+    request_deadline_seconds: Seconds = 5.0
+    # Jobs stored in all (0: no limit), and per principal when auth.mode is tokens (0: none).
+    max_jobs: Annotated[int, Field(ge=0)] = 10000
+    max_jobs_per_principal: Annotated[int, Field(ge=0)] = 1000
+    # Writes (POST/PUT/DELETE) per principal, or per client address without auth (bursts of a
+    # scripted client pass; a flood is held to ~50 writes a second on average), in the
+    # ``limits`` library's notation ("100/second;3000/minute"); empty: no limit.
+    write_rate: str = "100/second;3000/minute"
+
+    @field_validator("write_rate")
+    @classmethod
+    def _parses(cls, value: str) -> str:
+        if value.strip():
+            from limits import parse_many
+
+            parse_many(value)  # ValueError names what does not parse
+        return value.strip()
+
+
 class WebAPISettings(_Section):
     host: str = "127.0.0.1"
     port: Annotated[int, Field(ge=1, le=65535)] = 5000
@@ -94,6 +117,7 @@ class WebAPISettings(_Section):
     cors: CORSSettings = Field(default_factory=CORSSettings)
     # Host headers served (Starlette's TrustedHostMiddleware, against DNS rebinding); empty: any.
     allowed_hosts: list[str] = Field(default_factory=list)
+    limits: LimitsSettings = Field(default_factory=LimitsSettings)
 
 
 Role = Literal["read", "write", "run", "admin"]

@@ -12,7 +12,9 @@
     ├── LaunchError                         ECS refused or failed a RunTask call
     ├── LeaseLostError                      this replica no longer holds the leadership lease
     ├── NotAuthenticatedError               no credentials, or credentials not recognised
-    └── PermissionDeniedError               the caller's role or scope does not allow the action
+    ├── PermissionDeniedError               the caller's role or scope does not allow the action
+    ├── QuotaExceededError                  a job quota (webapi.limits) is reached
+    └── RateLimitedError                    too many writes from one client; retry after a while
 
 Each error builds its own message from its arguments, so every raise site reads the same.
 Backends translate their library's exceptions into these (chained with ``from exc``);
@@ -124,3 +126,22 @@ class PermissionDeniedError(SchedulerError):
     def __init__(self, principal: str, reason: str) -> None:
         super().__init__(f"Forbidden for {principal}: {reason}")
         self.principal = principal
+
+
+class QuotaExceededError(SchedulerError):
+    """A create that would exceed a job quota; the message names the quota's setting."""
+
+    def __init__(self, quota: str, limit: int, whose: str) -> None:
+        super().__init__(f"Job quota reached: {whose} may have at most {limit} jobs ({quota})")
+        self.quota = quota
+
+
+class RateLimitedError(SchedulerError):
+    """Too many writes from one client; ``retry_after`` is in whole seconds."""
+
+    def __init__(self, whose: str, limit: str, retry_after: int) -> None:
+        super().__init__(
+            f"Too many writes from {whose}: at most {limit} (webapi.limits.write_rate); "
+            f"retry after {retry_after} s"
+        )
+        self.retry_after = retry_after

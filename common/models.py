@@ -48,6 +48,7 @@ READ_ONLY_FIELDS = frozenset(
         "lastSuccess",
         "lastFailure",
         "consecutiveFailures",
+        "createdBy",
         "suspendedReason",
     }
 )
@@ -319,6 +320,10 @@ class Job(_UserFields):
     task_definition: Name
     schedule: str
     task_count: TaskCount = 1
+    created_by: Annotated[
+        str | None,
+        Field(description="The principal that created the job", json_schema_extra={"readOnly": True}),
+    ] = None
     suspended_reason: str | None = None  # set by scheduld (suspendAfterFailures), read-only
     last_run: Timestamp | None = None
     last_run_tasks: list[LaunchedTask] | None = None
@@ -379,11 +384,19 @@ def parse_update(body: bytes | str | Mapping[str, Any]) -> JobUpdate:
     return _validate(JobUpdate, body)
 
 
-def new_job(create: JobCreate, *, min_interval: float = schedule_syntax.MIN_INTERVAL_SECONDS) -> Job:
+def new_job(
+    create: JobCreate,
+    *,
+    min_interval: float = schedule_syntax.MIN_INTERVAL_SECONDS,
+    created_by: str | None = None,
+) -> Job:
     """The job a create request stores: id defaults to taskDefinition, taskCount to 1, and
-    each ``?`` of the schedule resolved (the choice is made here, once, and stored)."""
+    each ``?`` of the schedule resolved (the choice is made here, once, and stored);
+    ``created_by`` names the principal (job quotas count by it)."""
     data = create.model_dump(exclude_none=True)
     data["id"] = create.id or create.task_definition
+    if created_by is not None:
+        data["created_by"] = created_by
     return _checked(Job.model_validate(data), schedule_changed=True, min_interval=min_interval)
 
 

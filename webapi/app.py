@@ -17,6 +17,7 @@ from common.config import Settings
 from webapi.auth import Authenticator, authorize, check_protected
 from webapi.deps import ApiStore, Services
 from webapi.errors import install_error_handlers
+from webapi.limits import WriteLimiter
 from webapi.middleware import install_middleware
 from webapi.observability import install_observability
 from webapi.routes import health, jobs, me, meta, runs, schedules, ui
@@ -49,7 +50,7 @@ PUBLIC_ROUTERS: tuple[APIRouter, ...] = (meta.router, health.router)
 """Routers served without credentials; their paths must be in webapi.auth.ANONYMOUS_PATHS."""
 
 API_ROUTERS: tuple[APIRouter, ...] = (jobs.router, runs.router, me.router, schedules.router)
-"""Everything else: included behind ``authorize``."""
+"""Everything else: included behind ``authorize`` (which also applies the write rate)."""
 
 
 def create_app(settings: Settings, *, store: ApiStore | None = None, bus: EventBus | None = None) -> FastAPI:
@@ -101,6 +102,7 @@ def create_app(settings: Settings, *, store: ApiStore | None = None, bus: EventB
     if store is not None and bus is not None:
         app.state.services = Services(settings, store, bus)
     app.state.authenticator = authenticator
+    app.state.write_limiter = WriteLimiter(settings.webapi.limits)
     install_error_handlers(app)
     for router in PUBLIC_ROUTERS:
         app.include_router(router)

@@ -23,6 +23,7 @@ from starlette.routing import Mount
 
 from common.config import AuthSettings, ConfigError, Role
 from common.errors import NotAuthenticatedError, PermissionDeniedError
+from webapi.limits import check_write_rate
 from webapi.oidc import JWTVerifier
 from webapi.principal import ANONYMOUS, Principal
 from webapi.tokens import TokenFile
@@ -103,8 +104,9 @@ class Authenticator:
 
 
 class BearerAuthorization(SecurityBase):
-    """The dependency on every API route: who is calling (401 if unknown) and whether its
-    roles allow this route (403). A FastAPI security scheme (HTTP bearer), so the OpenAPI
+    """The dependency on every API route: who is calling (401 if unknown), whether its
+    roles allow this route (403), and for writes whether it is within its write rate (429).
+    A FastAPI security scheme (HTTP bearer), so the OpenAPI
     document declares it on every operation and ``/docs`` offers *Authorize*.
 
     One dependency with no sub-dependencies rather than ``HTTPBearer`` → authenticate →
@@ -130,6 +132,8 @@ class BearerAuthorization(SecurityBase):
         )
         if not principal.has_role(role):
             raise PermissionDeniedError(principal.name, f"the {role!r} role is needed")
+        if request.method not in _SAFE_METHODS:
+            check_write_rate(request, principal)  # 429 beyond webapi.limits.write_rate
         return principal
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from fastapi import Request
 
+from webapi.deadline import REQUEST_BODY, waiting_on
 from webapi.errors import BodyTooLargeError, NotJSONError
 
 
@@ -23,8 +24,9 @@ async def json_body(request: Request, *, limit: int) -> bytes:
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise BodyTooLargeError(limit)
     body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > limit:
-            raise BodyTooLargeError(limit)
+    with waiting_on(REQUEST_BODY):
+        async for chunk in request.stream():
+            body += chunk
+            if len(body) > limit:
+                raise BodyTooLargeError(limit)
     return bytes(body)

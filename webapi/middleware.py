@@ -15,6 +15,7 @@ from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from common.config import WebAPISettings
+from webapi.deadline import Deadline
 
 _NOSNIFF = (b"x-content-type-options", b"nosniff")
 _NO_STORE = (b"cache-control", b"no-store")
@@ -56,7 +57,9 @@ def _has_cache_control(headers: Iterable[tuple[bytes, bytes]]) -> bool:
 def install_middleware(
     app: FastAPI, settings: WebAPISettings, *, cacheable_prefixes: tuple[str, ...]
 ) -> None:
-    """Outermost last: allowed hosts, then CORS (so preflights get answers), then headers."""
+    """Outermost last: allowed hosts, then CORS (so preflights get answers), then headers,
+    then the request deadline (so its 503 gets the headers too)."""
+    app.add_middleware(Deadline, seconds=settings.limits.request_deadline_seconds)
     app.add_middleware(SecurityHeaders, cacheable_prefixes=cacheable_prefixes)
     if settings.cors.allow_origins:
         app.add_middleware(

@@ -101,6 +101,11 @@ class JobStore(Protocol):
         """How many jobs are stored."""
 
     @abstractmethod
+    def count_jobs_created_by(self, principal: str) -> int:
+        """How many stored jobs ``principal`` created (``Job.created_by``), through an index,
+        not a scan: webapi checks per-principal job quotas with it on every create."""
+
+    @abstractmethod
     def update_status(self, job_id: str, status: JobStatus) -> None:
         """Write the scheduld-managed fields given in ``status`` and nothing else.
 

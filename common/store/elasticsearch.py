@@ -44,6 +44,7 @@ MAPPINGS: dict[str, Any] = {
     "dynamic": "strict",
     "properties": {
         "id": {"type": "keyword"},
+        "created_by": {"type": "keyword"},  # job quotas count by it
         "job": {"type": "object", "enabled": False},
         "status": {"type": "object", "enabled": False},
     },
@@ -88,6 +89,7 @@ class ElasticsearchJobStore(Store):
         self._index = index
         settings = {"index": {"max_result_window": result_window}} if result_window else {}
         self._client.ensure_index(index, settings, MAPPINGS)
+        self._client.add_fields(index, {"created_by": MAPPINGS["properties"]["created_by"]})
         self._runs = f"{index}-runs"
         self._leases = f"{index}-leases"
         self._client.ensure_index(self._runs, {}, RUN_MAPPINGS)
@@ -115,7 +117,9 @@ class ElasticsearchJobStore(Store):
     # --- jobs (JobStore) ------------------------------------------------------------------
 
     def create_job(self, job: Job) -> Job:
-        document = {"id": job.id, "job": job.user_document(), "status": {}}
+        document: dict[str, Any] = {"id": job.id, "job": job.user_document(), "status": {}}
+        if job.created_by is not None:
+            document["created_by"] = job.created_by
         try:
             self._client.create(self._index, job.id, document, refresh="wait_for")
         except Conflict as exc:
@@ -155,6 +159,9 @@ class ElasticsearchJobStore(Store):
 
     def count_jobs(self) -> int:
         return self._client.count(self._index)
+
+    def count_jobs_created_by(self, principal: str) -> int:
+        return self._client.count(self._index, {"term": {"created_by": principal}})
 
     def update_status(self, job_id: str, status: JobStatus) -> None:
         # A partial update of ``status`` only: fields not given stay, None is stored as null

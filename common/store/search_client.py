@@ -115,7 +115,10 @@ class SearchClient:
             if isinstance(exc, flavour.not_found) and _error_type(exc) != "index_not_found_exception":
                 raise NotFound() from exc
             logger.warning("search store: %s on index %s failed: %s", op, index, exc)
-            raise StoreUnavailableError(f"{op} on index {index}: {exc}") from exc
+            # the client's text names the node's host and port: the log has it, replies do not
+            kind = _error_type(exc)  # the cluster's error type, e.g. index_not_found_exception
+            reason = kind if kind.replace("_", "").isalpha() else type(exc).__name__
+            raise StoreUnavailableError(f"{op} on index {index}: {reason}") from exc
 
     def ensure_index(self, index: str, settings: dict[str, Any], mappings: dict[str, Any]) -> None:
         """Create the index unless it exists (another process may create it at the same time)."""
@@ -127,6 +130,11 @@ class SearchClient:
             except self._flavour.failures as exc:
                 if _error_type(exc) != "resource_already_exists_exception":
                     raise
+
+    def add_fields(self, index: str, properties: dict[str, Any]) -> None:
+        """Add fields to an existing index's mapping (an index made before they existed)."""
+        with self._translate("put mapping", index):
+            self._raw.indices.put_mapping(index=index, body={"properties": properties})
 
     def result_window(self, index: str) -> int:
         with self._translate("get settings", index):
@@ -185,9 +193,11 @@ class SearchClient:
             hits: list[dict[str, Any]] = self._raw.search(index=index, body=body)["hits"]["hits"]
         return hits
 
-    def count(self, index: str) -> int:
+    def count(self, index: str, query: dict[str, Any] | None = None) -> int:
         with self._translate("count", index):
-            return int(self._raw.count(index=index)["count"])
+            if query is None:
+                return int(self._raw.count(index=index)["count"])
+            return int(self._raw.count(index=index, body={"query": query})["count"])
 
     def drop(self, index: str) -> None:
         with self._translate("delete index", index):

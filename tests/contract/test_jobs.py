@@ -233,3 +233,16 @@ def test_served_documents_match_the_jobs(store: JobStore) -> None:
 
 def test_verify_passes_on_a_reachable_store(store: Store) -> None:
     store.verify()
+
+
+def test_jobs_are_counted_by_creator_and_keep_it_through_updates(store: JobStore) -> None:
+    store.create_job(make_job("a", createdBy="alice"))
+    store.create_job(make_job("b", createdBy="alice"))
+    store.create_job(make_job("c", createdBy="bob"))
+    store.create_job(make_job("d"))  # made before creators were recorded
+    store.update_job("a", lambda job: apply_update(job, JobUpdate(task_count=3)))
+    assert store.get_job("a").created_by == "alice"
+    assert (store.count_jobs_created_by("alice"), store.count_jobs_created_by("bob")) == (2, 1)
+    assert store.count_jobs_created_by("carol") == 0
+    store.delete_job("b")
+    assert store.count_jobs_created_by("alice") == 1

@@ -34,9 +34,11 @@ from common.models import (
 from common.store.base import JobStore
 from webapi import access, audit
 from webapi.body import json_body
+from webapi.deadline import QUEUE, STORE, waiting_on
 from webapi.deps import ApiStore, PrincipalDep, ServicesDep
 from webapi.errors import JSONReply
 from webapi.fastpath import FastPathRoute
+from webapi.limits import check_job_quota
 from webapi.principal import Principal
 from webapi.schemas import (
     DeletedJob,
@@ -62,12 +64,16 @@ T = TypeVar("T")
 _ERROR_TEXTS: dict[int | str, str] = {
     400: "Invalid input; `errors` names each bad field",
     401: "No valid bearer token (`WWW-Authenticate: Bearer`)",
-    403: "The token's role or task-definition scope does not allow this",
+    403: "The token's role or task-definition scope does not allow this, or a job quota is reached",
     404: "No such job (or outside the token's task-definition scope)",
     409: "A job with that id exists, or it was changed concurrently (retry)",
     413: "Body too large",
     415: "Body is not JSON",
-    503: "Store or queue unavailable; for writes, the job was saved but scheduld not notified",
+    429: "Too many writes from this token or client (`Retry-After` says when to retry)",
+    503: (
+        "Store or queue unavailable, or the request deadline passed (the message says which); "
+        "for a write, the job may be saved: see README \"Limits and quotas\""
+    ),
     "4XX": "Another client error",
 }
 _ERRORS: dict[int | str, dict[str, Any]] = {
@@ -130,7 +136,8 @@ async def list_jobs(
         jobs = await _call(store, store.list_job_documents, skip=skip, count=count + 1)
     else:
         # may read many batches: in the thread pool whatever the store, not on the event loop
-        jobs = await run_in_threadpool(_scoped_documents, store, principal, skip=skip, count=count + 1)
+        with waiting_on(STORE):
+            jobs = await run_in_threadpool(_scoped_documents, store, principal, skip=skip, count=count + 1)
     items = [job_reply(access.redact(principal, job, services.settings.auth)) for job in jobs]
     return JSONReply(_page("/jobs", "jobs", items, skip=skip, count=count))
 
@@ -140,7 +147,7 @@ async def list_jobs(
     status_code=201,
     summary="Create a job",
     response_model=JobRef,
-    responses=_responses(400, 409, 413, 415, 503),
+    responses=_responses(400, 409, 413, 415, 429, 503),
     openapi_extra=_body_doc(JobCreate),
 )
 async def create_job(
@@ -150,8 +157,15 @@ async def create_job(
     services: ServicesDep,
 ) -> Response:
     settings = services.settings
-    job = new_job(create, min_interval=settings.quotas.min_fire_interval_seconds)
+    # the creator is recorded when there are principals to tell apart (per-token job quotas);
+    # with auth.mode none every caller is "anonymous", and jobs read as the seed shows them
+    job = new_job(
+        create,
+        min_interval=settings.quotas.min_fire_interval_seconds,
+        created_by=principal.name if settings.auth.mode == "tokens" else None,
+    )
     access.check_create(principal, job, settings.auth)
+    await check_job_quota(services.store, principal, settings)
     await _write(services.store.create_job, job)
     audit.record(request, outcome="ok", status=201, job_id=job.id)
     reply = job_ref(job.id, warnings=schedule_syntax.frequency_warnings(job.schedule, timezone=job.timezone))
@@ -203,7 +217,7 @@ async def list_runs(
     "/{job_id}",
     summary="Update a job: only the given fields change, null clears an optional field",
     response_model=JobRef,
-    responses=_responses(400, 404, 413, 415, 503),
+    responses=_responses(400, 404, 413, 415, 429, 503),
     openapi_extra=_body_doc(JobUpdate),
 )
 async def update_job(
@@ -236,7 +250,7 @@ async def update_job(
     "/{job_id}",
     summary="Delete a job",
     response_model=DeletedJob,
-    responses=_responses(404, 503),
+    responses=_responses(404, 429, 503),
 )
 async def delete_job(
     job_id: str,
@@ -284,22 +298,25 @@ def _scoped_documents(
 
 async def _call(store: ApiStore, method: Callable[..., T], *args: Any, **kwargs: Any) -> T:
     """A store read, on the loop or in the thread pool as ``JobStore.blocking`` says."""
-    if store.blocking:
-        return await run_in_threadpool(method, *args, **kwargs)
-    return method(*args, **kwargs)
+    with waiting_on(STORE):
+        if store.blocking:
+            return await run_in_threadpool(method, *args, **kwargs)
+        return method(*args, **kwargs)
 
 
 async def _write(method: Callable[..., T], *args: Any, **kwargs: Any) -> T:
     """A store write, always in the thread pool: even on SQLite it may wait for another
     process's write transaction (up to the busy timeout), which must never stall the loop."""
-    return await run_in_threadpool(method, *args, **kwargs)
+    with waiting_on(STORE):
+        return await run_in_threadpool(method, *args, **kwargs)
 
 
 async def _publish(bus: EventBus, event: ChangeEvent, reply: dict[str, object]) -> None:
     """Publish and wait for the outcome (a failed publish is told to the client, the write
     standing: PublishError carries the reply); awaited without holding a worker thread."""
     try:
-        await bus.publish_async(event)
+        with waiting_on(QUEUE):
+            await bus.publish_async(event)
     except PublishError as exc:
         exc.reply = reply
         raise

@@ -1,0 +1,130 @@
+"""A total deadline per request (``webapi.limits.request_deadline_seconds``): past it the
+client gets a 503 that names what the request was waiting on, and no acknowledged work is lost.
+
+Plain ASGI. When the deadline passes before the reply has started:
+
+- the request is **not** cancelled: it runs to its end behind the reply (its own reply is
+  dropped), so a write that lands after the 503 is complete, store write and change event
+  alike, and scheduld hears of it. Each store and bus call has its own timeout, which bounds
+  how long that takes; cancelling would not be faster anyway, since a call in a worker thread
+  cannot be interrupted.
+  The client only learns that the outcome is unknown, and is told how to find out (README
+  "Limits and quotas": PUT is idempotent, a retried POST gets 409 once the first one was
+  saved, a retried DELETE 404).
+
+Code that waits on a dependency says so with ``with waiting_on(STORE):``; the mark lives in a
+context variable set for the request's task, so it costs a lookup and two attribute writes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from contextvars import ContextVar
+from types import TracebackType
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from webapi.errors import DeadlineExceededError, error_reply
+
+logger = logging.getLogger(__name__)
+
+STORE = "the job store"
+QUEUE = "the event queue (SQS)"
+REQUEST_BODY = "the request body"
+_SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+class _WaitingOn:
+    __slots__ = ("_what", "_wait", "_before")
+
+    def __init__(self, what: str) -> None:
+        self._what = what
+        self._wait: _Request | None = None
+        self._before: str | None = None
+
+    def __enter__(self) -> None:
+        wait = self._wait = _current.get()
+        if wait is not None:
+            self._before, wait.on = wait.on, self._what
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if self._wait is not None:
+            self._wait.on = self._before
+
+
+def waiting_on(what: str) -> _WaitingOn:
+    """``with waiting_on(STORE): ...``: a deadline passing inside the block blames ``what``."""
+    return _WaitingOn(what)
+
+
+class _Request:
+    """One request under a deadline: its send, guarded once the 503 has gone."""
+
+    __slots__ = ("send", "started", "replied", "reply", "on")
+
+    def __init__(self, send: Send) -> None:
+        self.send = send
+        self.started = False  # the app's reply has begun: it is let finish
+        self.replied = False  # the client has its 503: the app's messages are dropped
+        self.reply: asyncio.Task[None] | None = None
+        self.on: str | None = None  # what it waits on right now (None: computing)
+
+    async def guarded_send(self, message: Message) -> None:
+        if self.replied:
+            return
+        if message["type"] == "http.response.start":
+            self.started = True
+        await self.send(message)
+
+
+_current: ContextVar[_Request | None] = ContextVar("ecss_request_under_deadline", default=None)
+
+
+class Deadline:
+    """The app runs in the request's own task; a timer (``call_later``, cancelled when the app
+    returns in time) sends the 503 from a task of its own when the deadline passes, so the
+    common case costs a timer and a wrapped ``send``, not a task per request."""
+
+    def __init__(self, app: ASGIApp, *, seconds: float) -> None:
+        self.app = app
+        self.seconds = seconds
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        request = _Request(send)
+        token = _current.set(request)
+        timer = asyncio.get_running_loop().call_later(self.seconds, self._expire, request, scope, receive)
+        try:
+            await self.app(scope, receive, request.guarded_send)
+        except Exception:
+            if request.reply is None:
+                raise  # answered nothing yet: the error handlers outside reply
+            logger.exception(
+                "%s %s, answered 503 at its deadline, then failed",
+                scope["method"],
+                scope["path"],
+            )
+        finally:
+            timer.cancel()
+            _current.reset(token)
+        if request.reply is not None:
+            logger.info(
+                "%s %s, answered 503 at its deadline, has now finished", scope["method"], scope["path"]
+            )
+            await asyncio.shield(request.reply)  # the 503 is sent even if this request is cancelled
+
+    def _expire(self, request: _Request, scope: Scope, receive: Receive) -> None:
+        if request.started:  # the reply is on its way: let it finish
+            return
+        request.replied = True
+        method = scope["method"]
+        error = DeadlineExceededError(self.seconds, request.on, write=method not in _SAFE_METHODS)
+        logger.warning("%s %s: %s", method, scope["path"], error.message)
+        request.reply = asyncio.get_running_loop().create_task(
+            error_reply(error)(scope, receive, request.send)
+        )
