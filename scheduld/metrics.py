@@ -12,7 +12,7 @@ from datetime import datetime
 
 from prometheus_client import Counter, Gauge, Histogram
 
-from common.metrics import LAG_BUCKETS, LATENCY_BUCKETS, PREFIX, RECONCILE_BUCKETS
+from common.metrics import LAG_BUCKETS, LATENCY_BUCKETS, PREFIX, RECONCILE_BUCKETS, TASK_DURATION_BUCKETS
 
 FIRES = Counter(
     PREFIX + "fires",
@@ -83,6 +83,21 @@ RECONCILE_LAST = Gauge(PREFIX + "reconcile_last_timestamp_seconds", "When the la
 RUNS_RECOVERED = Counter(
     PREFIX + "claimed_runs_recovered", "Runs a dead leader left claimed that this replica completed"
 )
+RUNS_FINISHED = Counter(
+    PREFIX + "runs_finished",
+    "Runs whose end tracking recorded, by status: succeeded, failed or timedOut",
+    ["status"],
+)
+TASK_DURATION = Histogram(
+    PREFIX + "task_duration_seconds",
+    "How long each tracked task ran (startedAt to stoppedAt as ECS reports them)",
+    buckets=TASK_DURATION_BUCKETS,
+)
+TRACKING_LAG = Histogram(
+    PREFIX + "tracking_lag_seconds",
+    "From a run's last task stopping to tracking recording the run's end",
+    buckets=LAG_BUCKETS,
+)
 
 _per_job = False
 
@@ -97,6 +112,13 @@ def fired(job_id: str, outcome: str) -> None:
     FIRES.labels(outcome=outcome).inc()
     if _per_job:
         JOB_FIRES.labels(job_id=job_id, outcome=outcome).inc()
+
+
+def run_finished(status: str, *, task_durations: list[float], ended_at: datetime, now: datetime) -> None:
+    RUNS_FINISHED.labels(status=status).inc()
+    for seconds in task_durations:
+        TASK_DURATION.observe(seconds)
+    TRACKING_LAG.observe(max(0.0, (now - ended_at).total_seconds()))
 
 
 def launching(scheduled: datetime, now: datetime) -> None:

@@ -37,6 +37,7 @@ from common.config import ECSSettings, TrackingSettings
 from common.errors import JobNotFoundError, SchedulerError
 from common.models import ContainerOutcome, Job, Run, RunStatus, TrackedTask
 from common.store.base import JobStore, RunLog
+from scheduld import metrics
 from scheduld.notify import Notifier
 
 if TYPE_CHECKING:
@@ -374,6 +375,12 @@ class Tracker:
                 self._runs[run.run_id] = run
         if not written or run.in_flight:
             return 0
+        metrics.run_finished(
+            run.status,
+            task_durations=[t.duration_seconds for t in run.tasks if t.duration_seconds is not None],
+            ended_at=run.ended_at or datetime.now(UTC),
+            now=datetime.now(UTC),
+        )
         codes = [c.exit_code for t in run.tasks for c in t.containers or []]
         logger.info(
             "job %s: run %s %s; exit codes %s, took %s s",

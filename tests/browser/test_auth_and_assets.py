@@ -10,8 +10,6 @@ from typing import Any
 
 import httpx
 import pytest
-from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions as EC
 from selenium.webdriver.support.ui import WebDriverWait
@@ -23,20 +21,7 @@ from tests.servers import MotoServer
 from tests.webapi.conftest import bearer, write_tokens
 
 READER, ADMIN = "reader-token-1", "admin-token-2"
-MANUAL_RUNS: list[tuple[str, Any]] = []
 URL = re.compile(r"""(?:https?:)?//[A-Za-z0-9.-]+""")
-
-
-def _stand_in_manual_runs(app: FastAPI, calls: list[tuple[str, Any]]) -> None:
-    """A stand-in for POST /jobs/{id}/runs of issue #15 (202, ``{"id", "link"}``), so the
-    console's Run now button is exercised against that contract before the route exists."""
-
-    async def run_now(job_id: str, request: Request) -> JSONResponse:
-        calls.append((job_id, await request.json()))
-        run = f"{job_id}@manual-{len(calls)}"
-        return JSONResponse({"id": run, "link": {"href": f"/jobs/{job_id}/runs/{run}"}}, status_code=202)
-
-    app.add_api_route("/jobs/{job_id}/runs", run_now, methods=["POST"])
 
 
 @pytest.fixture(scope="module")
@@ -50,7 +35,6 @@ def tokens_console(
         {READER: {"name": "viewer", "roles": ["read"]}, ADMIN: {"name": "ops", "roles": ["admin"]}},
     )
     app = _app(tmp, moto, store, AuthSettings(mode="tokens", tokens_file=tokens))
-    _stand_in_manual_runs(app, MANUAL_RUNS)
     for server in _serve(app):
         with httpx.Client(base_url=server.url, timeout=30, headers=bearer(ADMIN)) as http:
             yield Console(url=server.url, store=store, http=http)
@@ -98,10 +82,10 @@ def test_token_prompt_and_read_only_token_sees_no_actions(
 
     browser.get(console.url + "/ui/#/jobs/guarded")
     wait.until(EC.element_to_be_clickable((By.ID, "run-now"))).click()
-    wait.until(
-        EC.text_to_be_present_in_element((By.ID, "notice"), "Run guarded@manual-1 started for job guarded.")
-    )
-    assert MANUAL_RUNS == [("guarded", {})]
+    wait.until(EC.text_to_be_present_in_element((By.ID, "notice"), "started for job guarded."))
+    (run,) = console.store.list_runs("guarded")  # the real POST /jobs/{id}/runs (scheduld picks it up)
+    assert (run.trigger, run.principal, run.status) == ("manual", "ops", "requested")
+    assert f"Run {run.run_id} started" in browser.find_element(By.ID, "notice").text
     assert_local(browser_requests(browser), console.url)
 
 

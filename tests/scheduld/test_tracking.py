@@ -19,6 +19,7 @@ from typing import Any
 import boto3
 import orjson
 import pytest
+from prometheus_client import start_http_server
 
 from common.config import ECSSettings, NotifyDefaults, SQLiteSettings, TrackingSettings
 from common.models import Job, Lease
@@ -29,7 +30,8 @@ from scheduld.firing import Firing
 from scheduld.notify import DOCUMENT_TYPE, Notifier
 from scheduld.tracking import TaskEvents, Tracker
 from scheduld.triggers import default_registry
-from tests.servers import AWSJSONEndpoint
+from tests.scrape import value
+from tests.servers import AWSJSONEndpoint, free_port
 
 CONTAINER = "main"
 FAMILY = "tracked-task"
@@ -503,3 +505,29 @@ def test_outcome_rules_without_a_server() -> None:
     wrapped = {"Type": "Notification", "Message": orjson.dumps(event).decode()}
     assert _task_detail(orjson.dumps(wrapped).decode()) == stopped
     assert _task_detail(orjson.dumps({"detail-type": "ECS Task State Change", "detail": {}}).decode()) is None
+
+
+@pytest.fixture
+def metrics_url() -> Iterator[str]:
+    """This process's Prometheus registry served on 127.0.0.1, scraped as Prometheus would."""
+    port = free_port()
+    server, thread = start_http_server(port, addr="127.0.0.1")
+    yield f"http://127.0.0.1:{port}/metrics"
+    server.shutdown()
+    server.server_close()
+    thread.join(timeout=5)
+
+
+def test_finished_runs_move_the_tracking_metrics(world: World, metrics_url: str) -> None:
+    def figures() -> tuple[float, float, float]:
+        return (
+            value(metrics_url, "ecs_scheduler_runs_finished_total", status="failed"),
+            value(metrics_url, "ecs_scheduler_task_duration_seconds_count"),
+            value(metrics_url, "ecs_scheduler_tracking_lag_seconds_count"),
+        )
+
+    failed, durations, lags = figures()
+    world.fire("measured", EXIT_CODE="3", SLEEP_SECONDS="0.3")
+    world.reap_until_stopped()
+    assert world.tracker.poll() == 1
+    assert figures() == (failed + 1, durations + 1, lags + 1)
