@@ -8,7 +8,6 @@ import os
 import re
 import signal
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -16,62 +15,34 @@ import boto3
 import httpx
 import pytest
 
-from tests.e2e.conftest import eventually, session_processes, tail
-from tests.servers import ROOT, free_port
+from tests.e2e.conftest import answers, eventually, session_processes, start_local_stack, tail
 
 pytestmark = pytest.mark.slow
 
 
 def test_make_run_stack(tmp_path: Path) -> None:
-    aws_port, api_port = free_port(), free_port()
-    log_path = tmp_path / "stack.log"
-    env = {
-        key: value
-        for key, value in os.environ.items()
-        if not key.startswith(("AWS_", "STORE__", "SQS__", "ECS__", "WEBAPI__", "SCHEDULER__"))
-        and key not in {"RUN_ENV", "COMPONENT_NAME"}
-    }
-    env.update(
-        LOCAL_AWS_PORT=str(aws_port),
-        WEBAPI__PORT=str(api_port),
-        STORE__SQLITE__PATH=str(tmp_path / "data" / "jobs.db"),
-    )
-    with log_path.open("wb") as log:
-        stack = subprocess.Popen(
-            [sys.executable, "-m", "ecs_scheduler.local"],
-            cwd=ROOT,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    api = f"http://127.0.0.1:{api_port}"
+    stack = start_local_stack(tmp_path)
+    log_path, aws_port, api = stack.log, stack.aws_port, stack.api
     try:
         with httpx.Client(base_url=api, timeout=10) as client:
-            eventually(lambda: _answers(client), timeout=90, what=f"webapi on {api}\n{tail(log_path)}")
+            eventually(lambda: answers(client), timeout=90, what=f"webapi on {api}\n{tail(log_path)}")
             _replay_usage_guide(client)
             _see_tasks_launched(client, aws_port, log_path)
     finally:
-        os.killpg(stack.pid, signal.SIGINT)  # what Ctrl-C sends to the foreground group
+        os.killpg(stack.process.pid, signal.SIGINT)  # what Ctrl-C sends to the foreground group
         try:
-            code = stack.wait(timeout=30)
+            code = stack.process.wait(timeout=30)
         except subprocess.TimeoutExpired:
-            os.killpg(stack.pid, signal.SIGKILL)
+            os.killpg(stack.process.pid, signal.SIGKILL)
             raise
     assert eventually(
-        lambda: not session_processes(stack.pid) or None, timeout=15, what="all processes to exit"
+        lambda: not session_processes(stack.process.pid) or None, timeout=15, what="all processes to exit"
     )
     output = log_path.read_text(errors="replace")
     for name in ("aws", "webapi", "scheduld"):
         assert re.search(rf"^\S* ?{name}\s*\|", output, flags=re.MULTILINE), f"no prefixed {name} log"
     assert code == 0, tail(log_path)  # Ctrl-C is a clean stop: no "make: *** Error 130"
 
-
-def _answers(client: httpx.Client) -> bool:
-    try:
-        return client.get("/").status_code == 200
-    except httpx.HTTPError:
-        return False
 
 
 def _post(client: httpx.Client, body: str) -> httpx.Response:

@@ -29,21 +29,13 @@ import pytest
 from common.config import SQLiteSettings
 from common.models import Job, Run
 from common.store.sqlite import SQLiteJobStore
-from tests.e2e.conftest import eventually, tail
+from tests.e2e.conftest import answers, clean_env, eventually, start_local_stack, tail
 from tests.servers import ROOT, free_port, stop_process, wait_for_http
 
 pytestmark = pytest.mark.slow
 
 NOTIFICATIONS = "ecs-scheduler-notifications"
 
-
-def _clean_env() -> dict[str, str]:
-    return {
-        key: value
-        for key, value in os.environ.items()
-        if not key.startswith(("AWS_", "STORE__", "SQS__", "ECS__", "WEBAPI__", "SCHEDULER__", "TRACKING__"))
-        and key not in {"RUN_ENV", "COMPONENT_NAME"}
-    }
 
 
 def _aws(port: int, service: str) -> Any:
@@ -57,28 +49,13 @@ def _aws(port: int, service: str) -> Any:
 
 
 def test_make_run_shows_a_failing_job_failed_with_exit_code_3_and_notifies(tmp_path: Path) -> None:
-    aws_port, api_port = free_port(), free_port()
-    log_path = tmp_path / "stack.log"
-    env = _clean_env() | {
-        "LOCAL_AWS_PORT": str(aws_port),
-        "WEBAPI__PORT": str(api_port),
-        "STORE__SQLITE__PATH": str(tmp_path / "data" / "jobs.db"),
-        # runs can then end only by the events the emulator's EventBridge rule forwards
-        # (config_local.yaml's ecs.tasks_events_queue): the sweep is 10 minutes away
-        "TRACKING__SWEEP_INTERVAL_SECONDS": "600",
-    }
-    with log_path.open("wb") as log:
-        stack = subprocess.Popen(
-            [sys.executable, "-m", "ecs_scheduler.local"],
-            cwd=ROOT,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+    # runs can then end only by the events the emulator's EventBridge rule forwards
+    # (config_local.yaml's ecs.tasks_events_queue): the sweep is 10 minutes away
+    stack = start_local_stack(tmp_path, TRACKING__SWEEP_INTERVAL_SECONDS="600")
+    log_path, aws_port = stack.log, stack.aws_port
     try:
-        with httpx.Client(base_url=f"http://127.0.0.1:{api_port}", timeout=10) as client:
-            eventually(lambda: _answers(client), timeout=90, what=f"webapi\n{tail(log_path)}")
+        with httpx.Client(base_url=stack.api, timeout=10) as client:
+            eventually(lambda: answers(client), timeout=90, what=f"webapi\n{tail(log_path)}")
             for job_id, environment in (("exit-three", {"EXIT_CODE": "3"}), ("exit-zero", {})):
                 body = {
                     "taskDefinition": "sleeper-task",
@@ -125,19 +102,13 @@ def test_make_run_shows_a_failing_job_failed_with_exit_code_3_and_notifies(tmp_p
         three = next(d for d in documents if d["jobId"] == "exit-three")
         assert three["run"]["tasks"][0]["containers"][0]["exitCode"] == 3
     finally:
-        os.killpg(stack.pid, signal.SIGINT)
+        os.killpg(stack.process.pid, signal.SIGINT)
         try:
-            stack.wait(timeout=30)
+            stack.process.wait(timeout=30)
         except subprocess.TimeoutExpired:
-            os.killpg(stack.pid, signal.SIGKILL)
+            os.killpg(stack.process.pid, signal.SIGKILL)
             raise
 
-
-def _answers(client: httpx.Client) -> bool:
-    try:
-        return client.get("/").status_code == 200
-    except httpx.HTTPError:
-        return False
 
 
 def _ended_run(client: httpx.Client, job_id: str) -> dict[str, Any] | None:
@@ -164,7 +135,7 @@ def emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[int, di
     """``python -m ecs_scheduler.local emulator`` (moto, seeded, with its task reaper), shared
     by this module's tests: each has its own store, job runs and queues."""
     port = free_port()
-    env = _clean_env() | {
+    env = clean_env() | {
         "LOCAL_AWS_PORT": str(port),
         "RUN_ENV": "test",
         "ECS__CLUSTER": "failover-cluster",

@@ -7,15 +7,12 @@ from __future__ import annotations
 import os
 import re
 import signal
-import subprocess
-import sys
 from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.e2e.conftest import eventually, session_processes, tail
-from tests.servers import ROOT, free_port
+from tests.e2e.conftest import answers, eventually, session_processes, start_local_stack, tail
 
 pytestmark = pytest.mark.slow
 
@@ -27,39 +24,13 @@ def _started(log: Path, name: str, after: int = 0) -> int | None:
     return pids[-1] if pids else None
 
 
-def _answers(client: httpx.Client) -> bool:
-    try:
-        return client.get("/").status_code == 200
-    except httpx.HTTPError:
-        return False
-
 
 def test_crashed_processes_restart_and_the_emulator_dying_stops_the_stack(tmp_path: Path) -> None:
-    aws_port, api_port = free_port(), free_port()
-    log_path = tmp_path / "stack.log"
-    env = {
-        key: value
-        for key, value in os.environ.items()
-        if not key.startswith(("AWS_", "STORE__", "SQS__", "ECS__", "WEBAPI__", "SCHEDULER__"))
-        and key not in {"RUN_ENV", "COMPONENT_NAME"}
-    }
-    env.update(
-        LOCAL_AWS_PORT=str(aws_port),
-        WEBAPI__PORT=str(api_port),
-        STORE__SQLITE__PATH=str(tmp_path / "data" / "jobs.db"),
-    )
-    with log_path.open("wb") as log:
-        stack = subprocess.Popen(
-            [sys.executable, "-m", "ecs_scheduler.local"],
-            cwd=ROOT,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+    stack = start_local_stack(tmp_path)
+    log_path = stack.log
     try:
-        with httpx.Client(base_url=f"http://127.0.0.1:{api_port}", timeout=10) as client:
-            eventually(lambda: _answers(client), timeout=90, what=f"webapi\n{tail(log_path)}")
+        with httpx.Client(base_url=stack.api, timeout=10) as client:
+            eventually(lambda: answers(client), timeout=90, what=f"webapi\n{tail(log_path)}")
             for name in ("webapi", "scheduld"):
                 first = _started(log_path, name)
                 assert first is not None, tail(log_path)
@@ -70,18 +41,19 @@ def test_crashed_processes_restart_and_the_emulator_dying_stops_the_stack(tmp_pa
                     what=f"{name} restarted\n{tail(log_path)}",
                 )
                 assert re.search(rf"{name} was killed by SIGKILL; restarting it in", log_path.read_text())
-            eventually(lambda: _answers(client), timeout=60, what=f"webapi back\n{tail(log_path)}")
+            eventually(lambda: answers(client), timeout=60, what=f"webapi back\n{tail(log_path)}")
             created = client.post("/jobs", json={"taskDefinition": "sleeper-task", "schedule": "*/2"})
             assert created.status_code == 201
         emulator = _started(log_path, "aws")
         assert emulator is not None
         os.kill(emulator, signal.SIGKILL)
-        code = stack.wait(timeout=60)
+        code = stack.process.wait(timeout=60)
     finally:
-        if stack.poll() is None:
-            os.killpg(stack.pid, signal.SIGKILL)
-            stack.wait()
-    eventually(lambda: not session_processes(stack.pid) or None, timeout=30, what="all processes to exit")
+        if stack.process.poll() is None:
+            os.killpg(stack.process.pid, signal.SIGKILL)
+            stack.process.wait()
+    group = stack.process.pid
+    eventually(lambda: not session_processes(group) or None, timeout=30, what="all processes to exit")
     output = log_path.read_text(errors="replace")
     assert code == 1, tail(log_path)
     assert "aws was killed by SIGKILL: the stack cannot run without it, stopping everything" in output
