@@ -8,11 +8,13 @@ and an "SQS endpoint" that accepts TCP connections and never answers.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import socket
 import sqlite3
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +39,7 @@ from common.store.sqlite import SQLiteJobStore
 from tests.servers import TEST_REGION, ThreadedUvicorn, moto_server
 from tests.webapi.conftest import JSON, Serve, bearer, tokens_auth, write_tokens
 from webapi import create_app
+from webapi.deadline import Deadline
 
 JOB = {"taskDefinition": "sleeper-task", "schedule": "0 */5"}
 
@@ -132,6 +135,34 @@ def test_a_write_stalled_on_the_queue_gets_503_naming_it_and_the_job_stands(
                 assert http.get("/jobs/sleeper-task").status_code == 200  # saved before the wait
         finally:
             bus.close()
+
+
+def test_each_request_meets_its_own_deadline_among_others() -> None:
+    """Requests of every length, started at different times, on one app: each one past its
+    deadline gets its 503 when its own deadline passes, the others their own reply."""
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return
+        await asyncio.sleep(float(scope["query_string"] or 0))
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"done"})
+
+    def timed(http: httpx.Client, pause: float, sleep: float) -> tuple[int, float]:
+        time.sleep(pause)
+        started = time.monotonic()
+        status = http.get(f"/?{sleep}").status_code
+        return status, time.monotonic() - started
+
+    plan = [(0.0, 1.5), (0.0, 0.05), (0.3, 1.5), (0.5, 0.1), (0.6, 1.5)]  # (start after, app time)
+    with ThreadedUvicorn(Deadline(app, seconds=0.5)) as server, httpx.Client(base_url=server.url) as http:
+        with ThreadPoolExecutor(len(plan)) as pool:
+            replies = list(pool.map(lambda step: timed(http, *step), plan))
+    for (_, sleep), (status, took) in zip(plan, replies, strict=True):
+        if sleep > 0.5:
+            assert status == 503 and 0.45 < took < 1.4, (sleep, status, took)
+        else:
+            assert status == 200 and took < 0.5, (sleep, status, took)
 
 
 # --- job quotas ---------------------------------------------------------------------------

@@ -7,6 +7,7 @@ of a request name the principal authentication found."""
 
 from __future__ import annotations
 
+import gc
 import io
 import json
 import logging
@@ -31,6 +32,7 @@ from tests.servers import (
     wait_for_http,
 )
 from tests.webapi.conftest import Serve, bearer, tokens_auth, write_tokens
+from webapi.app import GC_YOUNG_THRESHOLD, tune_collector
 
 
 @pytest.fixture
@@ -159,3 +161,14 @@ def test_probes_stay_anonymous_with_auth_on_and_lines_name_the_principal(
     assert rejected and access, ours
     assert rejected[0]["principal"] == access[0]["principal"] == "reader"
     assert access[0]["path"] == "/jobs/{job_id}" and access[0]["status"] == 404
+
+
+def test_a_serving_process_collects_young_garbage_less_often_and_skips_its_startup_objects() -> None:
+    threshold = gc.get_threshold()
+    try:
+        tune_collector()
+        assert gc.get_threshold()[0] == GC_YOUNG_THRESHOLD > threshold[0]
+        assert gc.get_freeze_count() > 0
+    finally:
+        gc.unfreeze()
+        gc.set_threshold(*threshold)
