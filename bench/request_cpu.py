@@ -65,7 +65,7 @@ TARGETS: list[tuple[str, str, str, float, str]] = [
     (
         "request_cpu",
         f"instrumentation.{kind}.{what}_cost_pct",
-        "<",
+        "<=",
         10,
         f"{label} cost, % of {kind.upper()} CPU (in-process)",
     )
