@@ -34,6 +34,7 @@ import argparse
 import asyncio
 import gc
 import json
+import logging
 import os
 import subprocess
 import sys
@@ -236,6 +237,11 @@ def measure(*, count: int, repeats: int, only: tuple[str, ...] = ()) -> dict[str
         settings = Settings(
             store=StoreSettings(sqlite=SQLiteSettings(path=db)), auth=AuthSettings(mode="none")
         )
+        # one loop writes far faster than a person: no write rate or job quota (as run() says)
+        unlimited = settings.webapi.limits.model_copy(update={"write_rate": "", "max_jobs": 0})
+        settings = settings.model_copy(
+            update={"webapi": settings.webapi.model_copy(update={"limits": unlimited})}
+        )
         store = SQLiteJobStore(settings.store.sqlite)
         bus = AcceptingBus()
         app = create_app(settings, store=store, bus=bus)
@@ -259,6 +265,15 @@ def measure(*, count: int, repeats: int, only: tuple[str, ...] = ()) -> dict[str
             "text": _logs(log_file, "DEBUG", "text"),
         }
         total = count * (repeats + 1) + 200
+        collector = gc.get_threshold()
+        root = logging.getLogger()
+        logged = (
+            root.handlers[:],
+            root.level,
+            logging.logThreads,
+            logging.logProcesses,
+            logging.logMultiprocessing,
+        )
         tune_collector()  # as webapi.serve does once its app is built
 
         def scenario(kind: str, app: ASGIApp, logs: Callable[[], None] = quiet, **kw: Any) -> Scenario:
@@ -284,7 +299,13 @@ def measure(*, count: int, repeats: int, only: tuple[str, ...] = ()) -> dict[str
         try:
             figures = _run(scenarios, count=count, repeats=repeats)
         finally:
-            _logs(sys.stderr, "WARNING", "text")()
+            # as it was: this may run inside another process (the tests)
+            gc.unfreeze()
+            gc.set_threshold(*collector)
+            root.handlers[:], level, logging.logThreads, logging.logProcesses, logging.logMultiprocessing = (
+                logged
+            )
+            root.setLevel(level)
             log_file.close()
             store.close()
     if "get_us" in figures:
