@@ -34,7 +34,7 @@ from common.models import (
 )
 from common.retry import retrying
 from common.store.base import JobStore, RunLog, RunRequests
-from scheduld import metrics, policies
+from scheduld import metrics, pacing, policies
 from scheduld.deadletter import DeadLetters
 from scheduld.executor import LaunchResult, TaskLauncher
 from scheduld.failures import FinalFailures
@@ -157,6 +157,12 @@ class Firing:
             return True
         job = _job_for(mine, stored)
         result = self._launch(job, expected, mine.scheduled_for)
+        if self._admit is not None and pacing.paced(mine) and result.throttled and not result.tasks:
+            # a scheduled fire took the quota's room since the pacer saw it: wait, not throttled
+            requeued = mine.model_copy(update={"status": "requested"})
+            if self._retry_store(self._store.reclaim_run, requeued, lease, expect="claimed"):
+                logger.info("job %s: run %s waits for room in the quota", job.id, mine.run_id)
+                return False
         status = self._complete(job, mine, expected, result)
         logger.info(
             "job %s: %s run %s: %s, started %d, failed %d; lag %.3f s, took %.3f s",
