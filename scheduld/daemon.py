@@ -218,8 +218,9 @@ class Daemon:
         with self._term_lock:
             if self._term != term or self._stop.is_set():
                 return
-            self._schedule.start()
+            # active first: the scheduler fires the missed fires kept by the catch-up at once
             self._active.set()
+            self._schedule.start()
         logger.info("leading: %d jobs scheduled", count)
         self.loaded.set()
 

@@ -251,14 +251,13 @@ def test_failed_scheduled_runs_are_retried_dead_lettered_and_suspend_the_job(
         return messages if len(messages) >= len(failed) else None
 
     eventually(received, timeout=20, what="the dead-letter messages")
-    time.sleep(2)  # none more: one message per exhausted run
+    time.sleep(3)  # suspended: no more fires, and no more messages than exhausted runs
     received()
+    assert len(runs_of(api, "doomed")) == len(runs)
     ids = sorted(run_id("doomed", at(r["scheduledFor"])) for r in failed)
     assert sorted(m["runId"] for m in messages) == ids
     assert all(m["jobId"] == "doomed" and len(m["attempts"]) == 2 for m in messages)
     assert all(m["runTaskRequest"]["taskDefinition"] == "no-such-task" for m in messages)
-    time.sleep(3)  # suspended: no more fires
-    assert len(runs_of(api, "doomed")) == len(runs)
 
 
 # --- backfill: paced, capped, not repeated -------------------------------------------------
@@ -307,7 +306,7 @@ def test_after_an_outage_a_late_fire_is_missed_and_catch_up_all_runs_each_missed
     ``late`` (startingDeadlineSeconds 1) records the fire it missed as ``missed`` and launches
     nothing for it; ``every-two`` (catchUpPolicy all) gets one run per missed fire, paced."""
     now = datetime.now(UTC)
-    first = (now.second + 4) % 60
+    first = (now.second + 5) % 60  # time for the job to reach scheduld
     second = (first + 8) % 60  # then nothing for ≥ 44 s
     create(api, {"id": "late", "schedule": f"{first},{second}", "startingDeadlineSeconds": 1})
     create(api, {"id": "every-two", "schedule": "*/2", "catchUpPolicy": "all", "overlapPolicy": "allow"})
