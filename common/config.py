@@ -207,6 +207,9 @@ class SchedulerSettings(_Section):
     run_history_days: Annotated[float, Field(gt=0)] = 30.0
     max_backfill_runs: Annotated[int, Field(ge=1, le=100000)] = 1000
     """Most runs one backfill (or one catchUpPolicy all catch-up) may start."""
+    backfill_runs_per_second: Annotated[float, Field(ge=0)] = 1.0
+    """Pace of backfill and catch-up runs, all jobs together (0: unpaced); they also wait for
+    room in ``quotas.tasks_per_minute`` instead of being recorded throttled (scheduld/pacing.py)."""
     retry_maximum_attempts: Annotated[int, Field(ge=0, le=185)] = 0
     """Default retryPolicy.maximumRetryAttempts: 0 keeps the seed's behaviour (no retries)."""
     retry_maximum_event_age_seconds: Annotated[int, Field(ge=60, le=86400)] = 86400

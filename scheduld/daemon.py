@@ -26,11 +26,12 @@ from common.models import Job, JobStatus, Lease
 from common.retry import retrying
 from common.schedule import ScheduleError
 from common.store.base import Store
-from scheduld import metrics
+from scheduld import metrics, pacing
 from scheduld.deadletter import DeadLetters
 from scheduld.executor import TaskLauncher
 from scheduld.firing import Firing
 from scheduld.leadership import Leadership, replica_id
+from scheduld.pacing import Pacer
 from scheduld.scheduler import Schedule, Scheduled
 from scheduld.tracking import TaskEvents, Tracker, consume_events, track_until
 from scheduld.triggers import TriggerRegistry
@@ -67,6 +68,7 @@ class Daemon:
         dead_letters: DeadLetters | None = None,
         tracker: Tracker | None = None,
         task_events: TaskEvents | None = None,
+        pacer: Pacer | None = None,
     ) -> None:
         self._settings = settings.scheduler
         self._retry = settings.retry
@@ -92,6 +94,7 @@ class Daemon:
         self._retired: list[Schedule] = []  # schedules of earlier terms; fires may still run
         self._term = 0
         self._term_lock = threading.Lock()
+        self._pacer = pacer or Pacer(settings.scheduler.backfill_runs_per_second)
         self._firing = Firing(
             store=store,
             launcher=launcher,
@@ -107,6 +110,7 @@ class Daemon:
             on_changed=self._changed,
             retry=settings.retry,
             on_recorded=tracker.add if tracker is not None else None,
+            admit=self._pacer.admit,
         )
         self._pending_wake = threading.Event()
         self.loaded = threading.Event()
@@ -214,8 +218,9 @@ class Daemon:
         with self._term_lock:
             if self._term != term or self._stop.is_set():
                 return
-            self._schedule.start()
+            # active first: the scheduler fires the missed fires kept by the catch-up at once
             self._active.set()
+            self._schedule.start()
         logger.info("leading: %d jobs scheduled", count)
         self.loaded.set()
 
@@ -351,9 +356,12 @@ class Daemon:
     def _pending_loop(self) -> None:
         """Runs waiting for the leader: retries that are due, requested (manual and backfill)
         runs. Polled, and woken at once by a run event; the store is the truth either way."""
+        deferred = False  # a paced run waits: look again when its turn comes
         while not self._stop.is_set():
-            self._pending_wake.wait(self._settings.pending_poll_seconds)
+            poll = self._settings.pending_poll_seconds
+            self._pending_wake.wait(min(poll, max(0.01, self._pacer.retry_in())) if deferred else poll)
             self._pending_wake.clear()
+            deferred = False
             lease = self._leadership.current()
             if not self.leading or lease is None:
                 continue
@@ -373,8 +381,8 @@ class Daemon:
                 try:
                     if run.status == "retrying" and (run.next_attempt_at or now) <= now:
                         self._firing.retry(run, lease)
-                    elif run.status == "requested":
-                        self._firing.run_requested(run, lease)
+                    elif run.status == "requested" and not (deferred and pacing.paced(run)):
+                        deferred = not self._firing.run_requested(run, lease)
                 except SchedulerError as exc:  # LeaseLostError included: the next pass sees
                     logger.warning("run %s not handled (%s); retried later", run.run_id, exc.message)
                     break
