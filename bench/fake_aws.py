@@ -93,7 +93,7 @@ class FakeAWS:
                         headers[name.strip().lower()] = value.strip()
                 body = await reader.readexactly(int(headers.get("content-length", "0")))
                 target = headers.get("x-amz-target", "").rsplit(".", 1)[-1]
-                payload = self._answer(target, json.loads(body or b"{}"), arrived)
+                payload = await self._respond(target, json.loads(body or b"{}"), arrived)
                 data = json.dumps(payload).encode()
                 writer.write(
                     b"HTTP/1.1 200 OK\r\nContent-Type: application/x-amz-json-1.1\r\n"
@@ -105,6 +105,10 @@ class FakeAWS:
             pass
         finally:
             writer.close()
+
+    async def _respond(self, target: str, request: dict[str, Any], arrived: float) -> dict[str, Any]:
+        """The reply to one call; a subclass that must wait (a long poll) overrides this."""
+        return self._answer(target, request, arrived)
 
     def _answer(self, target: str, request: dict[str, Any], arrived: float) -> dict[str, Any]:
         self.calls[target] += 1

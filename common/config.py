@@ -113,8 +113,11 @@ class LimitsSettings(_Section):
 class RelaySettings(_Section):
     """The outbox relay: change events recorded with each write, sent to SQS by every webapi."""
 
-    # Events claimed per round (sent as SendMessageBatch calls of up to 10).
+    # Events claimed per round (sent as SendMessageBatch calls of up to 10 messages).
     batch_size: Annotated[int, Field(ge=1, le=1000)] = 100
+    # Change events packed into one SQS message (``{"events": [...]}``; 1: one event per
+    # message, the seed's shape). Fewer messages: less SQS work per change on both sides.
+    events_per_message: Annotated[int, Field(ge=1, le=100)] = 10
     # A claimed event not sent within this is claimed again (by any replica): the bound on
     # how long a crashed relay delays an event.
     claim_seconds: Annotated[float, Field(gt=0, le=300)] = 10.0
@@ -204,6 +207,9 @@ class SchedulerSettings(_Section):
     run_history_days: Annotated[float, Field(gt=0)] = 30.0
     max_backfill_runs: Annotated[int, Field(ge=1, le=100000)] = 1000
     """Most runs one backfill (or one catchUpPolicy all catch-up) may start."""
+    backfill_runs_per_second: Annotated[float, Field(ge=0)] = 1.0
+    """Pace of backfill and catch-up runs, all jobs together (0: unpaced); they also wait for
+    room in ``quotas.tasks_per_minute`` instead of being recorded throttled (scheduld/pacing.py)."""
     retry_maximum_attempts: Annotated[int, Field(ge=0, le=185)] = 0
     """Default retryPolicy.maximumRetryAttempts: 0 keeps the seed's behaviour (no retries)."""
     retry_maximum_event_age_seconds: Annotated[int, Field(ge=60, le=86400)] = 86400

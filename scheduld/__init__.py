@@ -21,6 +21,7 @@ from scheduld.deadletter import DeadLetters
 from scheduld.executor import LaunchQuota, TaskLauncher, ecs_client
 from scheduld.http import HealthServer
 from scheduld.notify import Notifier
+from scheduld.pacing import Pacer
 from scheduld.tracking import TaskEvents, Tracker
 from scheduld.triggers import default_registry
 
@@ -37,15 +38,17 @@ def run(settings: Settings) -> int:
     store = create_store(settings)
     bus = create_bus(settings)
     tracker, events = _tracking(settings, store=store, ecs=ecs, sqs=sqs)
+    quota = LaunchQuota(settings.quotas.tasks_per_minute)
     daemon = Daemon(
         settings,
         store=store,
         bus=bus,
-        launcher=TaskLauncher(ecs, settings.ecs, quota=LaunchQuota(settings.quotas.tasks_per_minute)),
+        launcher=TaskLauncher(ecs, settings.ecs, quota=quota),
         triggers=default_registry(sqs),
         dead_letters=DeadLetters(sqs),
         tracker=tracker,
         task_events=events,
+        pacer=Pacer(settings.scheduler.backfill_runs_per_second, room_for=quota.has_room),
     )
 
     def _stop(signum: int, frame: FrameType | None) -> None:
@@ -67,9 +70,7 @@ def run(settings: Settings) -> int:
     return 0
 
 
-def _health_server(
-    settings: Settings, daemon: Daemon, *, store: Store, bus: EventBus
-) -> HealthServer | None:
+def _health_server(settings: Settings, daemon: Daemon, *, store: Store, bus: EventBus) -> HealthServer | None:
     """Started before the daemon, so probes answer (503) while it loads. A port in use costs
     the health endpoints, not the schedule: logged, and scheduld runs on."""
     checker = Checker("scheduld", {"store": store_check(store), "queue": bus_check(bus)})

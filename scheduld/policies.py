@@ -9,7 +9,8 @@ the one place that claims, launches and records. Every default is the seed's beh
 - ``startingDeadlineSeconds``: a fire that cannot start within it is recorded ``missed``
   and launches nothing; without it the global misfire grace applies, as before.
 - ``catchUpPolicy``: ``coalesce`` (default) lets one run stand for every missed fire; ``all``
-  runs each missed fire within the deadline, oldest first, one after another.
+  requests a run (trigger ``schedule``) for each missed fire within the deadline, launched
+  oldest first by the leader's pending loop at the backfill pace (scheduld/pacing.py).
 - ``runHistoryLimit``: runs kept for the job (default ``scheduler.run_history_per_job``).
 - ``retryPolicy``: a failed launch is tried again with exponential backoff and jitter until
   ``maximumRetryAttempts`` or ``maximumEventAgeSeconds`` (defaults in settings: no retries);
