@@ -5,9 +5,7 @@ Each scenario sends ``count`` requests one after another on one event loop (uvlo
 webapi is served) and divides the process CPU time (``time.process_time``: every thread,
 so store writes in the thread pool count too) by ``count``; the figure is the minimum over
 ``repeats`` rounds, which is the least disturbed by other processes on a shared machine.
-What it leaves out is the HTTP server (uvicorn/httptools), the same for both apps. The
-garbage collector is tuned as ``webapi.serve`` tunes it (``webapi.app.tune_collector``), for
-both apps.
+What it leaves out is the HTTP server (uvicorn/httptools), the same for both apps.
 
 Scenarios: ``bare`` (the ceiling), ``get`` GET /jobs/{id}, ``list`` GET /jobs?skip=&count=10,
 ``put`` PUT /jobs/{id}, ``post`` POST /jobs, with ``auth.mode: none`` as the test profile
@@ -221,7 +219,6 @@ def measure(*, count: int, repeats: int, only: tuple[str, ...] = ()) -> dict[str
     besides ``bare``, and their instrumentation variants) in one event loop."""
     from bench.bare_app import app as bare_app
     from webapi import create_app
-    from webapi.app import tune_collector
     from webapi.tokens import token_hash
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -265,7 +262,6 @@ def measure(*, count: int, repeats: int, only: tuple[str, ...] = ()) -> dict[str
             "text": _logs(log_file, "DEBUG", "text"),
         }
         total = count * (repeats + 1) + 200
-        collector = gc.get_threshold()
         root = logging.getLogger()
         logged = (
             root.handlers[:],
@@ -274,7 +270,6 @@ def measure(*, count: int, repeats: int, only: tuple[str, ...] = ()) -> dict[str
             logging.logProcesses,
             logging.logMultiprocessing,
         )
-        tune_collector()  # as webapi.serve does once its app is built
 
         def scenario(kind: str, app: ASGIApp, logs: Callable[[], None] = quiet, **kw: Any) -> Scenario:
             status = 201 if kind == "post" else 200
@@ -300,8 +295,6 @@ def measure(*, count: int, repeats: int, only: tuple[str, ...] = ()) -> dict[str
             figures = _run(scenarios, count=count, repeats=repeats)
         finally:
             # as it was: this may run inside another process (the tests)
-            gc.unfreeze()
-            gc.set_threshold(*collector)
             root.handlers[:], level, logging.logThreads, logging.logProcesses, logging.logMultiprocessing = (
                 logged
             )

@@ -4,7 +4,6 @@ the real app (the script checks each reply). No timing is asserted (figures belo
 
 from __future__ import annotations
 
-import gc
 import logging
 
 from bench.request_cpu import measure
@@ -22,10 +21,9 @@ def test_request_cpu_measures_every_scenario() -> None:
         assert set(costs) == {"metrics_cost_pct", "json_log_cost_pct", "text_log_cost_pct", "all_cost_pct"}
 
 
-def test_request_cpu_leaves_the_collector_and_logging_as_it_found_them() -> None:
-    """It tunes both as webapi's process would, and may run inside another process (this one)."""
-    threshold, root = gc.get_threshold(), logging.getLogger()
+def test_request_cpu_leaves_logging_as_it_found_it() -> None:
+    """It sets logging up as webapi's process would, and may run inside another (this one)."""
+    root = logging.getLogger()
     handlers, level = root.handlers[:], root.level
     measure(count=5, repeats=1, only=("get",))
-    assert gc.get_threshold() == threshold and gc.get_freeze_count() == 0
     assert root.handlers == handlers and root.level == level and logging.logThreads

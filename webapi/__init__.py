@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from types import FrameType
 
 from common.config import Settings
-from webapi.app import create_app, tune_collector
+from webapi.app import create_app
 
 __all__ = ["create_app", "serve"]
 
@@ -35,10 +35,8 @@ def serve(settings: Settings) -> int:
                 for sig, handler in previous.items():
                     signal.signal(sig, handler)
 
-    app = create_app(settings)
-    tune_collector()
     config = uvicorn.Config(
-        app,
+        create_app(settings),
         host=settings.webapi.host,
         port=settings.webapi.port,
         # uvloop and httptools (dependencies) make the server itself faster than asyncio and

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import gc
 import logging
 import signal
 from collections.abc import AsyncIterator
@@ -121,23 +120,6 @@ def create_app(settings: Settings, *, store: ApiStore | None = None, bus: EventB
     install_observability(app, settings)  # outermost: every reply gets its request id
     check_protected(app)
     return app
-
-
-GC_YOUNG_THRESHOLD = 10_000
-"""Allocations between two young-generation collections (Python's default: 700). A request
-allocates hundreds of short-lived containers, so the default collects every few requests,
-about 10 µs of a GET and over 100 µs of a write in CPU (bench/request_cpu.py); ten thousand
-keeps each collection small (the objects of the requests in flight) and far rarer."""
-
-
-def tune_collector() -> None:
-    """For a serving process, once its app is built: what exists now lives as long as the
-    process (modules, routes, settings), so full collections stop scanning it (``gc.freeze``),
-    and young collections run every ``GC_YOUNG_THRESHOLD`` allocations."""
-    gc.collect()
-    gc.freeze()
-    _, older, oldest = gc.get_threshold()
-    gc.set_threshold(GC_YOUNG_THRESHOLD, older, oldest)
 
 
 def _reload_on_sighup(authenticator: Authenticator) -> bool:

@@ -7,7 +7,6 @@ of a request name the principal authentication found."""
 
 from __future__ import annotations
 
-import gc
 import io
 import json
 import logging
@@ -32,7 +31,6 @@ from tests.servers import (
     wait_for_http,
 )
 from tests.webapi.conftest import Serve, bearer, tokens_auth, write_tokens
-from webapi.app import GC_YOUNG_THRESHOLD, tune_collector
 
 
 @pytest.fixture
@@ -171,15 +169,3 @@ def test_probes_stay_anonymous_with_auth_on_and_lines_name_the_principal(
     assert rejected and access, ours
     assert rejected[0]["principal"] == access[0]["principal"] == "reader"
     assert access[0]["path"] == "/jobs/{job_id}" and access[0]["status"] == 404
-
-
-def test_a_serving_process_collects_young_garbage_less_often_and_skips_its_startup_objects() -> None:
-    threshold = gc.get_threshold()
-    try:
-        gc.set_threshold(700, 10, 10)  # Python's default
-        tune_collector()
-        assert gc.get_threshold() == (GC_YOUNG_THRESHOLD, 10, 10)
-        assert gc.get_freeze_count() > 0
-    finally:
-        gc.unfreeze()
-        gc.set_threshold(*threshold)
