@@ -9,9 +9,10 @@ burst   1 000 jobs firing every 10 s created through the API as fast as it accep
         (16 clients). Each job must fire at the first 10 s boundary at least 1 s after its
         201 (misses counted per boundary), and every later boundary is a herd of 1 000:
         lag = RunTask arrival at the endpoint minus the boundary.
-writes  then, the burst's jobs deleted (no herds meanwhile), PUT, POST and DELETE req/s at 16 and 64 keep-alive clients (bench/load.py, its
-        own process) against the running stack, scheduld consuming every change meanwhile;
-        and how long after them a new job takes to be scheduled (scheduld's backlog).
+writes  then, the burst's jobs deleted (no herds meanwhile), PUT, POST and DELETE req/s at
+        16 and 64 keep-alive clients (bench/load.py, its own process) against the running
+        stack, scheduld consuming every change meanwhile; and how long after them a new job
+        takes to be scheduled (scheduld's backlog).
 
 Only change events propagate (the periodic reconcile is set to 10 minutes), and there is no
 launch rate limit (the endpoint never throttles).
