@@ -1,5 +1,5 @@
 """The schedule: a thin wrapper over APScheduler 3.x's public API, the only scheduld module
-that imports it (its internals are reached only in common/apscheduler_seams.py).
+that imports it (its internals are reached only through common/apscheduler_seams.py).
 
 Deliberate settings: UTC; coalesce (missed fires collapse into one run); misfire grace from
 config (APScheduler's default of 1 s would drop fires under load); one instance per job at a
