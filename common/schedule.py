@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import random
 import re
+from dataclasses import dataclass
 from datetime import datetime, timedelta, tzinfo
 from zoneinfo import ZoneInfo
 
@@ -169,6 +170,31 @@ def build_trigger(
     if jitter_seconds:
         return JitteredTrigger(trigger, key=jitter_key, jitter=jitter_seconds)
     return trigger
+
+
+@dataclass(frozen=True)
+class Timing:
+    """What decides when a job fires (``Job.timing``); hashable, so scheduld builds one
+    trigger for every job of equal timing."""
+
+    schedule: str
+    timezone: str | None = None
+    start: datetime | None = None
+    end: datetime | None = None
+    jitter_seconds: int | None = None
+    jitter_key: str = ""
+    """The job id, only when jittered (unjittered jobs of equal timing fire alike)."""
+
+    def trigger(self) -> BaseTrigger:
+        """The trigger the job fires by, jitter included (as every replica computes it)."""
+        return build_trigger(
+            self.schedule,
+            timezone=self.timezone,
+            start=self.start,
+            end=self.end,
+            jitter_seconds=self.jitter_seconds,
+            jitter_key=self.jitter_key,
+        )
 
 
 def _scheduler_search(trigger: CronTrigger, previous: datetime | None, now: datetime) -> datetime | None:

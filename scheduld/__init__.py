@@ -67,9 +67,7 @@ def run(settings: Settings) -> int:
     return 0
 
 
-def _health_server(
-    settings: Settings, daemon: Daemon, *, store: Store, bus: EventBus
-) -> HealthServer | None:
+def _health_server(settings: Settings, daemon: Daemon, *, store: Store, bus: EventBus) -> HealthServer | None:
     """Started before the daemon, so probes answer (503) while it loads. A port in use costs
     the health endpoints, not the schedule: logged, and scheduld runs on."""
     checker = Checker("scheduld", {"store": store_check(store), "queue": bus_check(bus)})

@@ -72,7 +72,7 @@ _ERROR_TEXTS: dict[int | str, str] = {
     429: "Too many writes from this token or client (`Retry-After` says when to retry)",
     503: (
         "Store or queue unavailable, or the request deadline passed (the message says which); "
-        "for a write, the job may be saved: see README \"Limits and quotas\""
+        'for a write, the job may be saved: see README "Limits and quotas"'
     ),
     "4XX": "Another client error",
 }
@@ -203,9 +203,7 @@ async def list_runs(
     count: Annotated[int, Query(ge=1, le=MAX_PAGE, description="Runs per page")] = 10,
 ) -> Response:
     store = services.store
-    job = await _call(store, store.get_job, job_id)  # 404 for an unknown job
-    if not principal.in_scope(job.task_definition):
-        raise JobNotFoundError(job_id)
+    access.scoped(principal, await _call(store, store.get_job, job_id))  # 404 for an unknown job
     runs = await _call(store, store.list_runs, job_id, skip=skip, count=count + 1)
     # a manual run's overrides are redacted like the job's
     auth = services.settings.auth
