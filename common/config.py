@@ -47,6 +47,17 @@ class ElasticsearchSettings(_Section):
     request_timeout_seconds: Seconds = 10.0
     max_retries: Annotated[int, Field(ge=0, le=10)] = 2
     client_options: dict[str, Any] = Field(default_factory=dict)
+    """Other keyword arguments of the client library; never the two typed settings above."""
+
+    @field_validator("client_options")
+    @classmethod
+    def _no_typed_setting(cls, options: dict[str, Any]) -> dict[str, Any]:
+        shadowed = sorted(set(options) & {"request_timeout", "timeout", "max_retries"})
+        if shadowed:
+            raise ValueError(
+                f"{', '.join(shadowed)} would override request_timeout_seconds/max_retries: set those"
+            )
+        return options
 
 
 class StoreSettings(_Section):

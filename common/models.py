@@ -453,8 +453,6 @@ def _checked(job: Job, *, schedule_changed: bool, min_interval: float, end_chang
     errors: dict[str, str] = {}
     if end_changed and job.schedule_end is not None and job.schedule_end <= datetime.now(UTC):
         errors["scheduleEnd"] = "is in the past: the job would never fire"
-    if end_changed and job.schedule_end is not None and job.schedule_end <= datetime.now(UTC):
-        errors["scheduleEnd"] = "is in the past: the job would never fire"
     if schedule_changed:
         try:
             resolved = schedule_syntax.validate_schedule(
