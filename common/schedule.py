@@ -48,7 +48,7 @@ EventBridge expression (a string that does not match is rejected by ``split_fiel
 SEARCH_STEPS = 1000
 """Field steps a validation may take to find the next fire: legitimate sparse schedules (Feb 29
 on a Monday, 5th Friday of February) need under 300; ``0 0 0 * 53 * 2`` (week 53 in February)
-would walk year by year to 9999 (~470 000 steps, seconds of CPU). About 5 ms at most."""
+would walk year by year to 9999 (~470 000 steps). The budget bounds what one validation costs."""
 SCHEDULER_SEARCH_STEPS = 20 * SEARCH_STEPS
 """scheduld's budget per next-fire computation (off the event loop, so more generous)."""
 TOO_SPARSE = "schedule too sparse or never fires"
