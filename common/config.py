@@ -200,7 +200,7 @@ class SchedulerSettings(_Section):
     max_backfill_runs: Annotated[int, Field(ge=1, le=100000)] = 1000
     """Most runs one backfill (or one catchUpPolicy all catch-up) may start."""
     retry_maximum_attempts: Annotated[int, Field(ge=0, le=185)] = 0
-    """Default retryPolicy.maximumRetryAttempts: 0 keeps the seed's behaviour (no retries)."""
+    """Default retryPolicy.maximumRetryAttempts: 0: a job without its own policy is never retried."""
     retry_maximum_event_age_seconds: Annotated[int, Field(ge=60, le=86400)] = 86400
     retry_backoff_seconds: Seconds = 2.0
     retry_backoff_max_seconds: Seconds = 300.0

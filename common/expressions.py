@@ -1,7 +1,7 @@
 """EventBridge Scheduler expressions: ``cron(...)``, ``rate(...)`` and ``at(...)``.
 
 Reached only through common/schedule.py (the one entry point both processes use), which keeps
-the seed's 8-field syntax as it was. Each expression becomes an APScheduler 3.x trigger:
+the 8-field syntax as it was. Each expression becomes an APScheduler 3.x trigger:
 
 - ``cron(minutes hours day-of-month month day-of-week year)``: six fields, as EventBridge
   documents them. One of day-of-month and day-of-week must be ``?``; day-of-week counts
@@ -51,7 +51,7 @@ _MONTH = re.compile(r"^[0-9a-z*/,\-]+$")
 
 
 def is_expression(expression: str) -> bool:
-    """True for ``cron(...)``, ``rate(...)`` and ``at(...)`` (anything else is the seed syntax)."""
+    """True for ``cron(...)``, ``rate(...)`` and ``at(...)`` (anything else is the 8-field syntax)."""
     return _FORM.match(expression) is not None
 
 

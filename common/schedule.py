@@ -79,7 +79,7 @@ def search_next_fire(
 
 
 class BoundedCronTrigger(SharedFieldsCronTrigger):
-    """The seed syntax's trigger: compiled fields shared between triggers
+    """The 8-field syntax's trigger: compiled fields shared between triggers
     (common/apscheduler_seams.py), and a next-fire search bounded to SCHEDULER_SEARCH_STEPS
     steps: a schedule that needs more is treated as firing no more (logged), instead of
     holding a worker for seconds."""
@@ -273,7 +273,7 @@ _SAMPLE = 12
 
 def frequency_warnings(expression: str, *, timezone: str | None = None) -> list[str]:
     """A warning when the schedule fires more often than once a minute (accepted, as the
-    seed accepts it, but often a Unix cron line read as seconds first)."""
+    8-field syntax allows it, but often a Unix cron line read as seconds first)."""
     try:
         times = upcoming(build_trigger(expression, timezone=timezone), count=_SAMPLE)
     except ScheduleError:

@@ -158,7 +158,7 @@ async def create_job(
 ) -> Response:
     settings = services.settings
     # the creator is recorded when there are principals to tell apart (per-token job quotas);
-    # with auth.mode none every caller is "anonymous", and jobs read as the seed shows them
+    # with auth.mode none every caller is "anonymous", and jobs carry no createdBy
     job = new_job(
         create,
         min_interval=settings.quotas.min_fire_interval_seconds,
