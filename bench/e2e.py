@@ -9,9 +9,10 @@ burst   1 000 jobs firing every 10 s created through the API as fast as it accep
         (16 clients). Each job must fire at the first 10 s boundary at least 1 s after its
         201 (misses counted per boundary), and every later boundary is a herd of 1 000:
         lag = RunTask arrival at the endpoint minus the boundary.
-writes  then PUT, POST and DELETE req/s at 16 and 64 keep-alive clients (bench/load.py, its
-        own process) against the running stack, scheduld consuming every change meanwhile;
-        and how long after them a new job takes to be scheduled (scheduld's backlog).
+writes  then, the burst's jobs deleted (no herds meanwhile), PUT, POST and DELETE req/s at
+        16 and 64 keep-alive clients (bench/load.py, its own process) against the running
+        stack, scheduld consuming every change meanwhile; and how long after them a new job
+        takes to be scheduled (scheduld's backlog).
 
 Only change events propagate (the periodic reconcile is set to 10 minutes), and there is no
 launch rate limit (the endpoint never throttles).
@@ -114,6 +115,7 @@ def _stack(variant: str, *, jobs: int, seconds: float) -> dict[str, Any]:
                 burst, created = asyncio.run(_burst(port, jobs))
                 time.sleep(max(0.0, created[-1][1] + WATCH - time.time()))
                 figures = _judge(burst, created, ecs.arrivals())
+                asyncio.run(_delete([job_id for job_id, _ in created], port))  # no herds meanwhile
                 figures["writes"] = _writes(port, seconds=seconds, tag=variant)
                 figures["writes"]["then_applied_s"] = _applied_after(port)
         finally:
@@ -214,6 +216,19 @@ async def _burst(port: int, jobs: int) -> tuple[dict[str, Any], list[tuple[str, 
         await asyncio.gather(*(creator() for _ in range(16)))
     elapsed = created[-1][1] - started
     return {"creates": len(created), "creates_per_second": round(len(created) / elapsed, 1)}, created
+
+
+async def _delete(job_ids: list[str], port: int) -> None:
+    pending = iter(job_ids)
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=30) as client:
+
+        async def deleter() -> None:
+            for job_id in pending:
+                reply = await client.delete(f"/jobs/{job_id}")
+                if reply.status_code != 200:
+                    raise RuntimeError(f"DELETE {job_id}: {reply.status_code} {reply.text}")
+
+        await asyncio.gather(*(deleter() for _ in range(16)))
 
 
 def _judge(

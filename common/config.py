@@ -47,6 +47,17 @@ class ElasticsearchSettings(_Section):
     request_timeout_seconds: Seconds = 10.0
     max_retries: Annotated[int, Field(ge=0, le=10)] = 2
     client_options: dict[str, Any] = Field(default_factory=dict)
+    """Other keyword arguments of the client library; never the two typed settings above."""
+
+    @field_validator("client_options")
+    @classmethod
+    def _no_typed_setting(cls, options: dict[str, Any]) -> dict[str, Any]:
+        shadowed = sorted(set(options) & {"request_timeout", "timeout", "max_retries"})
+        if shadowed:
+            raise ValueError(
+                f"{', '.join(shadowed)} would override request_timeout_seconds/max_retries: set those"
+            )
+        return options
 
 
 class StoreSettings(_Section):
@@ -211,7 +222,7 @@ class SchedulerSettings(_Section):
     """Pace of backfill and catch-up runs, all jobs together (0: unpaced); they also wait for
     room in ``quotas.tasks_per_minute`` instead of being recorded throttled (scheduld/pacing.py)."""
     retry_maximum_attempts: Annotated[int, Field(ge=0, le=185)] = 0
-    """Default retryPolicy.maximumRetryAttempts: 0 keeps the seed's behaviour (no retries)."""
+    """Default retryPolicy.maximumRetryAttempts: 0: a job without its own policy is never retried."""
     retry_maximum_event_age_seconds: Annotated[int, Field(ge=60, le=86400)] = 86400
     retry_backoff_seconds: Seconds = 2.0
     retry_backoff_max_seconds: Seconds = 300.0

@@ -74,7 +74,7 @@ def test_json_lines_quote_hostile_values_and_keep_tracebacks(
 def test_text_lines_escape_control_characters_so_a_value_cannot_forge_a_line(
     capture: tuple[logging.Logger, logging.StreamHandler[io.StringIO]],
 ) -> None:
-    """Regression (#13, log injection): CR/LF and ANSI escapes in a path id reached text logs raw."""
+    """Regression (log injection): CR/LF and ANSI escapes in a path id reached text logs raw."""
     logger, handler = capture
     handler.setFormatter(TextFormatter("webapi"))
     with bind(request_id="abc\ndef"):

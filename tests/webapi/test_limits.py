@@ -295,9 +295,7 @@ def test_with_the_search_store_unreachable_the_503_names_the_store_not_its_url(
 
     clone = osmem.clone()
     store = ElasticsearchJobStore.from_settings(
-        ElasticsearchSettings(
-            flavour="opensearch", hosts=[clone.url], index="gone", client_options={"max_retries": 0}
-        )
+        ElasticsearchSettings(flavour="opensearch", hosts=[clone.url], index="gone", max_retries=0)
     )
     clone.close()
     try:
