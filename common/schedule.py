@@ -294,7 +294,7 @@ def frequency_warnings(expression: str, *, timezone: str | None = None) -> list[
 def _one_second_a_minute(trigger: BaseTrigger) -> bool:
     """A cron trigger without jitter whose second field is one value fires whole minutes
     apart (UTC offsets are whole minutes), so it never fires more often than once a minute:
-    no need to search its next fires (hundreds of µs, on every create)."""
+    no need to search its next fires on every create (bench/README.md)."""
     if not isinstance(trigger, CronTrigger) or trigger.jitter:
         return False
     return any(field.name == "second" and str(field).isdigit() for field in trigger.fields)

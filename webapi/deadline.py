@@ -92,8 +92,8 @@ class _Watch:
 
     Every deadline has the same length, so they fall due in the order the requests came
     (the dict keeps it): the timer waits for the oldest one still running, never one timer
-    per request (a ``call_later`` and its cancel are about 4 µs of a request's CPU,
-    bench/request_cpu.py). A request leaves when it ends, so nothing finished is held.
+    per request (a ``call_later`` and its cancel are a measurable share of a request's
+    CPU: bench/README.md). A request leaves when it ends, so nothing finished is held.
     """
 
     def __init__(self, loop: asyncio.AbstractEventLoop, expire: Callable[[_Request], None]) -> None:
