@@ -16,7 +16,7 @@ import logging
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -32,7 +32,7 @@ from common.errors import (
     StoreUnavailableError,
 )
 from common.models import ChangeEvent, ChangeOp, Job, JobStatus, Lease, Run, outcome_status, run_id
-from common.store.base import PAGE_LIMIT, JobChange, OutboxEntry, Store
+from common.store.base import PAGE_LIMIT, JobChange, OutboxEntry, Store, T, WriteWouldWait
 from common.store.sqlite_file import StoreFile
 
 logger = logging.getLogger(__name__)
@@ -484,6 +484,16 @@ class SQLiteJobStore(Store):
         with contextlib.suppress(sqlite3.Error):
             connection.close()
 
+    def try_write(self, write: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """Writes that start at once: this process's writers are idle (their locks are free)
+        and no other process holds SQLite's write lock (``BEGIN IMMEDIATE`` with no busy wait).
+        Once begun, a WAL write transaction waits for nothing."""
+        self._local.at_once = True
+        try:
+            return write(*args, **kwargs)
+        finally:
+            self._local.at_once = False
+
     @contextlib.contextmanager
     def _write(self, *, lease: bool = False) -> Iterator[sqlite3.Connection]:
         """One write transaction, taken up front so concurrent writers queue, not deadlock.
@@ -498,11 +508,16 @@ class SQLiteJobStore(Store):
         """
         self._file.check()  # until settled, there is nothing to compare with
         db = self._db()
+        at_once = getattr(self._local, "at_once", False)
         with contextlib.ExitStack() as queued:
-            if not lease:
-                queued.enter_context(self._ordinary_writers)
-            queued.enter_context(self._write_lock)
-            db.execute("BEGIN IMMEDIATE")
+            for lock in (self._write_lock,) if lease else (self._ordinary_writers, self._write_lock):
+                if not lock.acquire(blocking=not at_once):
+                    raise WriteWouldWait
+                queued.callback(lock.release)
+            if at_once:
+                _begin_without_waiting(db, self._timeout)
+            else:
+                db.execute("BEGIN IMMEDIATE")
             try:
                 yield db
                 db.execute("COMMIT")
@@ -531,6 +546,19 @@ def _add_created_by(db: sqlite3.Connection) -> None:
     if "created_by" not in columns:
         db.execute("ALTER TABLE jobs ADD COLUMN created_by TEXT")
     db.execute("CREATE INDEX IF NOT EXISTS jobs_created_by ON jobs (created_by) WHERE created_by IS NOT NULL")
+
+
+def _begin_without_waiting(db: sqlite3.Connection, busy_timeout: float) -> None:
+    """BEGIN IMMEDIATE, or WriteWouldWait if another process holds the write lock."""
+    db.execute("PRAGMA busy_timeout=0")
+    try:
+        db.execute("BEGIN IMMEDIATE")
+    except sqlite3.OperationalError as exc:
+        if "locked" not in str(exc) and "busy" not in str(exc):
+            raise
+        raise WriteWouldWait from exc
+    finally:
+        db.execute(f"PRAGMA busy_timeout={int(busy_timeout * 1000)}")
 
 
 def _record_event(db: sqlite3.Connection, op: ChangeOp, job_id: str) -> None:

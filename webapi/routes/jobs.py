@@ -29,7 +29,7 @@ from common.models import (
     parse_create,
     parse_update,
 )
-from common.store.base import JobStore
+from common.store.base import JobStore, WriteWouldWait
 from webapi import access, audit
 from webapi.body import json_body
 from webapi.deadline import STORE, waiting_on
@@ -164,7 +164,7 @@ async def create_job(
     )
     access.check_create(principal, job, settings.auth)
     await check_job_quota(services.store, principal, settings)
-    await _write(services.store.create_job, job)
+    await _write(services.store, services.store.create_job, job)
     audit.record(request, outcome="ok", status=201, job_id=job.id)
     reply = job_ref(job.id, warnings=schedule_syntax.frequency_warnings(job.schedule, timezone=job.timezone))
     services.relay.wake()
@@ -232,7 +232,7 @@ async def update_job(
         access.check_change(principal, job, merged, settings.auth)
         return merged
 
-    stored = await _write(services.store.update_job, job_id, change)
+    stored = await _write(services.store, services.store.update_job, job_id, change)
     audit.record(request, outcome="ok", status=200)
     warnings: list[str] = []
     if update.model_fields_set & {"schedule", "timezone"}:
@@ -258,7 +258,7 @@ async def delete_job(
     if principal.task_definitions is not None:
         job = await _call(store, store.get_job, job_id)
         access.check_change(principal, job, job, services.settings.auth)
-    await _write(store.delete_job, job_id)
+    await _write(store, store.delete_job, job_id)
     audit.record(request, outcome="ok", status=200)
     reply: dict[str, object] = {"id": job_id}
     services.relay.wake()
@@ -300,8 +300,14 @@ async def _call(store: ApiStore, method: Callable[..., T], *args: Any, **kwargs:
         return method(*args, **kwargs)
 
 
-async def _write(method: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-    """A store write, always in the thread pool: even on SQLite it may wait for another
-    process's write transaction (up to the busy timeout), which must never stall the loop."""
+async def _write(store: ApiStore, method: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    """A store write: on the loop when it can start at once (``try_write``: no thread
+    hand-off), else in the thread pool, since it may wait for another writer (up to the busy
+    timeout), which must never stall the loop."""
+    if not store.blocking:
+        try:
+            return store.try_write(method, *args, **kwargs)
+        except WriteWouldWait:
+            pass
     with waiting_on(STORE):
         return await run_in_threadpool(method, *args, **kwargs)

@@ -118,7 +118,7 @@ async def run_now(
         overrides=wanted.overrides,
         idempotency_key=key,
     )
-    (stored,) = await _write(store.request_runs, [run])
+    (stored,) = await _write(store, store.request_runs, [run])
     if _same(run, stored):
         logger.info("job %s: run %s requested by %s", job_id, stored.run_id, principal.name)
     else:
@@ -185,7 +185,7 @@ async def backfill(
         )
         for moment in times
     ]
-    stored = await _write(store.request_runs, runs) if runs else []
+    stored = await _write(store, store.request_runs, runs) if runs else []
     new = sum(1 for run, kept in zip(runs, stored, strict=True) if _same(run, kept))
     logger.info(
         "job %s: backfill of %d fire times by %s, %d new runs", job_id, len(times), principal.name, new
