@@ -19,6 +19,7 @@ import contextlib
 import logging
 import time
 from datetime import UTC, datetime
+from typing import Protocol
 
 from prometheus_client import Gauge, Histogram
 from starlette.concurrency import run_in_threadpool
@@ -27,8 +28,9 @@ from common.bus.base import EventBus
 from common.config import RelaySettings
 from common.errors import PublishError, SchedulerError
 from common.metrics import LATENCY_BUCKETS, PREFIX
-from common.store.base import Outbox, OutboxEntry
+from common.store.base import JobStore, Outbox, OutboxEntry
 from webapi.observability import PUBLISH_FAILURES
+from webapi.storecalls import write
 
 logger = logging.getLogger(__name__)
 
@@ -47,8 +49,12 @@ FINAL_DRAIN_SECONDS = 3.0
 outbox for another replica or the next start."""
 
 
+class OutboxStore(Outbox, JobStore, Protocol):
+    """The outbox, and the store's ``try_write`` so claims need no thread hand-off either."""
+
+
 class OutboxRelay:
-    def __init__(self, outbox: Outbox, bus: EventBus, settings: RelaySettings) -> None:
+    def __init__(self, outbox: OutboxStore, bus: EventBus, settings: RelaySettings) -> None:
         self._outbox = outbox
         self._bus = bus
         self._settings = settings
@@ -95,8 +101,10 @@ class OutboxRelay:
     async def send_waiting(self) -> tuple[int, int]:
         """One round: claim up to ``batch_size`` events, send them, remove those sent.
         Returns (claimed, failed); an unsent event comes back when its claim expires."""
-        entries = await run_in_threadpool(
-            self._outbox.claim_events,
+        outbox = self._outbox
+        entries = await write(
+            outbox,
+            outbox.claim_events,
             limit=self._settings.batch_size,
             claim_seconds=self._settings.claim_seconds,
         )
@@ -116,7 +124,7 @@ class OutboxRelay:
             else:
                 sent.extend(message)
         if sent:
-            await run_in_threadpool(self._outbox.remove_events, [entry.id for entry in sent])
+            await write(outbox, outbox.remove_events, [entry.id for entry in sent])
             now = datetime.now(UTC)
             for entry in sent:
                 DELAY.observe(max(0.0, (now - entry.recorded_at).total_seconds()))

@@ -10,7 +10,6 @@ webapi/access.py.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 from typing import Annotated, Any, TypeVar
 
 from fastapi import APIRouter, Depends, Query, Request, Response
@@ -29,11 +28,11 @@ from common.models import (
     parse_create,
     parse_update,
 )
-from common.store.base import JobStore, WriteWouldWait
+from common.store.base import JobStore
 from webapi import access, audit
 from webapi.body import json_body
 from webapi.deadline import STORE, waiting_on
-from webapi.deps import ApiStore, PrincipalDep, ServicesDep
+from webapi.deps import PrincipalDep, ServicesDep
 from webapi.errors import JSONReply
 from webapi.fastpath import FastPathRoute
 from webapi.limits import check_job_quota
@@ -49,6 +48,8 @@ from webapi.schemas import (
     job_ref,
     job_reply,
 )
+from webapi.storecalls import read as _call
+from webapi.storecalls import write as _write
 
 logger = logging.getLogger(__name__)
 router = APIRouter(prefix="/jobs", tags=["jobs"], route_class=FastPathRoute)
@@ -290,24 +291,3 @@ def _scoped_documents(
             break
         offset += len(batch)
     return found[skip : skip + count]
-
-
-async def _call(store: ApiStore, method: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-    """A store read, on the loop or in the thread pool as ``JobStore.blocking`` says."""
-    with waiting_on(STORE):
-        if store.blocking:
-            return await run_in_threadpool(method, *args, **kwargs)
-        return method(*args, **kwargs)
-
-
-async def _write(store: ApiStore, method: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-    """A store write: on the loop when it can start at once (``try_write``: no thread
-    hand-off), else in the thread pool, since it may wait for another writer (up to the busy
-    timeout), which must never stall the loop."""
-    if not store.blocking:
-        try:
-            return store.try_write(method, *args, **kwargs)
-        except WriteWouldWait:
-            pass
-    with waiting_on(STORE):
-        return await run_in_threadpool(method, *args, **kwargs)

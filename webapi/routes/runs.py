@@ -34,8 +34,10 @@ from webapi.body import json_body
 from webapi.deps import PrincipalDep, RelayDep, SettingsDep, StoreDep
 from webapi.errors import JSONReply
 from webapi.principal import Principal
-from webapi.routes.jobs import _call, _responses, _write
+from webapi.routes.jobs import _responses
 from webapi.schemas import BackfillReply, RunRef, inline_schema, run_ref
+from webapi.storecalls import read as _call
+from webapi.storecalls import write as _write
 
 logger = logging.getLogger(__name__)
 router = APIRouter(prefix="/jobs", tags=["runs"])
