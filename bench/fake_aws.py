@@ -22,6 +22,7 @@ import time
 import urllib.request
 from collections import Counter
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import boto3
@@ -190,7 +191,10 @@ class FakeAWSProcess:
 
     def start(self) -> FakeAWSProcess:
         self._process = subprocess.Popen(
-            [sys.executable, "-m", "bench.fake_aws"], stdout=subprocess.PIPE, text=True
+            [sys.executable, "-m", "bench.fake_aws"],
+            stdout=subprocess.PIPE,
+            text=True,
+            cwd=Path(__file__).resolve().parent.parent,  # where ``bench`` is importable
         )
         assert self._process.stdout is not None
         line = self._process.stdout.readline()  # "port N" once listening

@@ -133,3 +133,19 @@ def test_metered_search_finds_what_apscheduler_finds_and_stops_at_its_budget() -
     ).get_next_fire_time(None, now)
     with pytest.raises(ScheduleError):
         search_next_fire(trigger, None, now, steps=3)
+
+
+def test_shared_fields_trigger_remembers_only_answers_that_do_not_depend_on_now() -> None:
+    """A herd asks one shared trigger for the fire after the same previous fire, at slightly
+    different moments: each answer must be what CronTrigger itself gives at that moment."""
+    fields = {"second": "*/7", "minute": "*/3", "hour": "0-20/4", "timezone": "Europe/Paris"}
+    shared = SharedFieldsCronTrigger(**fields)
+    plain = CronTrigger(**fields)
+    previous = datetime(2026, 3, 29, 0, 0, 0, tzinfo=UTC)  # around a DST change in Paris
+    moments = [previous - timedelta(hours=3), previous, previous + timedelta(microseconds=1)]
+    moments += [previous + timedelta(hours=h) for h in (1, 2, 5, 30)]
+    for _ in range(3):
+        for now in moments + moments[::-1]:
+            assert shared.get_next_fire_time(previous, now) == plain.get_next_fire_time(previous, now)
+            assert shared.get_next_fire_time(None, now) == plain.get_next_fire_time(None, now)
+        previous = plain.get_next_fire_time(previous, previous)
