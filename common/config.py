@@ -110,6 +110,21 @@ class LimitsSettings(_Section):
         return value.strip()
 
 
+class RelaySettings(_Section):
+    """The outbox relay: change events recorded with each write, sent to SQS by every webapi."""
+
+    # Events claimed per round (sent as SendMessageBatch calls of up to 10).
+    batch_size: Annotated[int, Field(ge=1, le=1000)] = 100
+    # A claimed event not sent within this is claimed again (by any replica): the bound on
+    # how long a crashed relay delays an event.
+    claim_seconds: Annotated[float, Field(gt=0, le=300)] = 10.0
+    # How often the relay looks for events written by other replicas or left by a crash;
+    # events written by this process are sent at once.
+    poll_seconds: Annotated[float, Field(gt=0, le=60)] = 1.0
+    # Longest pause between rounds while SQS keeps failing (backoff doubles up to it).
+    max_backoff_seconds: Annotated[float, Field(gt=0, le=300)] = 10.0
+
+
 class WebAPISettings(_Section):
     host: str = "127.0.0.1"
     port: Annotated[int, Field(ge=1, le=65535)] = 5000
@@ -118,6 +133,7 @@ class WebAPISettings(_Section):
     # Host headers served (Starlette's TrustedHostMiddleware, against DNS rebinding); empty: any.
     allowed_hosts: list[str] = Field(default_factory=list)
     limits: LimitsSettings = Field(default_factory=LimitsSettings)
+    relay: RelaySettings = Field(default_factory=RelaySettings)
 
 
 Role = Literal["read", "write", "run", "admin"]

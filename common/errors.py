@@ -77,19 +77,11 @@ class StoreUnavailableError(SchedulerError):
 
 
 class PublishError(SchedulerError):
-    """The store write stood, but its change event could not be published.
-
-    ``reply`` carries what the client would have got had the publish worked (the saved job),
-    so the client learns both that the write stands and that notifying scheduld failed.
-    """
+    """A change event could not be sent to the ops queue (it stays in the outbox: retried)."""
 
     def __init__(self, job_id: str, detail: str) -> None:
-        super().__init__(
-            f"Job {job_id} was saved, but the scheduler could not be notified ({detail}); "
-            "scheduld will pick the change up at its next reconcile"
-        )
+        super().__init__(f"the change event of job {job_id} was not sent ({detail})")
         self.job_id = job_id
-        self.reply: dict[str, object] = {}
 
 
 class BusUnavailableError(SchedulerError):

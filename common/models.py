@@ -355,12 +355,16 @@ class Job(_UserFields):
         return min(wanted, MAX_TASKS_PER_FIRE)
 
 
+ChangeOp = Literal["add", "modify", "remove", "run"]
+"""run: requested runs (run now, backfill) wait in the store for the leader."""
+
+
 class ChangeEvent(ApiModel):
     """webapi → scheduld: a job was added, modified or removed; scheduld re-reads the store."""
 
     model_config = ConfigDict(extra="ignore")
 
-    op: Literal["add", "modify", "remove", "run"]  # run: requested runs wait in the store
+    op: ChangeOp
     job_id: Name
     sent_at: Timestamp = Field(default_factory=lambda: datetime.now(UTC))
 

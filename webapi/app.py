@@ -20,6 +20,7 @@ from webapi.errors import install_error_handlers
 from webapi.limits import WriteLimiter
 from webapi.middleware import install_middleware
 from webapi.observability import install_observability
+from webapi.relay import OutboxRelay
 from webapi.routes import health, jobs, me, meta, runs, schedules, ui
 
 logger = logging.getLogger(__name__)
@@ -70,11 +71,17 @@ def create_app(settings: Settings, *, store: ApiStore | None = None, bus: EventB
         owned_bus = bus is None
         app.state.store = store if store is not None else create_store(settings)
         app.state.bus = bus if bus is not None else create_bus(settings)
-        app.state.services = Services(settings, app.state.store, app.state.bus)
+        relay = OutboxRelay(app.state.store, app.state.bus, settings.webapi.relay)
+        app.state.services = Services(settings, app.state.store, app.state.bus, relay)
+        relaying = asyncio.create_task(relay.run(), name="outbox-relay")
         reloads_on_hup = _reload_on_sighup(authenticator)
         try:
             yield
         finally:
+            relaying.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await relaying
+            await relay.drain()
             if getattr(app.state, "health_checker", None) is not None:
                 app.state.health_checker.close()
             if reloads_on_hup:
@@ -99,8 +106,8 @@ def create_app(settings: Settings, *, store: ApiStore | None = None, bus: EventB
     app.state.settings = settings
     app.state.store = store
     app.state.bus = bus
-    if store is not None and bus is not None:
-        app.state.services = Services(settings, store, bus)
+    if store is not None and bus is not None:  # served before startup (tests): no relay runs yet
+        app.state.services = Services(settings, store, bus, OutboxRelay(store, bus, settings.webapi.relay))
     app.state.authenticator = authenticator
     app.state.write_limiter = WriteLimiter(settings.webapi.limits)
     install_error_handlers(app)

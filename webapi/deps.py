@@ -20,15 +20,16 @@ from fastapi import Depends, Request
 
 from common.bus.base import EventBus
 from common.config import Settings
-from common.store.base import JobStore, RunHistory, RunRequests
+from common.store.base import JobStore, Outbox, RunHistory, RunRequests
 from webapi.auth import authorize
 from webapi.principal import Principal
+from webapi.relay import OutboxRelay
 
 
-class ApiStore(JobStore, RunHistory, RunRequests, Protocol):
-    """The store roles webapi uses: the jobs, the read side of the run log and run requests
-    (every backend's ``Store`` has them); webapi never claims runs, writes status or takes
-    leases."""
+class ApiStore(JobStore, RunHistory, RunRequests, Outbox, Protocol):
+    """The store roles webapi uses: the jobs, the read side of the run log, run requests and
+    the outbox its relay sends (every backend's ``Store`` has them); webapi never claims runs,
+    writes status or takes leases."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,6 +39,8 @@ class Services:
     settings: Settings
     store: ApiStore
     bus: EventBus
+    relay: OutboxRelay
+    """Routes ``wake`` it after a write: its event is then sent at once."""
 
 
 async def get_services(request: Request) -> Services:
@@ -55,13 +58,13 @@ async def get_store(request: Request) -> ApiStore:
     return store
 
 
-async def get_bus(request: Request) -> EventBus:
-    bus: EventBus = request.app.state.bus
-    return bus
+async def get_relay(request: Request) -> OutboxRelay:
+    services: Services = request.app.state.services
+    return services.relay
 
 
 ServicesDep = Annotated[Services, Depends(get_services)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 StoreDep = Annotated[ApiStore, Depends(get_store)]
-BusDep = Annotated[EventBus, Depends(get_bus)]
+RelayDep = Annotated[OutboxRelay, Depends(get_relay)]
 PrincipalDep = Annotated[Principal, Depends(authorize)]

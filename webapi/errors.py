@@ -115,14 +115,9 @@ async def _domain_error(request: Request, exc: Exception) -> Response:
     body: dict[str, Any] = {"message": exc.message}
     if isinstance(exc, InvalidJobError):
         body["errors"] = exc.errors
-    if isinstance(exc, PublishError):
-        body.update(exc.reply)
     denied = status in (401, 403)
     if denied or request.method not in _SAFE_METHODS:
-        if isinstance(exc, PublishError):  # the write stands; only scheduld's notice failed
-            audit.record(request, outcome="saved-not-notified", status=status, job_id=exc.job_id)
-        else:
-            audit.record(request, outcome="denied" if denied else "failed", status=status)
+        audit.record(request, outcome="denied" if denied else "failed", status=status)
     if status >= 500:
         logger.error("%s %s failed: %s", request.method, request.url.path, exc.message)
     elif not denied and request.method in _SAFE_METHODS:

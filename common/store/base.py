@@ -7,6 +7,8 @@ A process is typed against the roles it uses, so who may write which field is in
 - ``RunHistory`` / ``RunLog`` — one record per (job, scheduled fire time): webapi reads the
   history; scheduld claims, finishes, records outcomes and prunes. Contract: test_run_log.py.
 - ``LeaseStore`` — leadership among scheduld replicas. Contract: test_leases.py.
+- ``Outbox`` — the change events every job write and run request records with itself (a
+  transactional outbox); webapi's relay sends them to SQS. Contract: test_outbox.py.
 - ``Store`` — all of them plus what concerns the whole store (``close``); what
   ``create_store`` returns and what a backend subclasses.
 
@@ -20,12 +22,13 @@ StoreUnavailableError for outages, never a library's own exception.
 from __future__ import annotations
 
 from abc import abstractmethod
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
 from common.errors import JobNotFoundError
-from common.models import Job, JobStatus, Lease, Run
+from common.models import ChangeEvent, Job, JobStatus, Lease, Run
 
 JobChange = Callable[[Job], Job]
 """Computes a job's new state from its current one (may raise InvalidJobError)."""
@@ -38,7 +41,11 @@ UNFINISHED = ("requested", "retrying")
 
 
 class JobStore(Protocol):
-    """Persistent jobs, ordered by id; the source of truth for both processes."""
+    """Persistent jobs, ordered by id; the source of truth for both processes.
+
+    Every write (create, update, delete) records its change event in the outbox (``Outbox``)
+    atomically with itself: a write that returned has its event, one that failed has none
+    that could tell a change that did not happen."""
 
     blocking: bool = True
     """True when calls wait on the network. Part of the contract for callers on an event loop
@@ -133,7 +140,8 @@ class RunRequests(Protocol):
 
     @abstractmethod
     def request_runs(self, runs: list[Run]) -> list[Run]:
-        """Store ``requested`` runs (manual runs, backfills) that the leader will launch.
+        """Store ``requested`` runs (manual runs, backfills) that the leader will launch, with
+        one ``run`` change event per job in the outbox (same transaction).
 
         Create-if-absent per (job, scheduled time): a time that already has a run keeps it.
         A run with an ``idempotencyKey`` already used by one of its job's runs is not stored
@@ -223,7 +231,38 @@ class LeaseStore(Protocol):
         """Give the lease up (if still held by ``lease``), so a standby takes over at once."""
 
 
-class Store(JobStore, RunLog, RunRequests, LeaseStore, Protocol):
+@dataclass(frozen=True)
+class OutboxEntry:
+    """One recorded change event waiting to be sent; ``id`` is the backend's, opaque."""
+
+    id: str
+    event: ChangeEvent
+    recorded_at: datetime
+
+
+class Outbox(Protocol):
+    """Change events recorded with the writes they announce, until a relay has sent them.
+
+    Relays (one per webapi replica) may run concurrently: a claim hides events from other
+    relays for ``claim_seconds``, after which an unsent event is claimed again, so an event
+    is sent at least once whoever crashes; rarely twice, which consumers tolerate.
+    """
+
+    @abstractmethod
+    def claim_events(self, *, limit: int = 100, claim_seconds: float = 10.0) -> list[OutboxEntry]:
+        """Up to ``limit`` unclaimed (or claim-expired) events, oldest first, now claimed by
+        the caller for ``claim_seconds``."""
+
+    @abstractmethod
+    def remove_events(self, ids: Sequence[str]) -> None:
+        """Forget sent events (ids from ``claim_events``); unknown ids are ignored."""
+
+    @abstractmethod
+    def outbox_backlog(self) -> tuple[int, datetime | None]:
+        """How many events wait, and when the oldest was recorded (None when none wait)."""
+
+
+class Store(JobStore, RunLog, RunRequests, LeaseStore, Outbox, Protocol):
     """Every role, as one backend implements them; operations on the whole store go here."""
 
     def record_run(

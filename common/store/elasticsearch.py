@@ -14,13 +14,22 @@ real-time multi-get the documents, so a list shows an update at once; writes tha
 ids (create, delete) wait for the refresh that makes them searchable (``refresh=wait_for``).
 Pages come from ``from``/``size`` inside the index's result window and from ``search_after``
 hops over sort values beyond it.
+
+The outbox is an index of its own (no multi-document transactions): a write records its event
+first, hidden (``ready_at`` in the future), then writes the job, then shows the event. So an
+acknowledged write always has its event; if the process dies between, the hidden event shows
+itself after ``OUTBOX_SETTLE_SECONDS`` (longer than any write can take): an event for a write
+that failed is only a spurious "re-read this job", which consumers handle as a no-op. A relay
+claims an event by a conditional write (``if_seq_no``), so two relays do not both take it.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
-from collections.abc import Callable, Iterator
+import uuid
+from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -34,8 +43,18 @@ from common.errors import (
     LeaseLostError,
     RunNotFoundError,
 )
-from common.models import OPEN_RUN_STATUSES, Job, JobStatus, Lease, Run, outcome_status, run_id
-from common.store.base import PAGE_LIMIT, UNFINISHED, JobChange, Store
+from common.models import (
+    OPEN_RUN_STATUSES,
+    ChangeEvent,
+    ChangeOp,
+    Job,
+    JobStatus,
+    Lease,
+    Run,
+    outcome_status,
+    run_id,
+)
+from common.store.base import PAGE_LIMIT, UNFINISHED, JobChange, OutboxEntry, Store
 from common.store.search_client import Conflict, NotFound, SearchClient, Versioned, connect
 
 logger = logging.getLogger(__name__)
@@ -67,6 +86,18 @@ LEASE_MAPPINGS: dict[str, Any] = {
         "expires_at": {"type": "double"},
     },
 }
+OUTBOX_MAPPINGS: dict[str, Any] = {
+    "dynamic": "strict",
+    "properties": {
+        "event": {"type": "object", "enabled": False},
+        "recorded_at": {"type": "double"},
+        "ready_at": {"type": "double"},  # hidden from relays until its write is done
+        "claimed_until": {"type": "double"},
+    },
+}
+OUTBOX_SETTLE_SECONDS = 120.0
+"""When a hidden event shows itself if its writer died before showing it: longer than any
+write may take (client timeouts, retries), so it is never sent before its write landed."""
 CAS_ATTEMPTS = 50
 _CAS_RETRY = tenacity.Retrying(
     retry=tenacity.retry_if_exception_type(Conflict),
@@ -92,8 +123,10 @@ class ElasticsearchJobStore(Store):
         self._client.add_fields(index, {"created_by": MAPPINGS["properties"]["created_by"]})
         self._runs = f"{index}-runs"
         self._leases = f"{index}-leases"
+        self._outbox = f"{index}-outbox"
         self._client.ensure_index(self._runs, {}, RUN_MAPPINGS)
         self._client.ensure_index(self._leases, {}, LEASE_MAPPINGS)
+        self._client.ensure_index(self._outbox, {}, OUTBOX_MAPPINGS)
         self._window = self._client.result_window(index)
 
     @classmethod
@@ -120,10 +153,11 @@ class ElasticsearchJobStore(Store):
         document: dict[str, Any] = {"id": job.id, "job": job.user_document(), "status": {}}
         if job.created_by is not None:
             document["created_by"] = job.created_by
-        try:
-            self._client.create(self._index, job.id, document, refresh="wait_for")
-        except Conflict as exc:
-            raise JobExistsError(job.id) from exc
+        with self._announcing("add", job.id):
+            try:
+                self._client.create(self._index, job.id, document, refresh="wait_for")
+            except Conflict as exc:
+                raise JobExistsError(job.id) from exc
         return Job.model_validate(job.user_document())
 
     def get_job(self, job_id: str) -> Job:
@@ -133,14 +167,16 @@ class ElasticsearchJobStore(Store):
         def rewrite(source: dict[str, Any]) -> dict[str, Any]:
             return {**source, "job": change(_job(source)).user_document()}
 
-        return _job(self._compare_and_set(job_id, rewrite))
+        with self._announcing("modify", job_id):
+            return _job(self._compare_and_set(job_id, rewrite))
 
     def delete_job(self, job_id: str) -> None:
-        try:
-            self._client.delete(self._index, job_id, refresh="wait_for")
-        except NotFound as exc:
-            raise JobNotFoundError(job_id) from exc
-        self._client.delete_by_query(self._runs, {"term": {"job_id": job_id}})
+        with self._announcing("remove", job_id):
+            try:
+                self._client.delete(self._index, job_id, refresh="wait_for")
+            except NotFound as exc:
+                raise JobNotFoundError(job_id) from exc
+            self._client.delete_by_query(self._runs, {"term": {"job_id": job_id}})
 
     def list_jobs(self, *, skip: int = 0, count: int = 10) -> list[Job]:
         if skip + count <= self._window:
@@ -272,17 +308,20 @@ class ElasticsearchJobStore(Store):
         # runs, then the run created if absent; two racing requests with one key may both
         # miss it (SQLite checks and inserts in one transaction).
         stored: list[Run] = []
-        for run in runs:
-            if run.idempotency_key is not None:
-                same = self._run_with_key(run.job_id, run.idempotency_key)
-                if same is not None:
-                    stored.append(same)
-                    continue
-            try:
-                self._client.create(self._runs, run.run_id, _run_document(run, run.token), refresh=True)
-                stored.append(run)
-            except Conflict:
-                stored.append(self.get_run(run.job_id, run.scheduled_for))
+        with contextlib.ExitStack() as announcing:
+            for job_id in dict.fromkeys(run.job_id for run in runs):
+                announcing.enter_context(self._announcing("run", job_id))
+            for run in runs:
+                if run.idempotency_key is not None:
+                    same = self._run_with_key(run.job_id, run.idempotency_key)
+                    if same is not None:
+                        stored.append(same)
+                        continue
+                try:
+                    self._client.create(self._runs, run.run_id, _run_document(run, run.token), refresh=True)
+                    stored.append(run)
+                except Conflict:
+                    stored.append(self.get_run(run.job_id, run.scheduled_for))
         return stored
 
     def _run_with_key(self, job_id: str, key: str) -> Run | None:
@@ -396,13 +435,95 @@ class ElasticsearchJobStore(Store):
         }
         return self._client.delete_by_query(self._runs, query)
 
+    # --- outbox (Outbox) ------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def _announcing(self, op: ChangeOp, job_id: str) -> Iterator[None]:
+        """Record the event hidden, run the write, then show the event; a write that raised
+        takes its event back (best effort: one left behind is a harmless re-read)."""
+        event = ChangeEvent(op=op, job_id=job_id)
+        event_id = uuid.uuid4().hex
+        recorded = event.sent_at.timestamp()
+        document = {
+            "event": event.to_document(),
+            "recorded_at": recorded,
+            "ready_at": recorded + OUTBOX_SETTLE_SECONDS,
+            "claimed_until": 0.0,
+        }
+        self._client.create(self._outbox, event_id, document, refresh=False)
+        try:
+            yield
+        except BaseException:
+            try:
+                self._client.delete(self._outbox, event_id, refresh=False)
+            except Exception:  # noqa: BLE001 - the write's own error is the one to raise
+                logger.warning("could not take back the %s event of job %s", op, job_id, exc_info=True)
+            raise
+        try:
+            self._client.merge(self._outbox, event_id, {"ready_at": 0.0}, STATUS_RETRIES)
+        except Exception:  # noqa: BLE001 - the write is done; its event shows itself later
+            logger.warning(
+                "the %s event of job %s shows only after %g s: %s",
+                op,
+                job_id,
+                OUTBOX_SETTLE_SECONDS,
+                "could not mark it ready",
+                exc_info=True,
+            )
+
+    def claim_events(self, *, limit: int = 100, claim_seconds: float = 10.0) -> list[OutboxEntry]:
+        now = time.time()
+        body = {
+            "size": limit,
+            "sort": [{"recorded_at": "asc"}],
+            "query": {
+                "bool": {
+                    "filter": [
+                        {"range": {"ready_at": {"lte": now}}},
+                        {"range": {"claimed_until": {"lte": now}}},
+                    ]
+                }
+            },
+        }
+        claimed: list[OutboxEntry] = []
+        for hit in self._client.search(self._outbox, body):
+            try:
+                current = self._client.get(self._outbox, hit["_id"])
+                if current.source["claimed_until"] > now:
+                    continue  # another relay took it since the search
+                update = {**current.source, "claimed_until": now + claim_seconds}
+                self._client.replace(self._outbox, hit["_id"], update, current, refresh=False)
+            except (NotFound, Conflict):
+                continue  # sent and removed, or claimed by another relay meanwhile
+            claimed.append(
+                OutboxEntry(
+                    id=hit["_id"],
+                    event=ChangeEvent.model_validate(current.source["event"]),
+                    recorded_at=datetime.fromtimestamp(current.source["recorded_at"], UTC),
+                )
+            )
+        return claimed
+
+    def remove_events(self, ids: Sequence[str]) -> None:
+        for event_id in ids:
+            with contextlib.suppress(NotFound):
+                self._client.delete(self._outbox, event_id, refresh=False)
+
+    def outbox_backlog(self) -> tuple[int, datetime | None]:
+        body = {"size": 1, "sort": [{"recorded_at": "asc"}], "query": {"match_all": {}}}
+        oldest = self._client.search(self._outbox, body)
+        if not oldest:
+            return 0, None
+        recorded = datetime.fromtimestamp(oldest[0]["_source"]["recorded_at"], UTC)
+        return self._client.count(self._outbox), recorded
+
     def verify(self) -> None:
         """One count on the index: the cluster answers and the index exists."""
         self._client.count(self._index)
 
     def drop_index(self) -> None:
         """Delete the indices (tests and tear-down)."""
-        for index in (self._index, self._runs, self._leases):
+        for index in (self._index, self._runs, self._leases, self._outbox):
             self._client.drop(index)
 
     def close(self) -> None:

@@ -16,7 +16,7 @@ import logging
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -31,8 +31,8 @@ from common.errors import (
     RunNotFoundError,
     StoreUnavailableError,
 )
-from common.models import Job, JobStatus, Lease, Run, outcome_status, run_id
-from common.store.base import PAGE_LIMIT, JobChange, Store
+from common.models import ChangeEvent, ChangeOp, Job, JobStatus, Lease, Run, outcome_status, run_id
+from common.store.base import PAGE_LIMIT, JobChange, OutboxEntry, Store
 from common.store.sqlite_file import StoreFile
 
 logger = logging.getLogger(__name__)
@@ -58,6 +58,13 @@ _SCHEMA = (
     "WHERE status IN ('requested', 'retrying')",
     "CREATE INDEX IF NOT EXISTS runs_open ON runs (job_id, scheduled_for) "
     "WHERE status IN ('launched', 'partially_launched')",
+    # change events recorded with the writes they announce; the relay sends and removes them
+    """CREATE TABLE IF NOT EXISTS outbox (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        body BLOB NOT NULL,
+        recorded_at REAL NOT NULL,
+        claimed_until REAL NOT NULL DEFAULT 0
+    )""",
     """CREATE TABLE IF NOT EXISTS leases (
         name TEXT PRIMARY KEY NOT NULL,
         holder TEXT NOT NULL,
@@ -99,6 +106,7 @@ class SQLiteJobStore(Store):
                 )
             except sqlite3.IntegrityError as exc:
                 raise JobExistsError(job.id) from exc
+            _record_event(db, "add", job.id)
         return Job.model_validate(job.user_document())
 
     def get_job(self, job_id: str) -> Job:
@@ -128,6 +136,7 @@ class SQLiteJobStore(Store):
                 "UPDATE jobs SET document = ?, version = version + 1 WHERE id = ?",
                 (orjson.dumps(updated.user_document()), job_id),
             )
+            _record_event(db, "modify", job_id)
             return _job((orjson.dumps(updated.user_document()), row[1]))
 
     def delete_job(self, job_id: str) -> None:
@@ -135,6 +144,7 @@ class SQLiteJobStore(Store):
             if db.execute("DELETE FROM jobs WHERE id = ?", (job_id,)).rowcount == 0:
                 raise JobNotFoundError(job_id)
             db.execute("DELETE FROM runs WHERE job_id = ?", (job_id,))
+            _record_event(db, "remove", job_id)
 
     def list_jobs(self, *, skip: int = 0, count: int = 10) -> list[Job]:
         return [_job(row) for row in self._page_rows(skip, count)]
@@ -304,6 +314,8 @@ class SQLiteJobStore(Store):
                         "SELECT document FROM runs WHERE job_id = ? AND scheduled_for = ?", key
                     ).fetchone()
                     stored.append(Run.model_validate(orjson.loads(row[0])))
+            for job_id in dict.fromkeys(run.job_id for run in runs):
+                _record_event(db, "run", job_id)
         return stored
 
     def pending_runs(self, *, limit: int = 1000) -> list[Run]:
@@ -340,6 +352,38 @@ class SQLiteJobStore(Store):
     def prune_runs(self, job_id: str, *, keep: int, older_than: datetime | None = None) -> int:
         with self._translate(), self._write() as db:
             return _prune_runs(db, job_id, keep=keep, older_than=older_than)
+
+    # --- outbox (Outbox) ------------------------------------------------------------------
+
+    def claim_events(self, *, limit: int = 100, claim_seconds: float = 10.0) -> list[OutboxEntry]:
+        now = time.time()
+        with self._translate(), self._write() as db:
+            rows = db.execute(
+                "UPDATE outbox SET claimed_until = ? WHERE id IN "
+                "(SELECT id FROM outbox WHERE claimed_until <= ? ORDER BY id LIMIT ?) "
+                "RETURNING id, body, recorded_at",
+                (now + claim_seconds, now, limit),
+            ).fetchall()
+        rows.sort()
+        return [
+            OutboxEntry(
+                id=str(row[0]),
+                event=ChangeEvent.model_validate_json(row[1]),
+                recorded_at=datetime.fromtimestamp(row[2], UTC),
+            )
+            for row in rows
+        ]
+
+    def remove_events(self, ids: Sequence[str]) -> None:
+        if not ids:
+            return
+        with self._translate(), self._write() as db:
+            db.executemany("DELETE FROM outbox WHERE id = ?", [(int(i),) for i in ids])
+
+    def outbox_backlog(self) -> tuple[int, datetime | None]:
+        with self._translate():
+            count, oldest = self._db().execute("SELECT count(*), min(recorded_at) FROM outbox").fetchone()
+        return int(count), (datetime.fromtimestamp(oldest, UTC) if oldest is not None else None)
 
     # --- leases (LeaseStore) --------------------------------------------------------------
 
@@ -481,6 +525,15 @@ def _add_created_by(db: sqlite3.Connection) -> None:
     if "created_by" not in columns:
         db.execute("ALTER TABLE jobs ADD COLUMN created_by TEXT")
     db.execute("CREATE INDEX IF NOT EXISTS jobs_created_by ON jobs (created_by) WHERE created_by IS NOT NULL")
+
+
+def _record_event(db: sqlite3.Connection, op: ChangeOp, job_id: str) -> None:
+    """The change event of a write, in the write's own transaction (the outbox)."""
+    event = ChangeEvent(op=op, job_id=job_id)
+    db.execute(
+        "INSERT INTO outbox (body, recorded_at) VALUES (?, ?)",
+        (event.to_json(), event.sent_at.timestamp()),
+    )
 
 
 def _time_key(moment: datetime) -> str:

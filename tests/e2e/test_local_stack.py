@@ -44,7 +44,6 @@ def test_make_run_stack(tmp_path: Path) -> None:
     assert code == 0, tail(log_path)  # Ctrl-C is a clean stop: no "make: *** Error 130"
 
 
-
 def _post(client: httpx.Client, body: str) -> httpx.Response:
     return client.post("/jobs", content=body, headers={"Content-Type": "application/json"})
 

@@ -37,7 +37,6 @@ pytestmark = pytest.mark.slow
 NOTIFICATIONS = "ecs-scheduler-notifications"
 
 
-
 def _aws(port: int, service: str) -> Any:
     return boto3.client(
         service,
@@ -108,7 +107,6 @@ def test_make_run_shows_a_failing_job_failed_with_exit_code_3_and_notifies(tmp_p
         except subprocess.TimeoutExpired:
             os.killpg(stack.process.pid, signal.SIGKILL)
             raise
-
 
 
 def _ended_run(client: httpx.Client, job_id: str) -> dict[str, Any] | None:

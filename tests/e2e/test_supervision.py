@@ -24,7 +24,6 @@ def _started(log: Path, name: str, after: int = 0) -> int | None:
     return pids[-1] if pids else None
 
 
-
 def test_crashed_processes_restart_and_the_emulator_dying_stops_the_stack(tmp_path: Path) -> None:
     stack = start_local_stack(tmp_path)
     log_path = stack.log

@@ -141,4 +141,3 @@ def test_run_task_failures_are_collected(launcher: TaskLauncher) -> None:
     )
     assert result.tasks == []
     assert result.failures and result.failures[0].reason
-

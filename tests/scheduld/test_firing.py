@@ -137,9 +137,7 @@ def test_missing_trigger_queue_is_recorded_not_raised(firing: Firing, sqlite_sto
     assert stored.last_run_failures and stored.last_run_failures[0].reason == "TriggerError"
 
 
-def test_a_fire_is_claimed_once(
-    firing: Firing, sqlite_store: Store, ecs_client: Any, cluster: str
-) -> None:
+def test_a_fire_is_claimed_once(firing: Firing, sqlite_store: Store, ecs_client: Any, cluster: str) -> None:
     sqlite_store.create_job(job("once", taskCount=1))
     firing("once", FIRE)
     for task in running_tasks(ecs_client, cluster):  # tasks ended: a second launch would happen

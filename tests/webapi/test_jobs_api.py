@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import httpx
 import pytest
 
 from common.bus.sqs import SQSEventBus
+from common.config import RelaySettings, WebAPISettings
 from common.store.base import Store
 from tests.contract.test_bus import receive_all
-from tests.webapi.conftest import JSON
+from tests.webapi.conftest import JSON, Serve
 
 
 def create(client: httpx.Client, **fields: Any) -> httpx.Response:
@@ -323,19 +325,32 @@ def test_writes_publish_events_and_failures_do_not(client: httpx.Client, sqs_bus
     assert sqs_bus.receive(max_messages=10, wait_seconds=1) == []
 
 
-def test_publish_failure_keeps_write_and_tells_client(
-    client: httpx.Client, sqs_bus: SQSEventBus, sqs_client: Any, sqlite_store: Store
+def test_writes_never_wait_on_sqs_and_their_events_arrive_once_it_is_back(
+    serve: Serve, sqs_bus: SQSEventBus, sqs_client: Any, sqs_settings: Any, sqlite_store: Store
 ) -> None:
-    """The ops queue really disappears on the moto server, so SendMessage really fails."""
+    """The ops queue really disappears on the moto server, so SendMessage really fails: the
+    writes are acknowledged anyway, their events wait in the outbox, and the relay sends them
+    once the queue exists again."""
+    attributes = sqs_client.get_queue_attributes(QueueUrl=sqs_bus.queue_url, AttributeNames=["All"])
     sqs_client.delete_queue(QueueUrl=sqs_bus.queue_url)
-    response = create(client, id="saved")
-    assert response.status_code == 503
-    reply = response.json()
-    assert reply["id"] == "saved" and reply["link"]["href"] == "/jobs/saved"
-    assert "saved" in reply["message"] and "notified" in reply["message"]
-    assert sqlite_store.get_job("saved").task_definition == "task"  # the write stands
-    update = client.put("/jobs/saved", json={"taskCount": 4})
-    assert update.status_code == 503 and sqlite_store.get_job("saved").task_count == 4
+    relay = RelaySettings(claim_seconds=0.5, poll_seconds=0.1, max_backoff_seconds=0.2)
+    with serve(webapi=WebAPISettings(relay=relay)) as client:
+        assert create(client, id="saved").status_code == 201
+        assert client.put("/jobs/saved", json={"taskCount": 4}).status_code == 200
+        assert sqlite_store.get_job("saved").task_count == 4  # the writes stand
+        assert sqlite_store.outbox_backlog()[0] == 2  # and their events wait
+        wanted = {"VisibilityTimeout", "RedrivePolicy"}
+        kept = {k: v for k, v in attributes["Attributes"].items() if k in wanted}
+        sqs_client.create_queue(QueueName=sqs_settings.queue_name, Attributes=kept)
+        events = []
+        deadline = time.monotonic() + 15
+        while len(events) < 2 and time.monotonic() < deadline:
+            for message in sqs_bus.receive(max_messages=10, wait_seconds=1):
+                assert message.event is not None
+                events.append((message.event.op, message.event.job_id))
+                sqs_bus.ack(message)
+        assert sorted(events) == [("add", "saved"), ("modify", "saved")]  # SQS does not keep order
+        assert sqlite_store.outbox_backlog() == (0, None)  # sent, then removed
 
 
 # --- other routes ------------------------------------------------------------------------

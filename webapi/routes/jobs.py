@@ -1,8 +1,8 @@
 """The Jobs resource: list, create, read, update, delete, and a job's runs.
 
-Routes raise domain errors only; webapi/errors.py turns them into replies. Every successful
-write is followed by a change event on the bus; if that fails the write still stands and the
-client is told (PublishError carries the reply it would have had). The router is included
+Routes raise domain errors only; webapi/errors.py turns them into replies. Every write records
+its change event with itself in the store's outbox and wakes the relay (webapi/relay.py), which
+sends it to the ops queue: a write never waits on SQS. The router is included
 behind ``webapi.auth.authorize`` (app.py); what the caller may see and touch is decided in
 webapi/access.py.
 """
@@ -17,11 +17,9 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 from starlette.concurrency import run_in_threadpool
 
 from common import schedule as schedule_syntax
-from common.bus.base import EventBus
 from common.config import Settings
-from common.errors import JobNotFoundError, PublishError
+from common.errors import JobNotFoundError
 from common.models import (
-    ChangeEvent,
     Job,
     JobCreate,
     JobUpdate,
@@ -34,7 +32,7 @@ from common.models import (
 from common.store.base import JobStore
 from webapi import access, audit
 from webapi.body import json_body
-from webapi.deadline import QUEUE, STORE, waiting_on
+from webapi.deadline import STORE, waiting_on
 from webapi.deps import ApiStore, PrincipalDep, ServicesDep
 from webapi.errors import JSONReply
 from webapi.fastpath import FastPathRoute
@@ -72,7 +70,7 @@ _ERROR_TEXTS: dict[int | str, str] = {
     429: "Too many writes from this token or client (`Retry-After` says when to retry)",
     503: (
         "Store or queue unavailable, or the request deadline passed (the message says which); "
-        "for a write, the job may be saved: see README \"Limits and quotas\""
+        'for a write, the job may be saved: see README "Limits and quotas"'
     ),
     "4XX": "Another client error",
 }
@@ -169,7 +167,7 @@ async def create_job(
     await _write(services.store.create_job, job)
     audit.record(request, outcome="ok", status=201, job_id=job.id)
     reply = job_ref(job.id, warnings=schedule_syntax.frequency_warnings(job.schedule, timezone=job.timezone))
-    await _publish(services.bus, ChangeEvent(op="add", job_id=job.id), reply)
+    services.relay.wake()
     return JSONReply(reply, status_code=201, headers={"Location": f"/jobs/{job.id}"})
 
 
@@ -242,7 +240,7 @@ async def update_job(
     if update.model_fields_set & {"schedule", "timezone"}:
         warnings = schedule_syntax.frequency_warnings(stored.schedule, timezone=stored.timezone)
     reply = job_ref(job_id, warnings=warnings)
-    await _publish(services.bus, ChangeEvent(op="modify", job_id=job_id), reply)
+    services.relay.wake()
     return JSONReply(reply)
 
 
@@ -265,7 +263,7 @@ async def delete_job(
     await _write(store.delete_job, job_id)
     audit.record(request, outcome="ok", status=200)
     reply: dict[str, object] = {"id": job_id}
-    await _publish(services.bus, ChangeEvent(op="remove", job_id=job_id), reply)
+    services.relay.wake()
     return JSONReply(reply)
 
 
@@ -309,14 +307,3 @@ async def _write(method: Callable[..., T], *args: Any, **kwargs: Any) -> T:
     process's write transaction (up to the busy timeout), which must never stall the loop."""
     with waiting_on(STORE):
         return await run_in_threadpool(method, *args, **kwargs)
-
-
-async def _publish(bus: EventBus, event: ChangeEvent, reply: dict[str, object]) -> None:
-    """Publish and wait for the outcome (a failed publish is told to the client, the write
-    standing: PublishError carries the reply); awaited without holding a worker thread."""
-    try:
-        with waiting_on(QUEUE):
-            await bus.publish_async(event)
-    except PublishError as exc:
-        exc.reply = reply
-        raise

@@ -20,7 +20,6 @@ from common import schedule as schedule_syntax
 from common.errors import InvalidJobError, JobNotFoundError, RunNotFoundError
 from common.models import (
     BackfillRequest,
-    ChangeEvent,
     Job,
     Run,
     RunPublic,
@@ -32,10 +31,10 @@ from common.models import (
 from webapi import access, audit
 from webapi.auth import requires
 from webapi.body import json_body
-from webapi.deps import BusDep, PrincipalDep, SettingsDep, StoreDep
+from webapi.deps import PrincipalDep, RelayDep, SettingsDep, StoreDep
 from webapi.errors import JSONReply
 from webapi.principal import Principal
-from webapi.routes.jobs import _call, _publish, _responses, _write
+from webapi.routes.jobs import _call, _responses, _write
 from webapi.schemas import BackfillReply, RunRef, inline_schema, run_ref
 
 logger = logging.getLogger(__name__)
@@ -95,7 +94,7 @@ async def run_now(
     request: Request,
     wanted: RunBody,
     store: StoreDep,
-    bus: BusDep,
+    relay: RelayDep,
     principal: PrincipalDep,
     settings: SettingsDep,
 ) -> Response:
@@ -126,7 +125,7 @@ async def run_now(
         logger.info("job %s: idempotent repeat of run %s", job_id, stored.run_id)
     audit.record(request, outcome="ok", status=202, job_id=job_id)
     reply = run_ref(job_id, stored.run_id)
-    await _publish(bus, ChangeEvent(op="run", job_id=job_id), reply)
+    relay.wake()
     return JSONReply(reply, status_code=202, headers={"Location": f"/jobs/{job_id}/runs/{stored.run_id}"})
 
 
@@ -163,7 +162,7 @@ async def backfill(
     request: Request,
     window: BackfillBody,
     store: StoreDep,
-    bus: BusDep,
+    relay: RelayDep,
     principal: PrincipalDep,
     settings: SettingsDep,
 ) -> Response:
@@ -195,7 +194,7 @@ async def backfill(
     reply: dict[str, Any] = {"requested": new, "existing": len(times) - new, "runs": f"/jobs/{job_id}/runs"}
     if times:
         reply |= {"first": times[0].isoformat(), "last": times[-1].isoformat()}
-    await _publish(bus, ChangeEvent(op="run", job_id=job_id), reply)
+    relay.wake()
     return JSONReply(reply, status_code=202)
 
 
