@@ -62,7 +62,10 @@ def _scheduld_env(fake: FakeAWSProcess) -> dict[str, str]:
     }
 
 
-def precision(moto: MotoServer, fake: FakeAWSProcess, *, jobs: int, window: float) -> dict[str, Any]:
+def precision(
+    moto: MotoServer, fake: FakeAWSProcess, *, jobs: int, window: float, env: dict[str, str] | None = None
+) -> dict[str, Any]:
+    """``env`` adds settings for scheduld (an A/B of a setting on the same load)."""
     spec = {i: (i % 60, (i // 60) % 10) for i in range(jobs)}  # job → (second, minute offset)
     documents = [
         {"id": f"p{i:05d}", "taskDefinition": "bench-task", "schedule": f"{s} {m}-59/10"}
@@ -71,8 +74,8 @@ def precision(moto: MotoServer, fake: FakeAWSProcess, *, jobs: int, window: floa
     with tempfile.TemporaryDirectory() as tmp:
         db, log = Path(tmp) / "jobs.db", Path(tmp) / "scheduld.log"
         preload(db, documents)
-        env = _scheduld_env(fake) | {"LOG_LEVEL": "INFO"}
-        with component("scheduld", moto=moto, sqlite_path=db, log=log, extra=env):
+        extra = _scheduld_env(fake) | {"LOG_LEVEL": "INFO"} | (env or {})
+        with component("scheduld", moto=moto, sqlite_path=db, log=log, extra=extra):
             wait_for_line(log, "jobs scheduled", timeout=120)
             time.sleep(2.0)  # let the estimate writer settle
             fake.take()
