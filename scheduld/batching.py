@@ -14,8 +14,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Sequence
-from concurrent.futures import Future
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -24,44 +23,70 @@ Write = Callable[[Sequence[T]], Sequence[R]]
 """Writes items in one go; returns one answer per item, in order."""
 
 
+class _Waiting:
+    """One caller's item, and what it is woken for: its answer, or its turn to write."""
+
+    __slots__ = ("item", "woken", "answer", "error", "writes")
+
+    def __init__(self, item: Any) -> None:
+        self.item = item
+        self.woken = threading.Event()
+        self.answer: Any = None
+        self.error: BaseException | None = None
+        self.writes = False
+
+
 class GroupCommit(Generic[T, R]):
-    """Thread-safe; ``commit(item)`` returns what ``write`` answered for ``item``."""
+    """Thread-safe; ``commit(item)`` returns what ``write`` answered for ``item``.
+
+    Each waiting caller is woken once, by its own event: with its answer, or to write what
+    has gathered (the oldest waiting caller takes over from one that finished writing)."""
 
     def __init__(self, write: Write[T, R], *, limit: int = 500) -> None:
         self._write = write
         self._limit = limit
-        self._waiting: list[tuple[T, Future[R]]] = []
+        self._waiting: list[_Waiting] = []
         self._writing = False
-        self._changed = threading.Condition()
+        self._lock = threading.Lock()
 
     def commit(self, item: T) -> R:
-        answer: Future[R] = Future()
-        with self._changed:
-            self._waiting.append((item, answer))
-            while self._writing and not answer.done():
-                self._changed.wait()
-            if answer.done():  # written by another caller
-                return answer.result()
+        mine = _Waiting(item)
+        with self._lock:
+            self._waiting.append(mine)
+            mine.writes = not self._writing
             self._writing = True
+        if not mine.writes:
+            mine.woken.wait()
+        if mine.writes:
+            self._write_waiting()
+        if mine.error is not None:
+            raise mine.error
+        answer: R = mine.answer
+        return answer
+
+    def _write_waiting(self) -> None:
+        """Write the oldest waiting items (this caller's among them), answer them, and hand
+        the writing over to the next caller waiting, if any."""
+        with self._lock:
             batch, self._waiting = self._waiting[: self._limit], self._waiting[self._limit :]
         try:
-            self._write_batch(batch)
-        finally:
-            with self._changed:
-                self._writing = False
-                self._changed.notify_all()
-        return answer.result()
-
-    def _write_batch(self, batch: list[tuple[T, Future[R]]]) -> None:
-        try:
-            answers = list(self._write([item for item, _ in batch]))
+            answers = list(self._write([waiting.item for waiting in batch]))
             if len(answers) != len(batch):
                 raise RuntimeError(f"{len(answers)} answers for {len(batch)} items")
         except BaseException as exc:  # every caller of the batch sees the write's error
-            for _, answer in batch:
-                answer.set_exception(exc)
-            if not isinstance(exc, Exception):
-                raise
-            return
-        for (_, answer), result in zip(batch, answers, strict=True):  # lengths checked above
-            answer.set_result(result)
+            for waiting in batch:
+                waiting.error = exc
+        else:
+            for waiting, answer in zip(batch, answers, strict=True):  # lengths checked above
+                waiting.answer = answer
+        with self._lock:
+            following = self._waiting[0] if self._waiting else None
+            if following is None:
+                self._writing = False
+            else:
+                following.writes = True
+        for waiting in batch:
+            waiting.writes = False
+            waiting.woken.set()
+        if following is not None:
+            following.woken.set()

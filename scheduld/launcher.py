@@ -25,7 +25,8 @@ import logging
 import multiprocessing
 import signal
 import threading
-from concurrent.futures import Future
+import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from multiprocessing.connection import Connection
 from typing import TYPE_CHECKING, Any
 
@@ -41,6 +42,10 @@ if TYPE_CHECKING:
     from mypy_boto3_ecs import ECSClient
 
 logger = logging.getLogger(__name__)
+
+
+QUICK_DEATH_SECONDS = 10.0
+MAX_RESTART_DELAY_SECONDS = 30.0
 
 
 class LauncherDied(BotoCoreError):
@@ -65,7 +70,7 @@ _Answer = tuple[dict[str, Any] | None, Exception | None, int]
 
 
 class _Worker:
-    """One launcher process, its pipe, and the calls it holds (answered in order)."""
+    """One launcher process, its pipe, and the calls it holds."""
 
     def __init__(self, settings: Settings) -> None:
         context = multiprocessing.get_context("spawn")  # never fork a threaded process
@@ -74,17 +79,22 @@ class _Worker:
             target=_serve, args=(theirs, settings), name="scheduld-launcher", daemon=True
         )
         self.process.start()
+        self.started = time.monotonic()
         theirs.close()  # only the worker holds its end: its pipe closes when it dies
         self.held: dict[int, Future[_Answer]] = {}
         self.send_lock = threading.Lock()
+        self.generation = 1  # how many workers in a row died as they started in this slot
 
     def send(self, call: int, params: dict[str, Any], answer: Future[_Answer]) -> None:
         with self.send_lock:
             self.held[call] = answer
             try:
                 self.connection.send((call, params))
-            except OSError as exc:  # died: the reader fails what it held
-                raise _WorkerDied() from exc
+            except BaseException as exc:
+                self.held.pop(call, None)
+                if isinstance(exc, OSError):  # it died; its reader replaces it
+                    raise _WorkerDied() from exc
+                raise
 
     def stop(self, timeout: float) -> None:
         with self.send_lock:
@@ -154,8 +164,9 @@ class LaunchPool:
             self._closed.wait(0.1)
         raise _WorkerDied()
 
-    def _start(self, slot: int) -> None:
+    def _start(self, slot: int, generation: int = 1) -> None:
         worker = _Worker(self._settings)
+        worker.generation = generation
         with self._lock:
             if slot < len(self._workers):
                 self._workers[slot] = worker
@@ -180,44 +191,66 @@ class LaunchPool:
             future.set_exception(_WorkerDied())
         worker.connection.close()
         worker.process.join(5)
-        if not self._closed.is_set():
-            logger.warning(
-                "a launcher process died (exit code %s); starting a new one", worker.process.exitcode
-            )
-            self._start(slot)
+        if self._closed.is_set():
+            return
+        # one that dies as it starts (say, cannot build its client) is restarted ever more slowly
+        quick = time.monotonic() - worker.started < QUICK_DEATH_SECONDS
+        delay = min(MAX_RESTART_DELAY_SECONDS, 2.0 ** (worker.generation - 1)) if quick else 0.0
+        logger.warning(
+            "a launcher process died (exit code %s); starting a new one in %.0f s",
+            worker.process.exitcode,
+            delay,
+        )
+        if not self._closed.wait(delay):
+            self._start(slot, generation=worker.generation + 1 if quick else 1)
 
 
 # --- in the worker processes -------------------------------------------------------------
 
-_throttles = 0
+_calling = threading.local()  # throttled attempts of the calls of this thread (botocore's hook runs in it)
 
 
 def _serve(connection: Connection, settings: Settings) -> None:
-    """A worker's life: answer calls in order until scheduld says stop or its pipe closes."""
+    """A worker's life: answer calls until scheduld says stop or its pipe closes. Calls run on
+    as many threads as scheduld has firing threads per worker: a RunTask mostly waits for ECS
+    (a tenth of a second or more), so one call at a time would cap a worker's calls per second
+    far below a herd's."""
     # Ctrl-C reaches the whole process group: scheduld decides when workers stop
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    ecs = ecs_client(settings, pool=2)
+    threads = -(-settings.scheduler.max_workers // max(1, settings.scheduler.launch_processes)) + 1
+    ecs = ecs_client(settings, pool=threads)
     ecs.meta.events.register("needs-retry.ecs.RunTask", _count_throttle)
-    while True:
-        try:
-            request = connection.recv()
-        except (EOFError, OSError):  # scheduld is gone
-            return
-        if request is None:
-            return
-        call, params = request
-        connection.send((call, _run_task(ecs, params)))
+    sending = threading.Lock()
+    gone = threading.Event()
+
+    def answer(call: int, params: dict[str, Any]) -> None:
+        result = _run_task(ecs, params)
+        with sending:
+            try:
+                connection.send((call, result))
+            except OSError:  # scheduld is gone
+                gone.set()
+
+    with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="runtask") as calls:
+        while not gone.is_set():
+            try:
+                request = connection.recv()
+            except (EOFError, OSError):  # scheduld is gone
+                return
+            if request is None:
+                return
+            calls.submit(answer, *request)
 
 
 def _run_task(ecs: ECSClient, params: dict[str, Any]) -> _Answer:
-    before = _throttles
+    before = _throttled()
     try:
         response = ecs.run_task(**params)
     except ClientError as exc:
-        return None, ClientError(exc.response, exc.operation_name), _throttles - before
+        return None, ClientError(exc.response, exc.operation_name), _throttled() - before
     except BotoCoreError as exc:
-        return None, _portable(exc), _throttles - before
-    return dict(response), None, _throttles - before
+        return None, _portable(exc), _throttled() - before
+    return dict(response), None, _throttled() - before
 
 
 def _portable(exc: BotoCoreError) -> BotoCoreError:
@@ -230,6 +263,10 @@ def _portable(exc: BotoCoreError) -> BotoCoreError:
 
 def _count_throttle(response: Any = None, **kwargs: Any) -> None:
     """botocore's needs-retry hook: returns None, so the retry decision stays botocore's."""
-    global _throttles
     if throttled(response):
-        _throttles += 1
+        _calling.throttles = _throttled() + 1
+
+
+def _throttled() -> int:
+    count: int = getattr(_calling, "throttles", 0)
+    return count
