@@ -44,12 +44,15 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 
+LOST_CALLS = 3
+"""A call is given up (uncertain, as after a timeout) once this many workers died under it:
+two at once can die holding it before either is replaced."""
 QUICK_DEATH_SECONDS = 10.0
 MAX_RESTART_DELAY_SECONDS = 30.0
 
 
 class LauncherDied(BotoCoreError):
-    """A RunTask call whose launcher process died twice under it: ECS may have started it
+    """A RunTask call whose launcher processes kept dying under it: ECS may have started it
     (so the run is uncertain, as after a timeout); its client token makes a replay safe."""
 
     fmt = "the launcher process running RunTask died"
@@ -84,6 +87,7 @@ class _Worker:
         self.held: dict[int, Future[_Answer]] = {}
         self.send_lock = threading.Lock()
         self.generation = 1  # how many workers in a row died as they started in this slot
+        self.dead = False  # a send failed: not chosen again while its reader replaces it
 
     def send(self, call: int, params: dict[str, Any], answer: Future[_Answer]) -> None:
         with self.send_lock:
@@ -93,6 +97,7 @@ class _Worker:
             except BaseException as exc:
                 self.held.pop(call, None)
                 if isinstance(exc, OSError):  # it died; its reader replaces it
+                    self.dead = True
                     raise _WorkerDied() from exc
                 raise
 
@@ -127,13 +132,22 @@ class LaunchPool:
         return self
 
     def run_task(self, params: dict[str, Any]) -> dict[str, Any]:
-        for attempt in (1, 2, 3):
+        lost = 0  # sent to a worker that died before answering: sent again, up to LOST_CALLS
+        while True:
             answer: Future[_Answer] = Future()
             try:
-                self._least_busy().send(next(self._calls), params, answer)
+                worker = self._least_busy()
+            except _WorkerDied:  # closing, or no worker came back in time
+                raise LauncherDied() from None
+            try:
+                worker.send(next(self._calls), params, answer)
+            except _WorkerDied:  # not sent: another worker takes it
+                continue
+            try:
                 response, error, throttles = answer.result()
             except _WorkerDied:
-                if attempt == 3 or self._closed.is_set():
+                lost += 1
+                if lost == LOST_CALLS:
                     raise LauncherDied() from None
                 continue
             if throttles:
@@ -142,7 +156,6 @@ class LaunchPool:
                 raise error
             assert response is not None
             return response
-        raise AssertionError("unreachable")  # pragma: no cover
 
     def close(self, timeout: float = 10.0) -> None:
         """Stop the workers once the calls under way are answered."""
@@ -158,9 +171,9 @@ class LaunchPool:
             if self._closed.is_set():
                 raise _WorkerDied()
             with self._lock:
-                live = [worker for worker in self._workers if not worker.connection.closed]
+                live = [w for w in self._workers if not (w.dead or w.connection.closed)]
             if live:
-                return min(live, key=lambda worker: len(worker.held))
+                return min(live, key=lambda w: len(w.held))
             self._closed.wait(0.1)
         raise _WorkerDied()
 
@@ -185,6 +198,7 @@ class LaunchPool:
                 worker.held.pop(call).set_result(answer)
         except (EOFError, OSError):
             pass
+        worker.dead = True
         with worker.send_lock:
             held, worker.held = worker.held, {}
         for future in held.values():

@@ -26,7 +26,7 @@ from scheduld.executor import TaskLauncher, started_by
 from scheduld.launcher import LaunchPool
 from tests.e2e.conftest import eventually, session_processes, tail
 from tests.scheduld.conftest import RecordingECS, job
-from tests.servers import MotoServer, component_env
+from tests.servers import TEST_CREDENTIALS, MotoServer, component_env
 
 FIRE = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -37,7 +37,8 @@ def pool_for(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
     pools: list[LaunchPool] = []
 
     def make(url: str) -> LaunchPool:
-        monkeypatch.setenv("AWS_ENDPOINT_URL_ECS", url)
+        for name, value in {**TEST_CREDENTIALS, "AWS_ENDPOINT_URL_ECS": url}.items():
+            monkeypatch.setenv(name, value)
         settings = Settings(scheduler=SchedulerSettings(launch_processes=2))
         pools.append(LaunchPool(settings).start())
         return pools[-1]
