@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-SECTIONS = ("api", "request_cpu", "firing", "propagation", "scale")
+SECTIONS = ("api", "request_cpu", "firing", "propagation", "scale", "e2e")
 
 # (section, path to a figure, comparison, target, what it means)
 TARGETS: list[tuple[str, str, str, float, str]] = [

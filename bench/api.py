@@ -13,9 +13,11 @@ proportion to the messages its queue holds, so ``sqs_floor`` measures what moto 
 sustains (bench/sqs_floor.py, under the same drain): the bound of the ``moto_sqs`` writes.
 
 ``instrumentation``: GET and POST at 16 connections (fast SQS) against three webapi servers
-in turn: metrics off (``METRICS__ENABLED=false``; request ids stay), metrics on (the default),
-and metrics on with the JSON access log at INFO (production logging); ``*_cost_pct`` is the
-throughput lost against "off" (``*_cpu_cost_pct``: server CPU per request added).
+running side by side and loaded in turn, three rounds (best of each): metrics off
+(``METRICS__ENABLED=false``; request ids stay), metrics on (the default), and metrics on with
+the JSON access log at INFO (production logging); ``*_cost_pct`` is the throughput lost
+against "off" (``*_cpu_cost_pct``: server CPU per request added). bench/request_cpu.py
+measures the same costs in-process, which a busy machine disturbs far less.
 
 Reads run before writes, and moto runs last, so no scenario pays for a queue a previous
 one left behind. Per scenario, besides req/s and latency: ``server_cpu_ms``, the CPU time the
@@ -25,6 +27,7 @@ were shared, and ``server_cores``, how busy the server was.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
@@ -55,7 +58,19 @@ TARGETS: list[tuple[str, str, str, float, str]] = [
     ("api", "moto_sqs.c16.get.p99_ms", "<=", 5, "GET p99 at 16 clients, ms"),
     ("api", "instrumentation.get.metrics_cost_pct", "<=", 10, "metrics cost, % of GET throughput"),
     ("api", "instrumentation.post.metrics_cost_pct", "<=", 10, "metrics cost, % of POST throughput"),
+    ("api", "instrumentation.get.metrics_access_log_cost_pct", "<=", 10, "metrics + JSON log, % of GET rps"),
+    (
+        "api",
+        "instrumentation.post.metrics_access_log_cost_pct",
+        "<=",
+        10,
+        "metrics + JSON log, % of POST rps",
+    ),
 ]
+INSTRUMENTATION_ROUNDS = 3
+WRITES_UNLIMITED = {"WEBAPI__LIMITS__WRITE_RATE": "", "WEBAPI__LIMITS__MAX_JOBS": "0"}
+"""One load client writes far faster than a person: no write rate or job quota (else POSTs
+measure 429 and 403 replies)."""
 INSTRUMENTATION = {
     "off": {"METRICS__ENABLED": "false", "LOG_LEVEL": "WARNING"},
     "metrics": {"METRICS__ENABLED": "true", "LOG_LEVEL": "WARNING"},
@@ -103,13 +118,7 @@ def _webapi(
         [{"id": f"job{n:05d}", "taskDefinition": "bench-task", "schedule": "0 0 0"} for n in range(JOBS)],
     )
     port = free_port()
-    # one load client writes far faster than a person: no write rate or job quota here
-    extra = {
-        "WEBAPI__PORT": str(port),
-        "LOG_LEVEL": "WARNING",
-        "WEBAPI__LIMITS__WRITE_RATE": "",
-        "WEBAPI__LIMITS__MAX_JOBS": "0",
-    }
+    extra = {"WEBAPI__PORT": str(port), "LOG_LEVEL": "WARNING", **WRITES_UNLIMITED}
     if variant == "fast_sqs":
         extra["AWS_ENDPOINT_URL_SQS"] = fake.url
     figures: dict[str, Any] = {f"c{c}": {} for c in CONCURRENCY}
@@ -139,33 +148,63 @@ def _webapi(
 
 
 def _instrumentation(*, moto: MotoServer, fake: FakeAWS, tmp: Path, seconds: float) -> dict[str, Any]:
-    """Throughput with metrics (and the access log) off and on; the same store for all."""
+    """Throughput with metrics (and the access log) off and on; the same store for all.
+
+    The three servers run side by side and take turns under load, ``INSTRUMENTATION_ROUNDS``
+    times, each figure the best of its rounds: a busy moment on a shared machine then hits
+    every setup alike rather than the one that happened to run then.
+    """
     db = tmp / "instrumentation.db"
     preload(
         db,
         [{"id": f"job{n:05d}", "taskDefinition": "bench-task", "schedule": "0 0 0"} for n in range(JOBS)],
     )
-    figures: dict[str, Any] = {"get": {}, "post": {}}
-    for setup, env in INSTRUMENTATION.items():
-        port = free_port()
-        extra = {"WEBAPI__PORT": str(port), "AWS_ENDPOINT_URL_SQS": fake.url, **env}
-        log = tmp / f"instrumentation-{setup}.log"
-        with component("webapi", moto=moto, sqlite_path=db, log=log, extra=extra) as server:
+    kinds = ("get", "post")
+    best: dict[str, dict[str, dict[str, float]]] = {kind: {} for kind in kinds}
+    with contextlib.ExitStack() as running:
+        servers: dict[str, tuple[int, int]] = {}
+        for setup, env in INSTRUMENTATION.items():
+            port = free_port()
+            extra = {"WEBAPI__PORT": str(port), "AWS_ENDPOINT_URL_SQS": fake.url, **WRITES_UNLIMITED, **env}
+            log = tmp / f"instrumentation-{setup}.log"
+            server = running.enter_context(
+                component("webapi", moto=moto, sqlite_path=db, log=log, extra=extra)
+            )
+            servers[setup] = (port, server.pid)
+        for port, _ in servers.values():
             wait_up(port)
-            for kind in figures:
-                result = _load(port, kind, 16, seconds, server=server.pid, tag=f"i{setup}")
-                figures[kind][setup] = {k: result[k] for k in ("rps", "p99_ms", "server_cpu_ms")}
-    for section in figures.values():
-        off = max(1.0, section["off"]["rps"])
-        section["metrics_cost_pct"] = round(100 * (off - section["metrics"]["rps"]) / off, 1)
-        section["metrics_access_log_cost_pct"] = round(
-            100 * (off - section["metrics_access_log"]["rps"]) / off, 1
+        for round_ in range(INSTRUMENTATION_ROUNDS):
+            for kind in kinds:
+                for setup, (port, pid) in servers.items():
+                    result = _load(port, kind, 16, seconds, server=pid, tag=f"i{setup}{round_}")
+                    seen = best[kind].setdefault(
+                        setup, {"rps": 0.0, "p99_ms": 0.0, "server_cpu_ms": 1e9, "errors": 0}
+                    )
+                    seen["errors"] += result["errors"]
+                    seen["rps"] = max(seen["rps"], result["rps"])
+                    seen["p99_ms"] = max(seen["p99_ms"], result["p99_ms"])  # the worst round's
+                    seen["server_cpu_ms"] = min(seen["server_cpu_ms"], result["server_cpu_ms"])
+    figures: dict[str, Any] = {}
+    for kind, section in best.items():
+        off, on, logged = section["off"], section["metrics"], section["metrics_access_log"]
+        # throughput lost against "off", and server CPU per request added
+        section_figures: dict[str, Any] = dict(section)
+        section_figures["metrics_cost_pct"] = _lost(off["rps"], on["rps"])
+        section_figures["metrics_access_log_cost_pct"] = _lost(off["rps"], logged["rps"])
+        section_figures["metrics_cpu_cost_pct"] = _added(off["server_cpu_ms"], on["server_cpu_ms"])
+        section_figures["metrics_access_log_cpu_cost_pct"] = _added(
+            off["server_cpu_ms"], logged["server_cpu_ms"]
         )
-        # server CPU per request depends less on how the cores were shared than rps does
-        cpu_off = max(1e-6, section["off"]["server_cpu_ms"])
-        cpu_on = section["metrics"]["server_cpu_ms"]
-        section["metrics_cpu_cost_pct"] = round(100 * (cpu_on - cpu_off) / cpu_off, 1)
+        figures[kind] = section_figures
     return figures
+
+
+def _lost(before: float, after: float) -> float:
+    return round(100 * (before - after) / max(1.0, before), 1)
+
+
+def _added(before: float, after: float) -> float:
+    return round(100 * (after - before) / max(1e-6, before), 1)
 
 
 class _Drain:

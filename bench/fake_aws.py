@@ -113,7 +113,7 @@ class FakeAWS:
                     await writer.drain()
                     continue
                 target = headers.get("x-amz-target", "").rsplit(".", 1)[-1]
-                payload = self._answer(target, json.loads(body or b"{}"), arrived)
+                payload = await self._respond(target, json.loads(body or b"{}"), arrived)
                 data = json.dumps(payload).encode()
                 writer.write(
                     b"HTTP/1.1 200 OK\r\nContent-Type: application/x-amz-json-1.1\r\n"
@@ -130,6 +130,10 @@ class FakeAWS:
         arrivals = [[a.at, a.job_id, a.count] for a in self.take()]
         calls, self.calls = dict(self.calls), Counter()
         return {"arrivals": arrivals, "calls": calls}
+
+    async def _respond(self, target: str, request: dict[str, Any], arrived: float) -> dict[str, Any]:
+        """The reply to one call; a subclass that must wait (a long poll) overrides this."""
+        return self._answer(target, request, arrived)
 
     def _answer(self, target: str, request: dict[str, Any], arrived: float) -> dict[str, Any]:
         self.calls[target] += 1

@@ -50,6 +50,8 @@ def build_requests(kind: str, *, host: str, ids: int, count: int, tag: str = "")
                 }
             )
             requests.append(request("POST", "/jobs", body))
+        elif kind == "delete":  # the jobs a "post" run with the same tag and layout created
+            requests.append(request("DELETE", f"/jobs/new{tag}{n:07d}"))
         elif kind == "bare":
             requests.append(request("GET", f"/jobs/job{rng.randrange(ids):05d}"))
     return requests
@@ -137,7 +139,7 @@ def _event_loop_runner() -> Callable[[Coroutine[Any, Any, dict[str, Any]]], dict
 def main() -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.load")
     parser.add_argument("--port", type=int, required=True)
-    parser.add_argument("--kind", required=True, choices=["get", "list", "put", "post", "bare"])
+    parser.add_argument("--kind", required=True, choices=["get", "list", "put", "post", "delete", "bare"])
     parser.add_argument("--ids", type=int, default=10_000)
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--seconds", type=float, default=4.0)
@@ -148,7 +150,7 @@ def main() -> int:
         args.kind,
         host=f"127.0.0.1:{args.port}",
         ids=args.ids,
-        count=200_000 if args.kind == "post" else 20_000,
+        count=200_000 if args.kind in ("post", "delete") else 20_000,
         tag=args.tag,
     )
     result = _event_loop_runner()(

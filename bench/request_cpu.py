@@ -13,6 +13,15 @@ serves them; ``get_token`` is ``get`` with ``auth.mode: tokens`` and a read toke
 SQLite in a temporary directory with ``JOBS`` jobs; the bus accepts every event at once, so
 writes show webapi's own cost.
 
+Instrumentation, in the same rounds: ``get`` and ``post`` are served with metrics on and no
+access line (LOG_LEVEL=WARNING, as above); ``*_nometrics`` with metrics off; ``*_json`` with
+metrics on and the JSON access line at INFO (the production profile); ``*_text`` with metrics
+on and text logs at DEBUG (where text mode writes its access line). Log lines go to a file,
+as a process's stderr would. ``instrumentation.<kind>.<what>_cost_pct`` is the share of the
+request's CPU that ``what`` adds, which is the throughput it costs a CPU-bound server
+(``100 × (cpu_with − cpu_without) / cpu_with``). The HTTP server's own CPU is not in these
+figures, so they overstate what a served request loses.
+
     .venv/bin/python -m bench request_cpu          # as a section of python -m bench
     .venv/bin/python -m bench.request_cpu          # alone, prints one JSON line
 """
@@ -23,6 +32,7 @@ import argparse
 import asyncio
 import gc
 import json
+import logging
 import os
 import subprocess
 import sys
@@ -30,13 +40,14 @@ import tempfile
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 import orjson
 
 from bench.harness import preload
 from common.bus.base import EventBus, ReceivedMessage
-from common.config import AuthSettings, Settings, SQLiteSettings, StoreSettings
+from common.config import AuthSettings, MetricsSettings, Settings, SQLiteSettings, StoreSettings
+from common.logging import LogFormat, configure_logging
 from common.models import ChangeEvent
 from common.store.sqlite import SQLiteJobStore
 
@@ -49,7 +60,23 @@ ASGIApp = Callable[
 
 TARGETS: list[tuple[str, str, str, float, str]] = [
     ("request_cpu", "get_vs_bare", "<=", 1.25, "GET CPU ≤ 1.25× bare FastAPI (in-process)"),
+] + [
+    (
+        "request_cpu",
+        f"instrumentation.{kind}.{what}_cost_pct",
+        "<=",
+        10,
+        f"{label} cost, % of {kind.upper()} CPU (in-process)",
+    )
+    for kind in ("get", "post")
+    for what, label in (
+        ("metrics", "metrics"),
+        ("json_log", "JSON log lines"),
+        ("all", "metrics + JSON logs"),
+    )
 ]
+INSTRUMENTED = ("get", "post")
+"""Scenarios measured again with metrics off and with access lines (``Variant``)."""
 
 
 class AcceptingBus(EventBus):
@@ -88,11 +115,17 @@ class Scenario:
         *,
         status: int,
         headers: list[tuple[bytes, bytes]],
+        logs: Callable[[], None] | None = None,
     ) -> None:
         self.app = app
         self.status = status
+        self.logs = logs  # sets up logging as this scenario's process would have it
         self.scopes = [(_scope(method, target, headers, body), body) for method, target, body in requests]
         self.index = 0
+
+    def set_up_logs(self) -> None:
+        if self.logs is not None:
+            self.logs()
 
     async def one(self) -> None:
         scope, body = self.scopes[self.index % len(self.scopes)]
@@ -144,11 +177,13 @@ async def _cpu_per_request(scenarios: dict[str, Scenario], *, count: int, repeat
     (after a warm-up); the scenarios take turns within each round, so a busy moment on a
     shared machine hits all of them alike rather than the one that happened to run then."""
     for scenario in scenarios.values():
+        scenario.set_up_logs()
         for _ in range(min(200, count)):
             await scenario.one()
     best = dict.fromkeys(scenarios, float("inf"))
     for _ in range(repeats):
         for name, scenario in scenarios.items():
+            scenario.set_up_logs()
             gc.collect()
             started = time.process_time()
             for _ in range(count):
@@ -157,7 +192,7 @@ async def _cpu_per_request(scenarios: dict[str, Scenario], *, count: int, repeat
     return {f"{name}_us": round(seconds * 1e6, 1) for name, seconds in best.items()}
 
 
-def _requests(kind: str, n: int) -> list[tuple[str, str, bytes]]:
+def _requests(kind: str, n: int, *, prefix: str = "new") -> list[tuple[str, str, bytes]]:
     if kind in ("get", "get_token", "bare"):
         return [("GET", f"/jobs/job{(i * 7919) % JOBS:05d}", b"") for i in range(n)]
     if kind == "list":
@@ -172,7 +207,7 @@ def _requests(kind: str, n: int) -> list[tuple[str, str, bytes]]:
             (
                 "POST",
                 "/jobs",
-                orjson.dumps({"taskDefinition": "bench-task", "id": f"new{i:07d}", "schedule": "0 0 0"}),
+                orjson.dumps({"taskDefinition": "bench-task", "id": f"{prefix}{i:07d}", "schedule": "0 0 0"}),
             )
             for i in range(n)
         ]
@@ -181,7 +216,7 @@ def _requests(kind: str, n: int) -> list[tuple[str, str, bytes]]:
 
 def measure(*, count: int, repeats: int, only: tuple[str, ...] = ()) -> dict[str, Any]:
     """Build both apps over a fresh store and measure the scenarios (``only`` those named,
-    besides ``bare``) in one event loop."""
+    besides ``bare``, and their instrumentation variants) in one event loop."""
     from bench.bare_app import app as bare_app
     from webapi import create_app
     from webapi.tokens import token_hash
@@ -199,6 +234,11 @@ def measure(*, count: int, repeats: int, only: tuple[str, ...] = ()) -> dict[str
         settings = Settings(
             store=StoreSettings(sqlite=SQLiteSettings(path=db)), auth=AuthSettings(mode="none")
         )
+        # one loop writes far faster than a person: no write rate or job quota (as run() says)
+        unlimited = settings.webapi.limits.model_copy(update={"write_rate": "", "max_jobs": 0})
+        settings = settings.model_copy(
+            update={"webapi": settings.webapi.model_copy(update={"limits": unlimited})}
+        )
         store = SQLiteJobStore(settings.store.sqlite)
         bus = AcceptingBus()
         app = create_app(settings, store=store, bus=bus)
@@ -207,30 +247,96 @@ def measure(*, count: int, repeats: int, only: tuple[str, ...] = ()) -> dict[str
             store=store,
             bus=bus,
         )
-        total = count * (repeats + 1) + 200
-        scenarios = {
-            "bare": Scenario(bare_app, _requests("bare", 1000), status=200, headers=[]),
-            "get": Scenario(app, _requests("get", 1000), status=200, headers=[]),
-            "get_token": Scenario(
-                token_app,
-                _requests("get", 1000),
-                status=200,
-                headers=[(b"authorization", f"Bearer {TOKEN}".encode())],
+        variants = {
+            "nometrics": create_app(
+                settings.model_copy(update={"metrics": MetricsSettings(enabled=False)}), store=store, bus=bus
             ),
-            "list": Scenario(app, _requests("list", 1000), status=200, headers=[]),
-            "put": Scenario(app, _requests("put", 1000), status=200, headers=[]),
-            "post": Scenario(app, _requests("post", total), status=201, headers=[]),
+            "json": create_app(settings.model_copy(update={"log_format": "json"}), store=store, bus=bus),
+            "text": app,
+        }
+        log_file = (Path(tmp) / "webapi.log").open("a", buffering=1)  # as stderr: line-buffered
+        quiet = _logs(log_file, "WARNING", "text")
+        variant_logs = {
+            "nometrics": quiet,
+            "json": _logs(log_file, "INFO", "json"),
+            "text": _logs(log_file, "DEBUG", "text"),
+        }
+        total = count * (repeats + 1) + 200
+        root = logging.getLogger()
+        logged = (
+            root.handlers[:],
+            root.level,
+            logging.logThreads,
+            logging.logProcesses,
+            logging.logMultiprocessing,
+        )
+
+        def scenario(kind: str, app: ASGIApp, logs: Callable[[], None] = quiet, **kw: Any) -> Scenario:
+            status = 201 if kind == "post" else 200
+            requests = _requests(kind, total if kind == "post" else 1000, prefix=kw.pop("prefix", "new"))
+            return Scenario(app, requests, status=status, headers=kw.pop("headers", []), logs=logs)
+
+        scenarios = {
+            "bare": scenario("bare", bare_app),
+            "get": scenario("get", app),
+            "get_token": scenario("get", token_app, headers=[(b"authorization", f"Bearer {TOKEN}".encode())]),
+            "list": scenario("list", app),
+            "put": scenario("put", app),
+            "post": scenario("post", app),
         }
         if only:
             scenarios = {name: scenario for name, scenario in scenarios.items() if name in {"bare", *only}}
+        for kind in INSTRUMENTED:
+            if kind in scenarios:
+                for variant, variant_app in variants.items():
+                    name = f"{kind}_{variant}"
+                    scenarios[name] = scenario(kind, variant_app, variant_logs[variant], prefix=name)
         try:
             figures = _run(scenarios, count=count, repeats=repeats)
         finally:
+            # as it was: this may run inside another process (the tests)
+            root.handlers[:], level, logging.logThreads, logging.logProcesses, logging.logMultiprocessing = (
+                logged
+            )
+            root.setLevel(level)
+            log_file.close()
             store.close()
     if "get_us" in figures:
         figures["get_vs_bare"] = round(figures["get_us"] / figures["bare_us"], 2)
+    figures["instrumentation"] = {
+        kind: _instrumentation_costs(figures, kind) for kind in INSTRUMENTED if f"{kind}_us" in figures
+    }
     figures["count"], figures["repeats"] = count, repeats
     return figures
+
+
+def _instrumentation_costs(figures: dict[str, Any], kind: str) -> dict[str, float]:
+    """What metrics and access lines add to one request's CPU, in % of the request with them."""
+
+    def cost(with_it: str, without: str) -> float:
+        on: float = figures[f"{kind}{with_it}_us"]
+        off: float = figures[f"{kind}{without}_us"]
+        return round(100 * (on - off) / on, 1)
+
+    return {
+        "metrics_cost_pct": cost("", "_nometrics"),
+        "json_log_cost_pct": cost("_json", ""),
+        "text_log_cost_pct": cost("_text", ""),
+        "all_cost_pct": cost("_json", "_nometrics"),
+    }
+
+
+def _logs(stream: TextIO, level: str, fmt: LogFormat) -> Callable[[], None]:
+    """Logging as webapi configures it (``configure_logging``), ``stream`` as its stderr."""
+
+    def set_up() -> None:
+        stderr, sys.stderr = sys.stderr, stream
+        try:
+            configure_logging(level, component="webapi", fmt=fmt)
+        finally:
+            sys.stderr = stderr
+
+    return set_up
 
 
 def _run(scenarios: dict[str, Scenario], *, count: int, repeats: int) -> dict[str, Any]:

@@ -1,10 +1,14 @@
-"""Where scheduld reaches into APScheduler 3's internals, and why; the trigger-side seams are
-the schedule parser's (common/schedule.py, since webapi builds triggers too).
+"""Every place the project reaches into APScheduler 3's internals, and why: nothing else
+subclasses or reads a private part of it (scheduld/scheduler.py and common/schedule.py,
+common/expressions.py use only what this module exports and APScheduler's public API).
 
-Checked against APScheduler >=3.11,<3.12 (3.11.3); tests/common/test_apscheduler_seams.py fails
-on an upgrade that breaks any of them, and ``CHECKED`` is the range it accepts. Each seam buys
-a measured cost (bench/firing.py, cold start and herds); on APScheduler 4 they all go:
-its scheduler passes the scheduled fire time to jobs and builds triggers cheaply.
+Checked against APScheduler >=3.11,<3.12 (3.11.3); tests/common/test_apscheduler_seams.py
+drives each seam below through a real scheduler or trigger and fails, naming the seam, on an
+upgrade that breaks it; ``CHECKED`` is the range it accepts. Each seam buys a measured cost
+(bench/firing.py, cold start and herds) or a syntax APScheduler lacks; on APScheduler 4 the
+first five go: its scheduler passes the scheduled fire time to jobs and builds triggers cheaply.
+
+Scheduler side (used by scheduld/scheduler.py):
 
 1. ``FireTimeExecutor._do_submit_job``: APScheduler's thread-pool executor, overridden so a job
    learns the *scheduled* time it runs for (the run's key, exactly-once firing) and counts the
@@ -14,23 +18,39 @@ its scheduler passes the scheduled fire time to jobs and builds triggers cheaply
    waiting (APScheduler keeps no public handle on the pool).
 3. ``presigned``: APScheduler checks each added job's callable with ``inspect.signature``,
    which honours a ``__signature__`` attribute; a precomputed one saves most of that check.
-4. In common/schedule.py: ``SharedFieldsCronTrigger.FIELDS_MAP`` (CronTrigger builds each
-   field through ``FIELDS_MAP[name](name, exprs, is_default)``; a cached factory shares
-   compiled fields between triggers) and the metered next-fire search (a twin trigger whose
-   ``fields`` charge a step budget). Checked against the same ``CHECKED`` range.
+
+Trigger side (used by common/schedule.py and common/expressions.py, in both processes):
+
+4. ``SharedFieldsCronTrigger.FIELDS_MAP``: CronTrigger builds each field through
+   ``FIELDS_MAP[name](name, exprs, is_default)``; a cached factory shares compiled fields
+   (immutable once built) between triggers of equal fields.
+5. ``metered_next_fire``: CronTrigger's next-fire search calls each field's
+   ``get_next_value`` and may otherwise walk year by year to 9999; a twin trigger (built
+   through ``__new__`` and its five slots) whose ``fields`` charge a step budget bounds it.
+6. ``DayExpression`` and ``ExtendedCronTrigger.DAY_EXPRESSIONS``: a field compiles its text
+   with the first of its ``COMPILERS`` whose ``value_re`` matches; an expression answers
+   ``get_next_value(date, field)``. Extra day-of-month expressions (EventBridge's ``15W``)
+   are added there.
+7. ``ExtendedCronTrigger.fields_accept`` and ``refused_field``: read ``fields``
+   (``REAL``, ``get_value``, ``get_next_value``) and build one field alone.
 """
 
 from __future__ import annotations
 
+import functools
 import inspect
+import re
 import threading
 from collections import Counter
 from collections.abc import Callable
 from datetime import datetime
-from typing import Any
+from typing import Any, ClassVar
 
 from apscheduler.executors.base import run_job
 from apscheduler.executors.pool import ThreadPoolExecutor
+from apscheduler.triggers.cron import CronTrigger
+from apscheduler.triggers.cron.expressions import AllExpression
+from apscheduler.triggers.cron.fields import BaseField, DayOfMonthField
 
 CHECKED = ((3, 11), (3, 12))
 """APScheduler versions these seams were checked against: from (inclusive), to (exclusive)."""
@@ -42,6 +62,9 @@ def current_run_time() -> datetime | None:
     """In a job run by ``FireTimeExecutor``: the scheduled time this run is for."""
     run_time: datetime | None = getattr(_current, "run_time", None)
     return run_time
+
+
+# --- scheduler side -------------------------------------------------------------------------
 
 
 class FireTimeExecutor(ThreadPoolExecutor):  # type: ignore[misc]
@@ -90,3 +113,146 @@ def presigned(fire: Callable[[str], None]) -> Callable[[str], None]:
 
     fire_job.__signature__ = inspect.signature(fire_job)  # type: ignore[attr-defined]
     return fire_job
+
+
+# --- trigger side ---------------------------------------------------------------------------
+
+
+@functools.lru_cache(maxsize=4096)
+def _compiled_field(field_class: type[BaseField], name: str, exprs: str, is_default: bool) -> BaseField:
+    return field_class(name, exprs, is_default)
+
+
+class SearchBudgetExceeded(ValueError):
+    """The next-fire search took more field steps than it was given."""
+
+    def __init__(self, steps: int) -> None:
+        super().__init__(f"no fire time found within {steps} search steps")
+        self.steps = steps
+
+
+class _Budget(threading.local):
+    """The steps left to the search running on this thread."""
+
+    steps = 0
+    left = 0
+
+
+_budget = _Budget()
+
+
+class _MeteredField:
+    """A compiled field that charges one step of this thread's budget per ``get_next_value``
+    (seam 5): the only way into CronTrigger's search loop."""
+
+    __slots__ = ("_next", "name", "is_default", "REAL", "get_value", "get_min", "get_max")
+
+    def __init__(self, field: BaseField) -> None:
+        self._next = field.get_next_value
+        self.name = field.name
+        self.is_default = field.is_default
+        self.REAL = field.REAL
+        self.get_value = field.get_value
+        self.get_min = field.get_min
+        self.get_max = field.get_max
+
+    def get_next_value(self, dateval: datetime) -> int | None:
+        _budget.left -= 1
+        if _budget.left < 0:
+            raise SearchBudgetExceeded(_budget.steps)
+        value: int | None = self._next(dateval)
+        return value
+
+
+def _metered_twin(trigger: CronTrigger) -> CronTrigger:
+    """A plain CronTrigger with the same settings whose fields charge the budget."""
+    twin = CronTrigger.__new__(CronTrigger)
+    twin.timezone = trigger.timezone
+    twin.start_date = trigger.start_date
+    twin.end_date = trigger.end_date
+    twin.jitter = trigger.jitter
+    twin.fields = [_MeteredField(field) for field in trigger.fields]
+    return twin
+
+
+def metered_next_fire(
+    trigger: CronTrigger, previous: datetime | None, now: datetime, *, steps: int
+) -> datetime | None:
+    """CronTrigger's own ``get_next_fire_time`` in at most ``steps`` field steps (seam 5);
+    SearchBudgetExceeded beyond. Only the fields' search runs: a subclass's own
+    ``get_next_fire_time`` (DST handling, bounds) is the caller's to apply."""
+    twin = trigger.metered() if isinstance(trigger, SharedFieldsCronTrigger) else _metered_twin(trigger)
+    outer = _budget.steps, _budget.left
+    _budget.steps = _budget.left = steps
+    try:
+        result: datetime | None = CronTrigger.get_next_fire_time(twin, previous, now)
+    finally:
+        _budget.steps, _budget.left = outer
+    return result
+
+
+class SharedFieldsCronTrigger(CronTrigger):  # type: ignore[misc]
+    """A CronTrigger whose compiled fields are shared with other triggers of equal fields
+    (seam 4). Compiling its eight fields is most of a CronTrigger's construction, and
+    schedules repeat field values (``0`` hours, ``*`` years), so a 100 000-job cold start
+    compiles a few hundred fields instead of 800 000."""
+
+    __slots__ = ("_twin",)
+    FIELDS_MAP = {
+        name: functools.partial(_compiled_field, field_class)
+        for name, field_class in CronTrigger.FIELDS_MAP.items()
+    }
+
+    def metered(self) -> CronTrigger:
+        """Its metered twin, made once (triggers do not change once built)."""
+        twin: CronTrigger | None = getattr(self, "_twin", None)
+        if twin is None:
+            twin = self._twin = _metered_twin(self)
+        return twin
+
+
+class DayExpression(AllExpression):  # type: ignore[misc]
+    """An extra day-of-month expression for ``ExtendedCronTrigger.DAY_EXPRESSIONS`` (seam 6).
+
+    APScheduler builds it with ``value_re``'s named groups as keyword arguments when the
+    field's text matches; ``next_day`` gives the first matching day of the month from
+    ``from_day`` on, or None."""
+
+    value_re: ClassVar[re.Pattern[str]]
+
+    def __init__(self) -> None:
+        super().__init__(None)
+
+    def next_day(self, year: int, month: int, from_day: int) -> int | None:
+        raise NotImplementedError
+
+    def get_next_value(self, date: datetime, field: Any) -> int | None:
+        return self.next_day(date.year, date.month, date.day)
+
+
+class ExtendedCronTrigger(CronTrigger):  # type: ignore[misc]
+    """A CronTrigger whose day-of-month field also accepts the subclass's
+    ``DAY_EXPRESSIONS`` (seam 6), and which can check a moment against its fields (seam 7)."""
+
+    __slots__ = ()
+    DAY_EXPRESSIONS: ClassVar[tuple[type[DayExpression], ...]] = ()
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        compilers = [*DayOfMonthField.COMPILERS, *cls.DAY_EXPRESSIONS]
+        day_field = type(f"{cls.__name__}DayField", (DayOfMonthField,), {"COMPILERS": compilers})
+        cls.FIELDS_MAP = {**CronTrigger.FIELDS_MAP, "day": day_field}
+
+    def fields_accept(self, moment: datetime) -> bool:
+        """Whether every field of this trigger matches ``moment`` (local time, as is)."""
+        return all(f.get_next_value(moment) == f.get_value(moment) for f in self.fields if f.REAL)
+
+    @classmethod
+    def refused_field(cls, fields: dict[str, str]) -> str | None:
+        """The first of ``fields`` (CronTrigger keyword arguments) that does not compile."""
+        for name, value in fields.items():
+            try:
+                cls.FIELDS_MAP[name](name, value)
+            except ValueError:
+                return name
+        return None

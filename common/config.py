@@ -47,6 +47,17 @@ class ElasticsearchSettings(_Section):
     request_timeout_seconds: Seconds = 10.0
     max_retries: Annotated[int, Field(ge=0, le=10)] = 2
     client_options: dict[str, Any] = Field(default_factory=dict)
+    """Other keyword arguments of the client library; never the two typed settings above."""
+
+    @field_validator("client_options")
+    @classmethod
+    def _no_typed_setting(cls, options: dict[str, Any]) -> dict[str, Any]:
+        shadowed = sorted(set(options) & {"request_timeout", "timeout", "max_retries"})
+        if shadowed:
+            raise ValueError(
+                f"{', '.join(shadowed)} would override request_timeout_seconds/max_retries: set those"
+            )
+        return options
 
 
 class StoreSettings(_Section):
@@ -113,8 +124,11 @@ class LimitsSettings(_Section):
 class RelaySettings(_Section):
     """The outbox relay: change events recorded with each write, sent to SQS by every webapi."""
 
-    # Events claimed per round (sent as SendMessageBatch calls of up to 10).
+    # Events claimed per round (sent as SendMessageBatch calls of up to 10 messages).
     batch_size: Annotated[int, Field(ge=1, le=1000)] = 100
+    # Change events packed into one SQS message (``{"events": [...]}``; 1: one event per
+    # message, the seed's shape). Fewer messages: less SQS work per change on both sides.
+    events_per_message: Annotated[int, Field(ge=1, le=100)] = 10
     # A claimed event not sent within this is claimed again (by any replica): the bound on
     # how long a crashed relay delays an event.
     claim_seconds: Annotated[float, Field(gt=0, le=300)] = 10.0
@@ -207,8 +221,11 @@ class SchedulerSettings(_Section):
     run_history_days: Annotated[float, Field(gt=0)] = 30.0
     max_backfill_runs: Annotated[int, Field(ge=1, le=100000)] = 1000
     """Most runs one backfill (or one catchUpPolicy all catch-up) may start."""
+    backfill_runs_per_second: Annotated[float, Field(ge=0)] = 1.0
+    """Pace of backfill and catch-up runs, all jobs together (0: unpaced); they also wait for
+    room in ``quotas.tasks_per_minute`` instead of being recorded throttled (scheduld/pacing.py)."""
     retry_maximum_attempts: Annotated[int, Field(ge=0, le=185)] = 0
-    """Default retryPolicy.maximumRetryAttempts: 0 keeps the seed's behaviour (no retries)."""
+    """Default retryPolicy.maximumRetryAttempts: 0: a job without its own policy is never retried."""
     retry_maximum_event_age_seconds: Annotated[int, Field(ge=60, le=86400)] = 86400
     retry_backoff_seconds: Seconds = 2.0
     retry_backoff_max_seconds: Seconds = 300.0

@@ -1,7 +1,7 @@
 """EventBridge Scheduler expressions: ``cron(...)``, ``rate(...)`` and ``at(...)``.
 
 Reached only through common/schedule.py (the one entry point both processes use), which keeps
-the seed's 8-field syntax as it was. Each expression becomes an APScheduler 3.x trigger:
+the 8-field syntax as it was. Each expression becomes an APScheduler 3.x trigger:
 
 - ``cron(minutes hours day-of-month month day-of-week year)``: six fields, as EventBridge
   documents them. One of day-of-month and day-of-week must be ``?``; day-of-week counts
@@ -25,13 +25,12 @@ import re
 from calendar import monthrange
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta, tzinfo
-from typing import Any
 
 from apscheduler.triggers.base import BaseTrigger
 from apscheduler.triggers.cron import CronTrigger
-from apscheduler.triggers.cron.expressions import WEEKDAYS, AllExpression
-from apscheduler.triggers.cron.fields import DayOfMonthField
 from apscheduler.triggers.interval import IntervalTrigger
+
+from common.apscheduler_seams import DayExpression, ExtendedCronTrigger
 
 _FORM = re.compile(r"^\s*(cron|rate|at)\((.*)\)\s*$", re.IGNORECASE | re.DOTALL)
 SYNTAX_PATTERN = r"^\s*(cron|rate|at)\([0-9A-Za-z*/,?#:\- ]+\)\s*$"
@@ -44,13 +43,15 @@ RATE_ANCHOR = datetime(2000, 1, 1)
 
 _CRON_FIELDS = ("minutes", "hours", "day-of-month", "month", "day-of-week", "year")
 _EB_WEEKDAYS = ("sun", "mon", "tue", "wed", "thu", "fri", "sat")  # EventBridge: 1 = SUN
+WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+"""CronTrigger's day_of_week names (its documented syntax), 0 = Monday."""
 _ORDINALS = ("1st", "2nd", "3rd", "4th", "5th")
 _SIMPLE = re.compile(r"^[0-9*/,\-]+$")
 _MONTH = re.compile(r"^[0-9a-z*/,\-]+$")
 
 
 def is_expression(expression: str) -> bool:
-    """True for ``cron(...)``, ``rate(...)`` and ``at(...)`` (anything else is the seed syntax)."""
+    """True for ``cron(...)``, ``rate(...)`` and ``at(...)`` (anything else is the 8-field syntax)."""
     return _FORM.match(expression) is not None
 
 
@@ -97,12 +98,8 @@ _EB_NAMES = {
 
 def _culprit(kwargs: dict[str, str]) -> str:
     """Which field APScheduler refused, in EventBridge's names."""
-    for name, value in kwargs.items():
-        try:
-            EventBridgeCronTrigger.FIELDS_MAP[name](name, value)
-        except ValueError:
-            return f"{_EB_NAMES.get(name, name)} field"
-    return "expression"
+    name = EventBridgeCronTrigger.refused_field(kwargs)
+    return "expression" if name is None else f"{_EB_NAMES.get(name, name)} field"
 
 
 # --- rate() and at() ------------------------------------------------------------------------
@@ -154,26 +151,26 @@ def _at(body: str, *, timezone: tzinfo, start: datetime | None, end: datetime | 
 # --- cron() ---------------------------------------------------------------------------------
 
 
-class NearestWeekdayExpression(AllExpression):  # type: ignore[misc]
+class NearestWeekdayExpression(DayExpression):
     """Day of month ``15w`` (the weekday nearest the 15th) or ``lw`` (the last weekday)."""
 
     value_re = re.compile(r"(?P<day>\d{1,2}|l)w$", re.IGNORECASE)
 
     def __init__(self, day: str) -> None:
-        super().__init__(None)
+        super().__init__()
         self.day = None if day.lower() == "l" else int(day)
         if self.day is not None and not 1 <= self.day <= 31:
             raise ValueError(f"{day}W: the day must be 1-31")
 
-    def get_next_value(self, date: datetime, field: Any) -> int | None:
-        first_weekday, last_day = monthrange(date.year, date.month)
+    def next_day(self, year: int, month: int, from_day: int) -> int | None:
+        first_weekday, last_day = monthrange(year, month)
         day = last_day if self.day is None else min(self.day, last_day)
         weekday = (first_weekday + day - 1) % 7  # 0 = Monday
         if weekday == 5:  # Saturday: Friday before, unless that leaves the month
             day = day - 1 if day > 1 else day + 2
         elif weekday == 6:  # Sunday: Monday after, unless that leaves the month
             day = day + 1 if day < last_day else day - 2
-        return day if day >= date.day else None
+        return day if day >= from_day else None
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, NearestWeekdayExpression) and self.day == other.day
@@ -185,15 +182,11 @@ class NearestWeekdayExpression(AllExpression):  # type: ignore[misc]
         return f"{'l' if self.day is None else self.day}w"
 
 
-class _DayOfMonthField(DayOfMonthField):  # type: ignore[misc]
-    COMPILERS = [*DayOfMonthField.COMPILERS, NearestWeekdayExpression]
-
-
-class EventBridgeCronTrigger(CronTrigger):  # type: ignore[misc]
+class EventBridgeCronTrigger(ExtendedCronTrigger):
     """CronTrigger with ``W`` days, skipping local times that do not exist (DST gaps)."""
 
     __slots__ = ("search",)
-    FIELDS_MAP = {**CronTrigger.FIELDS_MAP, "day": _DayOfMonthField}
+    DAY_EXPRESSIONS = (NearestWeekdayExpression,)
 
     def get_next_fire_time(self, previous_fire_time: datetime | None, now: datetime) -> datetime | None:
         candidate: datetime | None = self.search(self, previous_fire_time, now)
@@ -210,7 +203,7 @@ class EventBridgeCronTrigger(CronTrigger):  # type: ignore[misc]
         """None if ``moment`` is a real first occurrence of a local time the fields name;
         otherwise where to search on from (past a DST gap, or past a repeated hour)."""
         local = moment.astimezone(UTC).astimezone(self.timezone)  # normalised: a gap time moves
-        if not all(f.get_next_value(local) == f.get_value(local) for f in self.fields if f.REAL):
+        if not self.fields_accept(local):
             return moment + timedelta(seconds=1)
         first = local.replace(fold=0)
         if local.fold and first.utcoffset() != local.utcoffset():

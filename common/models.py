@@ -335,6 +335,19 @@ class Job(_UserFields):
     consecutive_failures: int | None = None
 
     @property
+    def timing(self) -> schedule_syntax.Timing:
+        """What decides when it fires (schedule, timezone, window, jitter keyed on its id)."""
+        jittered = bool(self.jitter_seconds)
+        return schedule_syntax.Timing(
+            self.schedule,
+            self.timezone,
+            self.schedule_start,
+            self.schedule_end,
+            self.jitter_seconds if jittered else None,
+            self.id if jittered else "",
+        )
+
+    @property
     def status(self) -> JobStatus:
         """The scheduld-managed fields alone (what ``JobStore.update_status`` writes)."""
         return JobStatus.model_validate(self.model_dump(include=_STATUS_FIELDS))
@@ -442,8 +455,6 @@ def _checked(job: Job, *, schedule_changed: bool, min_interval: float, end_chang
     (it must build a trigger that fires, no more often than ``min_interval``); rules that span
     fields are checked. Only on writes, so stored jobs always load."""
     errors: dict[str, str] = {}
-    if end_changed and job.schedule_end is not None and job.schedule_end <= datetime.now(UTC):
-        errors["scheduleEnd"] = "is in the past: the job would never fire"
     if end_changed and job.schedule_end is not None and job.schedule_end <= datetime.now(UTC):
         errors["scheduleEnd"] = "is in the past: the job would never fire"
     if schedule_changed:

@@ -11,19 +11,18 @@ both reached only from here.
 
 from __future__ import annotations
 
-import functools
 import logging
 import random
 import re
-import threading
+from dataclasses import dataclass
 from datetime import datetime, timedelta, tzinfo
 from zoneinfo import ZoneInfo
 
 from apscheduler.triggers.base import BaseTrigger
 from apscheduler.triggers.cron import CronTrigger
-from apscheduler.triggers.cron.fields import BaseField
 
 from common import expressions
+from common.apscheduler_seams import SearchBudgetExceeded, SharedFieldsCronTrigger, metered_next_fire
 from common.jitter import JitteredTrigger
 
 logger = logging.getLogger(__name__)
@@ -49,7 +48,7 @@ EventBridge expression (a string that does not match is rejected by ``split_fiel
 SEARCH_STEPS = 1000
 """Field steps a validation may take to find the next fire: legitimate sparse schedules (Feb 29
 on a Monday, 5th Friday of February) need under 300; ``0 0 0 * 53 * 2`` (week 53 in February)
-would walk year by year to 9999 (~470 000 steps, seconds of CPU). About 5 ms at most."""
+would walk year by year to 9999 (~470 000 steps). The budget bounds what one validation costs."""
 SCHEDULER_SEARCH_STEPS = 20 * SEARCH_STEPS
 """scheduld's budget per next-fire computation (off the event loop, so more generous)."""
 TOO_SPARSE = "schedule too sparse or never fires"
@@ -65,61 +64,6 @@ class ScheduleError(ValueError):
     """A schedule expression that cannot be scheduled; the message says why."""
 
 
-@functools.lru_cache(maxsize=4096)
-def _compiled_field(field_class: type[BaseField], name: str, exprs: str, is_default: bool) -> BaseField:
-    return field_class(name, exprs, is_default)
-
-
-class _SearchBudgetExceeded(ScheduleError):
-    def __init__(self, steps: int) -> None:
-        super().__init__(f"{TOO_SPARSE} (no fire time found within {steps} search steps)")
-
-
-class _Budget(threading.local):
-    """The steps left to the search running on this thread (None: no search running)."""
-
-    steps = 0
-    left = 0
-
-
-_budget = _Budget()
-
-
-class _MeteredField:
-    """A compiled field that charges one step of this thread's budget per
-    ``get_next_value``: the only way into APScheduler's search loop, which may otherwise
-    walk year by year to 9999."""
-
-    __slots__ = ("_next", "name", "is_default", "REAL", "get_value", "get_min", "get_max")
-
-    def __init__(self, field: BaseField) -> None:
-        self._next = field.get_next_value
-        self.name = field.name
-        self.is_default = field.is_default
-        self.REAL = field.REAL
-        self.get_value = field.get_value
-        self.get_min = field.get_min
-        self.get_max = field.get_max
-
-    def get_next_value(self, dateval: datetime) -> int | None:
-        _budget.left -= 1
-        if _budget.left < 0:
-            raise _SearchBudgetExceeded(_budget.steps)
-        value: int | None = self._next(dateval)
-        return value
-
-
-def _metered_twin(trigger: CronTrigger) -> CronTrigger:
-    """A plain CronTrigger with the same settings whose fields charge the budget."""
-    twin = CronTrigger.__new__(CronTrigger)
-    twin.timezone = trigger.timezone
-    twin.start_date = trigger.start_date
-    twin.end_date = trigger.end_date
-    twin.jitter = trigger.jitter
-    twin.fields = [_MeteredField(field) for field in trigger.fields]
-    return twin
-
-
 def search_next_fire(
     trigger: BaseTrigger, previous: datetime | None, now: datetime, *, steps: int = SEARCH_STEPS
 ) -> datetime | None:
@@ -128,59 +72,31 @@ def search_next_fire(
     if not isinstance(trigger, CronTrigger):
         found: datetime | None = trigger.get_next_fire_time(previous, now)
         return found
-    twin = trigger.metered() if isinstance(trigger, SharedFieldsCronTrigger) else _metered_twin(trigger)
-    outer = _budget.steps, _budget.left
-    _budget.steps = _budget.left = steps
     try:
-        result: datetime | None = CronTrigger.get_next_fire_time(twin, previous, now)
-    finally:
-        _budget.steps, _budget.left = outer
-    return result
+        return metered_next_fire(trigger, previous, now, steps=steps)
+    except SearchBudgetExceeded as exc:
+        raise ScheduleError(f"{TOO_SPARSE} ({exc})") from exc
 
 
-class SharedFieldsCronTrigger(CronTrigger):  # type: ignore[misc]
-    """A CronTrigger whose compiled fields are shared with other triggers of equal fields.
+class BoundedCronTrigger(SharedFieldsCronTrigger):
+    """The 8-field syntax's trigger: compiled fields shared between triggers
+    (common/apscheduler_seams.py), and a next-fire search bounded to SCHEDULER_SEARCH_STEPS
+    steps: a schedule that needs more is treated as firing no more (logged), instead of
+    holding a worker for seconds."""
 
-    An APScheduler seam (``FIELDS_MAP``, like ``_metered_twin``'s use of ``fields``), checked
-    against the range in common/apscheduler_seams.py ``CHECKED`` by
-    tests/common/test_apscheduler_seams.py.
-
-    Compiling its eight fields is most of a CronTrigger's construction; fields never change
-    once compiled, and schedules repeat field values (``0`` hours, ``*`` years), so a
-    100 000-job cold start compiles a few hundred fields instead of 800 000.
-    """
-
-    __slots__ = ("_twin", "_after")
-    FIELDS_MAP = {
-        name: functools.partial(_compiled_field, field_class)
-        for name, field_class in CronTrigger.FIELDS_MAP.items()
-    }
-
-    def metered(self) -> CronTrigger:
-        """Its metered twin, made once (triggers do not change once built)."""
-        twin: CronTrigger | None = getattr(self, "_twin", None)
-        if twin is None:
-            twin = self._twin = _metered_twin(self)
-        return twin
+    __slots__ = ("_after",)
 
     def get_next_fire_time(self, previous_fire_time: datetime | None, now: datetime) -> datetime | None:
-        """Bounded: a schedule whose next fire needs more than SCHEDULER_SEARCH_STEPS steps
-        is treated as firing no more (logged), instead of holding a worker for seconds.
-
-        Once ``now`` has reached ``previous_fire_time``, CronTrigger searches from just after
-        ``previous_fire_time`` whatever ``now`` is, so the answer is remembered for it: the
-        jobs of a herd share their trigger and APScheduler asks it twice per job and fire
+        """Once ``now`` has reached ``previous_fire_time``, CronTrigger searches from just
+        after ``previous_fire_time`` whatever ``now`` is, so the answer is remembered for it:
+        the jobs of a herd share their trigger and APScheduler asks it twice per job and fire
         (bench/README.md, "Herds")."""
         settled = previous_fire_time is not None and now >= previous_fire_time and not self.jitter
         if settled:
             remembered: tuple[datetime, datetime | None] | None = getattr(self, "_after", None)
             if remembered is not None and remembered[0] == previous_fire_time:
                 return remembered[1]
-        try:
-            found = search_next_fire(self, previous_fire_time, now, steps=SCHEDULER_SEARCH_STEPS)
-        except ScheduleError as exc:
-            logger.error("trigger %s: %s; it is treated as never firing again", self, exc)
-            found = None
+        found = _scheduler_search(self, previous_fire_time, now)
         if settled:
             assert previous_fire_time is not None
             self._after = (previous_fire_time, found)
@@ -261,7 +177,7 @@ def build_trigger(
             )
         else:
             kwargs = cron_fields(expression)
-            trigger = SharedFieldsCronTrigger(timezone=zone, start_date=start, end_date=end, **kwargs)
+            trigger = BoundedCronTrigger(timezone=zone, start_date=start, end_date=end, **kwargs)
     except ValueError as exc:
         raise ScheduleError(str(exc)) from exc
     if jitter_seconds:
@@ -269,8 +185,33 @@ def build_trigger(
     return trigger
 
 
+@dataclass(frozen=True)
+class Timing:
+    """What decides when a job fires (``Job.timing``); hashable, so scheduld builds one
+    trigger for every job of equal timing."""
+
+    schedule: str
+    timezone: str | None = None
+    start: datetime | None = None
+    end: datetime | None = None
+    jitter_seconds: int | None = None
+    jitter_key: str = ""
+    """The job id, only when jittered (unjittered jobs of equal timing fire alike)."""
+
+    def trigger(self) -> BaseTrigger:
+        """The trigger the job fires by, jitter included (as every replica computes it)."""
+        return build_trigger(
+            self.schedule,
+            timezone=self.timezone,
+            start=self.start,
+            end=self.end,
+            jitter_seconds=self.jitter_seconds,
+            jitter_key=self.jitter_key,
+        )
+
+
 def _scheduler_search(trigger: CronTrigger, previous: datetime | None, now: datetime) -> datetime | None:
-    """A cron() trigger's own search, bounded like the seed syntax's (SharedFieldsCronTrigger)."""
+    """A cron trigger's own search, bounded to SCHEDULER_SEARCH_STEPS (logged beyond)."""
     try:
         return search_next_fire(trigger, previous, now, steps=SCHEDULER_SEARCH_STEPS)
     except ScheduleError as exc:
@@ -345,9 +286,12 @@ _SAMPLE = 12
 
 def frequency_warnings(expression: str, *, timezone: str | None = None) -> list[str]:
     """A warning when the schedule fires more often than once a minute (accepted, as the
-    seed accepts it, but often a Unix cron line read as seconds first)."""
+    8-field syntax allows it, but often a Unix cron line read as seconds first)."""
     try:
-        times = upcoming(build_trigger(expression, timezone=timezone), count=_SAMPLE)
+        trigger = build_trigger(expression, timezone=timezone)
+        if _one_second_a_minute(trigger):
+            return []
+        times = upcoming(trigger, count=_SAMPLE)
     except ScheduleError:
         return []
     gaps = [later - earlier for earlier, later in zip(times, times[1:], strict=False)]
@@ -358,6 +302,15 @@ def frequency_warnings(expression: str, *, timezone: str | None = None) -> list[
     if not expressions.is_expression(expression):
         warning += "; its first field is the second (for a Unix-style line use cron(...))"
     return [warning]
+
+
+def _one_second_a_minute(trigger: BaseTrigger) -> bool:
+    """A cron trigger without jitter whose second field is one value fires whole minutes
+    apart (UTC offsets are whole minutes), so it never fires more often than once a minute:
+    no need to search its next fires on every create (bench/README.md)."""
+    if not isinstance(trigger, CronTrigger) or trigger.jitter:
+        return False
+    return any(field.name == "second" and str(field).isdigit() for field in trigger.fields)
 
 
 def _zone(timezone: str | tzinfo | None) -> tzinfo:

@@ -22,6 +22,7 @@ from scheduld.executor import LaunchQuota, TaskLauncher, ecs_client
 from scheduld.http import HealthServer
 from scheduld.launcher import LaunchPool
 from scheduld.notify import Notifier
+from scheduld.pacing import Pacer
 from scheduld.tracking import TaskEvents, Tracker
 from scheduld.triggers import default_registry
 
@@ -38,12 +39,10 @@ def run(settings: Settings) -> int:
     store = create_store(settings)
     bus = create_bus(settings)
     tracker, events = _tracking(settings, store=store, ecs=ecs, sqs=sqs)
+    quota = LaunchQuota(settings.quotas.tasks_per_minute)
     launch_pool = LaunchPool(settings).start() if settings.scheduler.launch_processes else None
     launcher = TaskLauncher(
-        ecs,
-        settings.ecs,
-        quota=LaunchQuota(settings.quotas.tasks_per_minute),
-        run_task=launch_pool.run_task if launch_pool is not None else None,
+        ecs, settings.ecs, quota=quota, run_task=launch_pool.run_task if launch_pool is not None else None
     )
     daemon = Daemon(
         settings,
@@ -54,6 +53,7 @@ def run(settings: Settings) -> int:
         dead_letters=DeadLetters(sqs),
         tracker=tracker,
         task_events=events,
+        pacer=Pacer(settings.scheduler.backfill_runs_per_second, room_for=quota.has_room),
     )
 
     def _stop(signum: int, frame: FrameType | None) -> None:
@@ -77,9 +77,7 @@ def run(settings: Settings) -> int:
     return 0
 
 
-def _health_server(
-    settings: Settings, daemon: Daemon, *, store: Store, bus: EventBus
-) -> HealthServer | None:
+def _health_server(settings: Settings, daemon: Daemon, *, store: Store, bus: EventBus) -> HealthServer | None:
     """Started before the daemon, so probes answer (503) while it loads. A port in use costs
     the health endpoints, not the schedule: logged, and scheduld runs on."""
     checker = Checker("scheduld", {"store": store_check(store), "queue": bus_check(bus)})

@@ -26,11 +26,12 @@ from common.models import Job, JobStatus, Lease
 from common.retry import retrying
 from common.schedule import ScheduleError
 from common.store.base import Store
-from scheduld import metrics
+from scheduld import metrics, pacing
 from scheduld.deadletter import DeadLetters
 from scheduld.executor import TaskLauncher
 from scheduld.firing import Firing
 from scheduld.leadership import Leadership, replica_id
+from scheduld.pacing import Pacer
 from scheduld.scheduler import Schedule, Scheduled
 from scheduld.tracking import TaskEvents, Tracker, consume_events, track_until
 from scheduld.triggers import TriggerRegistry
@@ -67,6 +68,7 @@ class Daemon:
         dead_letters: DeadLetters | None = None,
         tracker: Tracker | None = None,
         task_events: TaskEvents | None = None,
+        pacer: Pacer | None = None,
     ) -> None:
         self._settings = settings.scheduler
         self._retry = settings.retry
@@ -92,6 +94,7 @@ class Daemon:
         self._retired: list[Schedule] = []  # schedules of earlier terms; fires may still run
         self._term = 0
         self._term_lock = threading.Lock()
+        self._pacer = pacer or Pacer(settings.scheduler.backfill_runs_per_second)
         self._firing = Firing(
             store=store,
             launcher=launcher,
@@ -107,6 +110,7 @@ class Daemon:
             on_changed=self._changed,
             retry=settings.retry,
             on_recorded=tracker.add if tracker is not None else None,
+            admit=self._pacer.admit,
         )
         self._pending_wake = threading.Event()
         self.loaded = threading.Event()
@@ -214,8 +218,9 @@ class Daemon:
         with self._term_lock:
             if self._term != term or self._stop.is_set():
                 return
-            self._schedule.start()
+            # active first: the scheduler fires the missed fires kept by the catch-up at once
             self._active.set()
+            self._schedule.start()
         logger.info("leading: %d jobs scheduled", count)
         self.loaded.set()
 
@@ -291,15 +296,22 @@ class Daemon:
                 policy(receive_and_handle)
 
     def handle_batch(self, messages: list[ReceivedMessage]) -> BatchOutcome:
-        """Handle each message on its own; a failed one is left for SQS to deliver again."""
+        """Apply each message on its own (a job named twice in the batch is re-read once), then
+        ack the applied ones in one call; a failed one is left for SQS to deliver again."""
         outcome = BatchOutcome()
+        applied: list[ReceivedMessage] = []
+        synced: set[str] = set()
         for message in messages:
             if self._stop.is_set() or not self.leading:
                 outcome.unhandled.append(message.message_id)  # unacked: SQS delivers it again
-            elif self.handle(message):
-                outcome.succeeded.append(message.message_id)
+            elif message.event is None:
+                done = self._dead_letter(message)
+                (outcome.succeeded if done else outcome.failed).append(message.message_id)
+            elif self.apply(message, synced=synced):
+                applied.append(message)
             else:
                 outcome.failed.append(message.message_id)
+        outcome.succeeded.extend(self._ack(applied, outcome))
         if outcome.failed:
             logger.warning(
                 "change events: %d applied, %d failed (%s), to be delivered again",
@@ -308,6 +320,20 @@ class Daemon:
                 ", ".join(outcome.failed),
             )
         return outcome
+
+    def _ack(self, applied: list[ReceivedMessage], outcome: BatchOutcome) -> list[str]:
+        """Ack the applied messages; those not deleted count as failed (delivered again)."""
+        if not applied:
+            return []
+        try:
+            not_deleted = set(self._bus.ack_batch(applied))
+        except SchedulerError as exc:
+            logger.warning("%d applied change events not acked (%s): delivered again", len(applied), exc)
+            not_deleted = {message.message_id for message in applied}
+        outcome.failed.extend(m.message_id for m in applied if m.message_id in not_deleted)
+        acked = [m for m in applied if m.message_id not in not_deleted]
+        metrics.EVENTS_CONSUMED.labels(result="applied").inc(sum(len(m.events) for m in acked))
+        return [m.message_id for m in acked]
 
     def _estimate_loop(self) -> None:
         """Keeps estimatedNextRun current off the hot paths (startup, event handling)."""
@@ -330,9 +356,12 @@ class Daemon:
     def _pending_loop(self) -> None:
         """Runs waiting for the leader: retries that are due, requested (manual and backfill)
         runs. Polled, and woken at once by a run event; the store is the truth either way."""
+        deferred = False  # a paced run waits: look again when its turn comes
         while not self._stop.is_set():
-            self._pending_wake.wait(self._settings.pending_poll_seconds)
+            poll = self._settings.pending_poll_seconds
+            self._pending_wake.wait(min(poll, max(0.01, self._pacer.retry_in())) if deferred else poll)
             self._pending_wake.clear()
+            deferred = False
             lease = self._leadership.current()
             if not self.leading or lease is None:
                 continue
@@ -352,8 +381,8 @@ class Daemon:
                 try:
                     if run.status == "retrying" and (run.next_attempt_at or now) <= now:
                         self._firing.retry(run, lease)
-                    elif run.status == "requested":
-                        self._firing.run_requested(run, lease)
+                    elif run.status == "requested" and not (deferred and pacing.paced(run)):
+                        deferred = not self._firing.run_requested(run, lease)
                 except SchedulerError as exc:  # LeaseLostError included: the next pass sees
                     logger.warning("run %s not handled (%s); retried later", run.run_id, exc.message)
                     break
@@ -369,26 +398,29 @@ class Daemon:
 
     # --- applying changes --------------------------------------------------------------------
 
-    def handle(self, message: ReceivedMessage) -> bool:
-        """Apply one message; True when it was acked (applied or dead-lettered)."""
+    def _dead_letter(self, message: ReceivedMessage) -> bool:
+        """Move a message that is no change event to the dead-letter queue (which acks it)."""
         try:
-            if message.event is None:
-                self._bus.dead_letter(message, reason=message.error or "not a change event")
-                metrics.EVENTS_CONSUMED.labels(result="dead_lettered").inc()
-                metrics.EVENTS_DEAD_LETTERED.inc()
-                return True
-            if message.event.op == "run":  # requested runs wait in the store: wake their loop
-                self._pending_wake.set()
-            else:
-                self.sync_job(message.event.job_id)
-            self._bus.ack(message)
-            metrics.EVENTS_CONSUMED.labels(result="applied").inc()
-            logger.debug(
-                "applied %s of job %s (message %s)",
-                message.event.op,
-                message.event.job_id,
-                message.message_id,
-            )
+            self._bus.dead_letter(message, reason=message.error or "not a change event")
+        except SchedulerError as exc:
+            logger.warning("message %s not dead-lettered (%s); delivered again", message.message_id, exc)
+            return False
+        metrics.EVENTS_CONSUMED.labels(result="dead_lettered").inc()
+        metrics.EVENTS_DEAD_LETTERED.inc()
+        return True
+
+    def apply(self, message: ReceivedMessage, *, synced: set[str] | None = None) -> bool:
+        """Apply every change event of a message (the caller acks it); True when applied.
+        ``synced``: jobs already re-read in this batch, which a later event need not re-read."""
+        synced = set() if synced is None else synced
+        try:
+            for event in message.events:
+                if event.op == "run":  # requested runs wait in the store: wake their loop
+                    self._pending_wake.set()
+                elif event.job_id not in synced:
+                    self.sync_job(event.job_id)
+                    synced.add(event.job_id)
+            logger.debug("applied %d change events of message %s", len(message.events), message.message_id)
             return True
         except SchedulerError as exc:
             logger.warning(

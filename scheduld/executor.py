@@ -100,6 +100,15 @@ class LaunchQuota:
                 self._used += granted
             return granted
 
+    def has_room(self, wanted: int) -> bool:
+        """Whether ``wanted`` tasks may start now (nothing taken: scheduld/pacing.py asks)."""
+        if self.per_minute <= 0:
+            return True
+        with self._lock:
+            now = self._clock()
+            used = sum(count for moment, count in self._granted if now - moment < self.WINDOW)
+            return min(wanted, self.per_minute) <= self.per_minute - used
+
     def give_back(self, unused: int) -> None:
         """Return tasks granted but not started (RunTask refused them)."""
         if self.per_minute <= 0 or unused <= 0:

@@ -35,8 +35,8 @@ from common.models import (
     outcome_status,
 )
 from common.retry import retrying
-from common.store.base import JobStore, RunLog, RunRecord
-from scheduld import metrics, policies
+from common.store.base import JobStore, RunLog, RunRecord, RunRequests
+from scheduld import metrics, pacing, policies
 from scheduld.batching import GroupCommit
 from scheduld.deadletter import DeadLetters
 from scheduld.executor import LaunchResult, TaskLauncher
@@ -46,8 +46,9 @@ from scheduld.triggers import TriggerError, TriggerRegistry
 logger = logging.getLogger(__name__)
 
 
-class FiringStore(JobStore, RunLog, Protocol):
-    """What a fire uses: the job (read, status) and the run log (claim, record); no leases."""
+class FiringStore(JobStore, RunLog, RunRequests, Protocol):
+    """What a fire uses: the job (read, status) and the run log (claim, record, request the
+    runs of a catch-up); no leases."""
 
 
 NextFireTime = Callable[[str], datetime | None]
@@ -72,6 +73,7 @@ class Firing:
         on_changed: Callable[[str], object] | None = None,
         retry: RetrySettings | None = None,
         on_recorded: Callable[[Job | None, Run], object] | None = None,
+        admit: Callable[[Run, int], bool] | None = None,
     ) -> None:
         self._store = store
         self._launcher = launcher
@@ -91,6 +93,7 @@ class Firing:
             on_changed=on_changed or (lambda _: None),
         )
         self._on_recorded = on_recorded  # the tracker: follows launched tasks, reports launch failures
+        self._admit = admit  # scheduld/pacing.py: backfill and catch-up runs wait their turn
         self._retry_store = _tried_then_retried(retry or RetrySettings())
         # the fires of a herd claim and record their runs together (scheduld/batching.py)
         self._claims: GroupCommit[tuple[Run, Lease], bool | None] = GroupCommit(self._claim_together)
@@ -130,9 +133,10 @@ class Firing:
         self._complete(job, mine, to_start, result)
         logger.info("job %s: recovered run for %s, started %d", job.id, run.scheduled_for, len(result.tasks))
 
-    def run_requested(self, run: Run, lease: Lease) -> None:
-        """A manual or backfill run: launched once, whatever the job's schedule, suspension,
-        trigger or overlap policy; it starts its taskCount (the job's, or the request's)."""
+    def run_requested(self, run: Run, lease: Lease) -> bool:
+        """A manual, backfill or catch-up run: launched once, whatever the job's schedule,
+        suspension, trigger or overlap policy; it starts its taskCount (the job's, or the
+        request's). False when it is not its turn yet (pacing): it stays requested."""
         started = time.monotonic()
         try:
             stored: Job | None = self._store.get_job(run.job_id)
@@ -141,6 +145,8 @@ class Firing:
         # the claim carries the count to start, so a leader that takes over after this one
         # dies mid-launch starts the same tasks (same client tokens) and no more
         expected = _job_for(run, stored).expected_task_count if stored is not None else 0
+        if self._admit is not None and not self._admit(run, expected):
+            return False
         mine = run.model_copy(
             update={
                 "replica": self._replica,
@@ -151,12 +157,18 @@ class Firing:
             }
         )
         if not self._retry_store(self._store.reclaim_run, mine, lease, expect="requested"):
-            return
+            return True
         if stored is None:
             self._job_or_fail(mine)
-            return
+            return True
         job = _job_for(mine, stored)
         result = self._launch(job, expected, mine.scheduled_for)
+        if self._admit is not None and pacing.paced(mine) and result.throttled and not result.tasks:
+            # a scheduled fire took the quota's room since the pacer saw it: wait, not throttled
+            requeued = mine.model_copy(update={"status": "requested"})
+            if self._retry_store(self._store.reclaim_run, requeued, lease, expect="claimed"):
+                logger.info("job %s: run %s waits for room in the quota", job.id, mine.run_id)
+                return False
         status = self._complete(job, mine, expected, result)
         logger.info(
             "job %s: %s run %s: %s, started %d, failed %d; lag %.3f s, took %.3f s",
@@ -169,6 +181,7 @@ class Firing:
             (datetime.now(UTC) - run.claimed_at).total_seconds(),
             time.monotonic() - started,
         )
+        return True
 
     def retry(self, run: Run, lease: Lease) -> None:
         """The next launch attempt of a ``retrying`` run (its nextAttemptAt has come)."""
@@ -246,9 +259,8 @@ class Firing:
                 first_fire_after=self._first_fire_after,
                 limit=self._settings.max_backfill_runs,
             )
-            for moment in catch_up:  # catchUpPolicy all: each missed fire is its own run
-                self._fire_one(job, moment, lease, coalesced_from=None, started=time.monotonic())
-            if catch_up:
+            if catch_up:  # catchUpPolicy all: each missed fire its own run, paced (pending loop)
+                self._request_catch_up(job, catch_up, lease)
                 coalesced_from = None
         self._fire_one(job, scheduled, lease, coalesced_from=coalesced_from, started=started)
 
@@ -308,6 +320,21 @@ class Firing:
             lag,
             time.monotonic() - started,
         )
+
+    def _request_catch_up(self, job: Job, moments: list[datetime], lease: Lease) -> None:
+        runs = [
+            Run(
+                job_id=job.id,
+                scheduled_for=moment,
+                status="requested",
+                replica=self._replica,
+                token=lease.token,
+                trigger="schedule",
+            )
+            for moment in moments
+        ]
+        stored = self._retry_store(self._store.request_runs, runs)
+        logger.info("job %s: %d missed fires requested as runs (catchUpPolicy all)", job.id, len(stored))
 
     def _record_missed(self, job: Job, scheduled: datetime, lease: Lease, lag: float) -> None:
         run = Run(job_id=job.id, scheduled_for=scheduled, replica=self._replica, token=lease.token)

@@ -1,7 +1,8 @@
 """Per-job firing policies: overlap, starting deadline, catch-up and run history.
 
 Pure decisions over a job and the numbers a fire has gathered, so scheduld/firing.py stays
-the one place that claims, launches and records. Every default is the seed's behaviour:
+the one place that claims, launches and records. With every default, a job that sets none of
+them fires as it did before they existed:
 
 - ``overlapPolicy``: ``topUp`` (default) starts taskCount minus the job's running tasks;
   ``skip`` starts nothing while any of them runs; ``allow`` always starts taskCount;
@@ -9,7 +10,8 @@ the one place that claims, launches and records. Every default is the seed's beh
 - ``startingDeadlineSeconds``: a fire that cannot start within it is recorded ``missed``
   and launches nothing; without it the global misfire grace applies, as before.
 - ``catchUpPolicy``: ``coalesce`` (default) lets one run stand for every missed fire; ``all``
-  runs each missed fire within the deadline, oldest first, one after another.
+  requests a run (trigger ``schedule``) for each missed fire within the deadline, launched
+  oldest first by the leader's pending loop at the backfill pace (scheduld/pacing.py).
 - ``runHistoryLimit``: runs kept for the job (default ``scheduler.run_history_per_job``).
 - ``retryPolicy``: a failed launch is tried again with exponential backoff and jitter until
   ``maximumRetryAttempts`` or ``maximumEventAgeSeconds`` (defaults in settings: no retries);
@@ -56,7 +58,7 @@ def deadline_seconds(job: Job, settings: SchedulerSettings) -> float:
 
 def is_missed(job: Job, *, scheduled: datetime, now: datetime) -> bool:
     """A fire later than the job's own startingDeadlineSeconds (only when the job sets one:
-    the global grace is applied by the schedule, as in the seed)."""
+    the global grace, ``scheduler.misfire_grace_seconds``, is applied by the schedule)."""
     if job.starting_deadline_seconds is None:
         return False
     return (now - scheduled).total_seconds() > job.starting_deadline_seconds

@@ -1,5 +1,5 @@
 """The schedule: a thin wrapper over APScheduler 3.x's public API, the only scheduld module
-that imports it (its internals are reached only in common/apscheduler_seams.py).
+that imports it (its internals are reached only through common/apscheduler_seams.py).
 
 Deliberate settings: UTC; coalesce (missed fires collapse into one run); misfire grace from
 config (APScheduler's default of 1 s would drop fires under load); one instance per job at a
@@ -9,7 +9,6 @@ receives the *scheduled* fire time, which becomes the job's ``lastRun``.
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import logging
 import math
@@ -37,27 +36,13 @@ FireCallback = Callable[[str, datetime], None]
 class _Fingerprint:
     """What decides when a job fires; other edits (taskCount, overrides) need no reschedule."""
 
-    schedule: str
-    timezone: str | None
-    start: datetime | None
-    end: datetime | None
+    timing: schedule_syntax.Timing
     suspended: bool
-    jitter: int | None = None
-    jitter_key: str = ""  # the job id, only when jittered: unjittered jobs share triggers
     deadline: int | None = None
 
     @classmethod
     def of(cls, job: Job) -> _Fingerprint:
-        return cls(
-            job.schedule,
-            job.timezone,
-            job.schedule_start,
-            job.schedule_end,
-            bool(job.suspended),
-            job.jitter_seconds or None,
-            job.id if job.jitter_seconds else "",
-            job.starting_deadline_seconds,
-        )
+        return cls(job.timing, bool(job.suspended), job.starting_deadline_seconds)
 
 
 @dataclass(frozen=True)
@@ -66,16 +51,9 @@ class Scheduled:
 
 
 @functools.lru_cache(maxsize=65536)
-def _trigger(fingerprint: _Fingerprint) -> Any:
+def _trigger(timing: schedule_syntax.Timing) -> Any:
     """Jobs with the same timing share one (immutable) trigger, built once."""
-    return schedule_syntax.build_trigger(
-        fingerprint.schedule,
-        timezone=fingerprint.timezone,
-        start=fingerprint.start,
-        end=fingerprint.end,
-        jitter_seconds=fingerprint.jitter,
-        jitter_key=fingerprint.jitter_key,
-    )
+    return timing.trigger()
 
 
 class Schedule:
@@ -124,7 +102,7 @@ class Schedule:
         with self._lock:
             if self._fingerprints.get(job.id) == fingerprint:
                 return None
-            trigger = _trigger(dataclasses.replace(fingerprint, deadline=None))
+            trigger = _trigger(fingerprint.timing)
             # a job's own startingDeadlineSeconds may be longer than the global grace: its
             # late fires reach the firing code, which records them missed (scheduld/policies.py)
             grace = max(self._grace, job.starting_deadline_seconds or 0)
@@ -162,7 +140,7 @@ class Schedule:
 
     def first_fire_after(self, job: Job, moment: datetime, until: datetime) -> datetime | None:
         """The job's first fire time after ``moment`` (None if none up to ``until``)."""
-        trigger = _trigger(dataclasses.replace(_Fingerprint.of(job), deadline=None))
+        trigger = _trigger(job.timing)
         first = schedule_syntax.next_fire_time(trigger, moment)
         return first if first is not None and first <= until else None
 

@@ -49,6 +49,7 @@ logger = logging.getLogger(__name__)
 class TrackingStore(JobStore, RunLog, Protocol):
     """What tracking uses: open runs and their outcomes (run log), the job they belong to."""
 
+
 DESCRIBE_BATCH = 100
 TIMEOUT_REASON = "ecs-scheduler: stopped after timeoutSeconds={seconds}"
 MISSING = "MISSING"

@@ -16,7 +16,7 @@ __all__ = ["create_app", "serve"]
 
 def serve(settings: Settings) -> int:
     """Serve the API with uvicorn in ONE process: each process would publish its own events
-    and the seed warned against multi-process hosting; scale with more containers instead.
+    and keep its own write-rate counters; scale with more containers instead.
     SIGTERM/SIGINT shut down gracefully and the process exits 0."""
     import uvicorn
 

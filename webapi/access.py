@@ -12,7 +12,7 @@ import fnmatch
 from typing import Any
 
 from common.config import AuthSettings
-from common.errors import PermissionDeniedError
+from common.errors import JobNotFoundError, PermissionDeniedError
 from common.models import ContainerOverride, Job, JobUpdate
 from webapi.principal import Principal, matches_any
 
@@ -36,6 +36,13 @@ def check_change(principal: Principal, before: Job, after: Job, settings: AuthSe
 
 def visible(principal: Principal, document: dict[str, Any]) -> bool:
     return principal.in_scope(str(document.get("taskDefinition", "")))
+
+
+def scoped(principal: Principal, job: Job) -> Job:
+    """The job, if in the caller's scope; outside it the job does not exist for the caller."""
+    if not principal.in_scope(job.task_definition):
+        raise JobNotFoundError(job.id)
+    return job
 
 
 def redact(principal: Principal, document: dict[str, Any], settings: AuthSettings) -> dict[str, Any]:

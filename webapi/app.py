@@ -45,7 +45,7 @@ DOCS_ASSETS = "/static-offline-docs"
 
 NO_TELEMETRY: TelemetryConfig = {"tracing": False, "metrics": False, "logs": False}
 """FastAPI's native OpenTelemetry off: nothing here configures an OpenTelemetry provider, and
-with it on FastAPI looks for one on every request (about 6 µs, bench/request_cpu.py)."""
+with it on FastAPI looks for one on every request (measured: bench/README.md)."""
 
 PUBLIC_ROUTERS: tuple[APIRouter, ...] = (meta.router, health.router)
 """Routers served without credentials; their paths must be in webapi.auth.ANONYMOUS_PATHS."""

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from contextvars import ContextVar
 from types import TracebackType
 
@@ -63,10 +64,13 @@ def waiting_on(what: str) -> _WaitingOn:
 class _Request:
     """One request under a deadline: its send, guarded once the 503 has gone."""
 
-    __slots__ = ("send", "started", "replied", "reply", "on")
+    __slots__ = ("send", "scope", "receive", "due", "started", "replied", "reply", "on")
 
-    def __init__(self, send: Send) -> None:
+    def __init__(self, scope: Scope, receive: Receive, send: Send, due: float) -> None:
         self.send = send
+        self.scope = scope
+        self.receive = receive
+        self.due = due  # loop time of its deadline
         self.started = False  # the app's reply has begun: it is let finish
         self.replied = False  # the client has its 503: the app's messages are dropped
         self.reply: asyncio.Task[None] | None = None
@@ -83,22 +87,61 @@ class _Request:
 _current: ContextVar[_Request | None] = ContextVar("ecss_request_under_deadline", default=None)
 
 
+class _Watch:
+    """The requests under a deadline on one event loop, and one timer for the oldest.
+
+    Every deadline has the same length, so they fall due in the order the requests came
+    (the dict keeps it): the timer waits for the oldest one still running, never one timer
+    per request (a ``call_later`` and its cancel are a measurable share of a request's
+    CPU: bench/README.md). A request leaves when it ends, so nothing finished is held.
+    """
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, expire: Callable[[_Request], None]) -> None:
+        self.loop = loop
+        self._expire = expire
+        self._running: dict[_Request, None] = {}
+        self._timer: asyncio.TimerHandle | None = None
+
+    def add(self, request: _Request) -> None:
+        self._running[request] = None
+        if self._timer is None:
+            self._timer = self.loop.call_at(request.due, self._check)
+
+    def remove(self, request: _Request) -> None:
+        self._running.pop(request, None)  # gone already when its deadline passed
+
+    def _check(self) -> None:
+        self._timer = None
+        now = self.loop.time()
+        for request in list(self._running):  # oldest first; stops at the first not yet due
+            if request.due > now:
+                self._timer = self.loop.call_at(request.due, self._check)
+                return
+            del self._running[request]
+            self._expire(request)
+
+
 class Deadline:
-    """The app runs in the request's own task; a timer (``call_later``, cancelled when the app
-    returns in time) sends the 503 from a task of its own when the deadline passes, so the
-    common case costs a timer and a wrapped ``send``, not a task per request."""
+    """The app runs in the request's own task; when its deadline passes first, the 503 is
+    sent from a task of its own (``_Watch`` notices), so the common case costs two dict
+    operations and a wrapped ``send``, not a timer or a task per request."""
 
     def __init__(self, app: ASGIApp, *, seconds: float) -> None:
         self.app = app
         self.seconds = seconds
+        self._watch: _Watch | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        request = _Request(send)
+        loop = asyncio.get_running_loop()
+        watch = self._watch
+        if watch is None or watch.loop is not loop:  # an app served by another loop (tests)
+            watch = self._watch = _Watch(loop, self._expire)
+        request = _Request(scope, receive, send, loop.time() + self.seconds)
+        watch.add(request)
         token = _current.set(request)
-        timer = asyncio.get_running_loop().call_later(self.seconds, self._expire, request, scope, receive)
         try:
             await self.app(scope, receive, request.guarded_send)
         except Exception:
@@ -110,7 +153,7 @@ class Deadline:
                 scope["path"],
             )
         finally:
-            timer.cancel()
+            watch.remove(request)
             _current.reset(token)
         if request.reply is not None:
             logger.info(
@@ -118,13 +161,14 @@ class Deadline:
             )
             await asyncio.shield(request.reply)  # the 503 is sent even if this request is cancelled
 
-    def _expire(self, request: _Request, scope: Scope, receive: Receive) -> None:
+    def _expire(self, request: _Request) -> None:
         if request.started:  # the reply is on its way: let it finish
             return
+        scope = request.scope
         request.replied = True
         method = scope["method"]
         error = DeadlineExceededError(self.seconds, request.on, write=method not in _SAFE_METHODS)
         logger.warning("%s %s: %s", method, scope["path"], error.message)
         request.reply = asyncio.get_running_loop().create_task(
-            error_reply(error)(scope, receive, request.send)
+            error_reply(error)(scope, request.receive, request.send)
         )

@@ -4,11 +4,11 @@ Settings, store and bus live on ``app.state`` (``create_app`` puts them there); 
 through ``create_app(settings, store=..., bus=...)`` or ``app.dependency_overrides``. The
 providers are ``async def`` so FastAPI calls them on the event loop, not in a thread.
 
-FastAPI solves every dependency of a route on every request, about 8 µs each here
-(bench/request_cpu.py), so the job routes ask for ``ServicesDep`` (settings, store and bus in
-one) rather than three separate ones. ``PrincipalDep`` is the caller, already authenticated
-and checked against the route's role by the router-level ``authorize`` dependency (its value
-is cached for the request).
+FastAPI solves every dependency of a route on every request, at a measurable cost each
+(bench/request_cpu.py; figures in bench/README.md), so the job routes ask for
+``ServicesDep`` (settings, store and bus in one) rather than three separate ones.
+``PrincipalDep`` is the caller, already authenticated and checked against the route's role by
+the router-level ``authorize`` dependency (its value is cached for the request).
 """
 
 from __future__ import annotations

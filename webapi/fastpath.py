@@ -2,12 +2,10 @@
 ``APIRouter(route_class=...)`` hook) whose request handler skips FastAPI's general per-request
 dependency solver on routes whose parameters need none of it.
 
-Why: FastAPI 0.165's request handler costs more than the work behind GET /jobs/{id}.
-Measured with bench/request_cpu.py (in-process ASGI, CPU µs per request, min of 7 × 3 000,
-2026-12-01, twice, each time this handler and FastAPI's one after the other): GET /jobs/{id}
-104–111 through FastAPI's handler, 2.4× the bare FastAPI endpoint (bench/bare_app.py, 44–46)
-and so short of the API's "GET ≥ 80 % of bare FastAPI" target; 53–63 through this one, 1.06–
-1.12× bare (50–56). GET /jobs?skip=&count=10: 132–141 → 106–108.
+Why: FastAPI's request handler costs more than the work behind GET /jobs/{id}; through it,
+GET misses the API's "GET ≥ 80 % of bare FastAPI" target, through this one it meets it.
+bench/request_cpu.py measures both handlers against the bare endpoint (bench/bare_app.py);
+the figures, with the FastAPI version and date they were taken on, are in bench/README.md.
 
 What it keeps. The handler FastAPI builds for a route (once per inclusion of its router) is
 asked which dependant it would solve, and this one runs exactly those dependencies: the ones

@@ -50,7 +50,7 @@ class WriteLimiter:
 
 def check_write_rate(request: Request, principal: Principal) -> None:
     """Called by ``authorize`` for writes, once the caller is known (not a dependency of its
-    own: FastAPI solving one more per request costs ~20 µs, even for the reads it skips).
+    own: FastAPI would solve one more per request, even for the reads it skips; bench/README.md).
     Per principal when tokens are on (one token, one budget, wherever it calls from), per
     client address otherwise."""
     limiter: WriteLimiter = request.app.state.write_limiter

@@ -23,7 +23,7 @@ _NO_STORE = (b"cache-control", b"no-store")
 
 class SecurityHeaders:
     """Adds the headers to the start message only: one closure per request, no Request object,
-    no copy of the message (about 2 µs a request; bench/request_cpu.py)."""
+    no copy of the message (measured with bench/request_cpu.py)."""
 
     def __init__(self, app: ASGIApp, *, cacheable_prefixes: tuple[str, ...] = ()) -> None:
         self.app = app

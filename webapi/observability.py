@@ -14,9 +14,9 @@ from __future__ import annotations
 
 import inspect
 import logging
+import os
 import re
 import time
-import uuid
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -94,25 +94,27 @@ class ObservabilityMiddleware:
             if self._metrics:
                 self._observe(template, method, status, duration)
             if access_logger.isEnabledFor(self._access_level):
-                fields = {
-                    "method": method,
-                    "path": template,
-                    "status": status,
-                    "duration_ms": round(duration * 1000, 3),
-                }
-                principal = _principal_name(state)
-                if principal is not None:
-                    fields["principal"] = principal
-                access_logger.log(
-                    self._access_level,
-                    "%s %s %d %.1f ms",
-                    method,
-                    template,
-                    status,
-                    duration * 1000,
-                    extra=fields,
-                )
+                self._access_line(method, template, status, duration, _principal_name(state))
             unbind(token)
+
+    def _access_line(
+        self, method: str, template: str, status: int, duration: float, principal: str | None
+    ) -> None:
+        """Logged as ``Logger.log`` would, without its search of the stack for the caller
+        (the line's origin is always this one), a share of every request's CPU."""
+        fields: dict[str, Any] = {
+            "method": method,
+            "path": template,
+            "status": status,
+            "duration_ms": round(duration * 1000, 3),
+        }
+        if principal is not None:
+            fields["principal"] = principal
+        args = (method, template, status, duration * 1000)
+        record = access_logger.makeRecord(
+            access_logger.name, self._access_level, __file__, 0, "%s %s %d %.1f ms", args, None, extra=fields
+        )
+        access_logger.handle(record)
 
     def _observe(self, route: str, method: str, status: int, duration: float) -> None:
         key = (route, method, status)
@@ -154,7 +156,7 @@ def _request_id(scope: Scope) -> str:
             if _VALID_ID.match(candidate):
                 return candidate
             break
-    return uuid.uuid4().hex
+    return os.urandom(16).hex()  # as random as uuid4().hex, without building a UUID
 
 
 def _count_domain_errors(app: FastAPI) -> None:

@@ -8,7 +8,8 @@ relay's, an unsent one's after its claim expired) within ``poll_seconds``.
 
 Sending is at least once: an event whose send succeeded but whose removal failed is sent again
 when its claim expires, and scheduld treats each event as "re-read this job", so twice is
-harmless. Sends go through the bus's batching publisher: up to 10 events per SendMessageBatch.
+harmless. Up to ``events_per_message`` events travel in one message, and the bus's batching
+publisher puts up to 10 messages in one SendMessageBatch.
 """
 
 from __future__ import annotations
@@ -101,16 +102,19 @@ class OutboxRelay:
         )
         if not entries:
             return 0, 0
+        size = self._settings.events_per_message
+        messages = [entries[start : start + size] for start in range(0, len(entries), size)]
         outcomes = await asyncio.gather(
-            *(self._bus.publish_async(entry.event) for entry in entries), return_exceptions=True
+            *(self._bus.publish_events_async([entry.event for entry in message]) for message in messages),
+            return_exceptions=True,
         )
         sent: list[OutboxEntry] = []
         failed: list[tuple[OutboxEntry, BaseException]] = []
-        for entry, outcome in zip(entries, outcomes, strict=True):
+        for message, outcome in zip(messages, outcomes, strict=True):
             if isinstance(outcome, BaseException):
-                failed.append((entry, outcome))
+                failed.extend((entry, outcome) for entry in message)
             else:
-                sent.append(entry)
+                sent.extend(message)
         if sent:
             await run_in_threadpool(self._outbox.remove_events, [entry.id for entry in sent])
             now = datetime.now(UTC)

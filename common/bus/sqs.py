@@ -21,7 +21,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import ValidationError
 
 from common import aws
-from common.bus.base import EventBus, ReceivedMessage
+from common.bus.base import EventBus, ReceivedMessage, pack, unpack
 from common.bus.batcher import Batcher, Outcome
 from common.config import AWSSettings, RetrySettings, SQSSettings
 from common.errors import BusUnavailableError, PublishError
@@ -118,16 +118,21 @@ class SQSEventBus(EventBus):
         Shielded: a caller cancelled (or timed out) after its store write still gets its
         event sent, if SQS answers at all.
         """
-        future = self._batcher.submit(event.to_json())
+        return await self.publish_events_async([event])
+
+    async def publish_events_async(self, events: Sequence[ChangeEvent]) -> str:
+        """One message carrying ``events`` (``pack``); concurrent calls share batch calls."""
+        first = events[0]
+        future = self._batcher.submit(pack(events))
         try:
             outcome = await asyncio.wait_for(
                 asyncio.shield(asyncio.wrap_future(future)), timeout=self._publish_timeout
             )
         except TimeoutError as exc:
-            raise self._failed(event, self._timed_out()) from exc
+            raise self._failed(first, self._timed_out()) from exc
         except (BotoCoreError, ClientError) as exc:
-            raise self._failed(event, _describe(exc), exc) from exc
-        return self._sent(event, outcome)
+            raise self._failed(first, _describe(exc), exc) from exc
+        return self._sent(first, outcome)
 
     def _timed_out(self) -> str:
         return f"SQS did not answer within {self._publish_timeout:g} s"
@@ -165,6 +170,24 @@ class SQSEventBus(EventBus):
     def ack(self, message: ReceivedMessage) -> None:
         with _unavailable(f"delete message {message.message_id}"):
             self._client.delete_message(QueueUrl=self.queue_url, ReceiptHandle=message.receipt)
+
+    def ack_batch(self, messages: Sequence[ReceivedMessage]) -> list[str]:
+        """DeleteMessageBatch, 10 at a time: one SQS call per received batch."""
+        failed: list[str] = []
+        for start in range(0, len(messages), 10):
+            chunk = messages[start : start + 10]
+            entries = [{"Id": str(n), "ReceiptHandle": m.receipt} for n, m in enumerate(chunk)]
+            with _unavailable(f"delete {len(chunk)} messages"):
+                response = self._client.delete_message_batch(QueueUrl=self.queue_url, Entries=entries)  # type: ignore[arg-type]
+            for entry in response.get("Failed", []):
+                message = chunk[int(entry["Id"])]
+                logger.warning(
+                    "SQS: message %s not deleted (%s): it will be delivered again",
+                    message.message_id,
+                    entry.get("Code"),
+                )
+                failed.append(message.message_id)
+        return failed
 
     def dead_letter(self, message: ReceivedMessage, *, reason: str) -> None:
         with _unavailable(f"dead-letter message {message.message_id}"):
@@ -211,18 +234,21 @@ class SQSEventBus(EventBus):
 
 def _parse(raw: Any) -> ReceivedMessage:
     body = raw.get("Body", "")
-    event: ChangeEvent | None = None
+    events: tuple[ChangeEvent, ...] = ()
     error: str | None = None
     try:
-        event = ChangeEvent.model_validate_json(body)
+        events = unpack(body)
     except ValidationError as exc:
         error = f"not a change event: {exc.errors(include_url=False)[0]['msg']}"
+    except ValueError as exc:
+        error = f"not a change event: {exc}"
     reason = raw.get("MessageAttributes", {}).get("reason", {}).get("StringValue")
     return ReceivedMessage(
         message_id=raw["MessageId"],
         receipt=raw["ReceiptHandle"],
         body=body,
-        event=event,
+        event=events[0] if events else None,
+        events=events,
         error=error or reason,
         receive_count=int(raw.get("Attributes", {}).get("ApproximateReceiveCount", "1")),
     )

@@ -337,6 +337,12 @@ class SQLiteJobStore(Store):
 
     def claim_events(self, *, limit: int = 100, claim_seconds: float = 10.0) -> list[OutboxEntry]:
         now = time.time()
+        with self._translate():  # a read first: an idle relay's poll takes no write lock
+            if (
+                self._db().execute("SELECT 1 FROM outbox WHERE claimed_until <= ? LIMIT 1", (now,)).fetchone()
+                is None
+            ):
+                return []
         with self._translate(), self._write() as db:
             rows = db.execute(
                 "UPDATE outbox SET claimed_until = ? WHERE id IN "

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -27,6 +28,27 @@ SetOption = Annotated[
         "--set", help="FIELD=VALUE, VALUE read as JSON when it parses (repeatable)", show_default=False
     ),
 ]
+RunCount = Annotated[int, typer.Option(min=1, max=1000, help="runs to show, newest first")]
+FireCount = Annotated[int, typer.Option(min=1, max=100, help="how many fire times")]
+
+
+def _show(
+    ctx: typer.Context, path: str, output: Format, table: Callable[[Any], Table | str], **params: Any
+) -> None:
+    """GET ``path`` and print it: as is for JSON/YAML, through ``table`` for reading."""
+    with target(ctx).api() as api:
+        data = api.get(path, **params)
+    emit(data, output, table)
+
+
+def _change(
+    ctx: typer.Context, method: str, path: str, output: Format, done: str, body: dict[str, Any] | None = None
+) -> None:
+    """Send a write and print the API's reply (for reading: ``done``, e.g. "created job {id}",
+    formatted with the reply's fields)."""
+    with target(ctx).api() as api:
+        data = api.request(method, path, json=body)
+    emit(data, output, lambda d: done.format(**d))
 
 
 def _status(job: dict[str, Any]) -> str:
@@ -83,9 +105,7 @@ def list_jobs(
 @app.command("get")
 def get_job(ctx: typer.Context, job_id: JobId, output: OutputOption = Format.table) -> None:
     """Show every field of one job."""
-    with target(ctx).api() as api:
-        data = api.get(f"/jobs/{job_id}")
-    emit(data, output, _fields_table)
+    _show(ctx, f"/jobs/{job_id}", output, _fields_table)
 
 
 @app.command("create")
@@ -110,9 +130,7 @@ def create_job(
         "taskCount": task_count,
     }
     body.update({key: value for key, value in given.items() if value is not None})
-    with target(ctx).api() as api:
-        data = api.request("POST", "/jobs", json=body)
-    emit(data, output, lambda d: f"created job {d['id']}")
+    _change(ctx, "POST", "/jobs", output, "created job {id}", body)
 
 
 @app.command("update")
@@ -136,9 +154,7 @@ def update_job(
     body.update({field: None for field in clear or []})
     if not body:
         fail("nothing to change: give options, --set, --clear or --file")
-    with target(ctx).api() as api:
-        data = api.request("PUT", f"/jobs/{job_id}", json=body)
-    emit(data, output, lambda d: f"updated job {d['id']}")
+    _change(ctx, "PUT", f"/jobs/{job_id}", output, "updated job {id}", body)
 
 
 @app.command("delete")
@@ -151,25 +167,19 @@ def delete_job(
     """Delete a job (asks first unless --yes)."""
     if not yes:
         typer.confirm(f"Delete job {job_id}?", abort=True)
-    with target(ctx).api() as api:
-        data = api.request("DELETE", f"/jobs/{job_id}")
-    emit(data, output, lambda d: f"deleted job {d['id']}")
+    _change(ctx, "DELETE", f"/jobs/{job_id}", output, "deleted job {id}")
 
 
 @app.command("suspend")
 def suspend_job(ctx: typer.Context, job_id: JobId, output: OutputOption = Format.table) -> None:
     """Stop a job firing until it is resumed."""
-    with target(ctx).api() as api:
-        data = api.request("PUT", f"/jobs/{job_id}", json={"suspended": True})
-    emit(data, output, lambda d: f"suspended job {d['id']}")
+    _change(ctx, "PUT", f"/jobs/{job_id}", output, "suspended job {id}", {"suspended": True})
 
 
 @app.command("resume")
 def resume_job(ctx: typer.Context, job_id: JobId, output: OutputOption = Format.table) -> None:
     """Let a suspended job fire again."""
-    with target(ctx).api() as api:
-        data = api.request("PUT", f"/jobs/{job_id}", json={"suspended": False})
-    emit(data, output, lambda d: f"resumed job {d['id']}")
+    _change(ctx, "PUT", f"/jobs/{job_id}", output, "resumed job {id}", {"suspended": False})
 
 
 @app.command("run")
@@ -195,15 +205,10 @@ def run_job(
 
 @app.command("runs")
 def list_runs(
-    ctx: typer.Context,
-    job_id: JobId,
-    count: Annotated[int, typer.Option(min=1, max=1000, help="runs to show, newest first")] = 10,
-    output: OutputOption = Format.table,
+    ctx: typer.Context, job_id: JobId, count: RunCount = 10, output: OutputOption = Format.table
 ) -> None:
     """A job's run history, newest first, with each run's tasks and failures."""
-    with target(ctx).api() as api:
-        data = api.get(f"/jobs/{job_id}/runs", count=count)
-    emit(data, output, _runs_table)
+    _show(ctx, f"/jobs/{job_id}/runs", output, _runs_table, count=count)
 
 
 def _runs_table(data: dict[str, Any]) -> Table:
@@ -228,15 +233,10 @@ def _runs_table(data: dict[str, Any]) -> Table:
 
 @app.command("upcoming")
 def upcoming(
-    ctx: typer.Context,
-    job_id: JobId,
-    count: Annotated[int, typer.Option(min=1, max=100, help="how many fire times")] = 10,
-    output: OutputOption = Format.table,
+    ctx: typer.Context, job_id: JobId, count: FireCount = 10, output: OutputOption = Format.table
 ) -> None:
     """A job's next fire times (none while suspended)."""
-    with target(ctx).api() as api:
-        data = api.get(f"/jobs/{job_id}/upcoming", count=count)
-    emit(data, output, fires_table)
+    _show(ctx, f"/jobs/{job_id}/upcoming", output, fires_table, count=count)
 
 
 def fires_table(data: dict[str, Any]) -> str:

@@ -250,7 +250,7 @@ def test_job_page_shows_run_history_and_failures_in_full(
 
 
 def test_run_now_is_hidden_without_the_api_route(page: Any, console: Console) -> None:
-    """POST /jobs/{id}/runs (issue #15) is not in this API's /spec, so no button is offered."""
+    """The Run now button follows the API's /spec: offered only where POST /jobs/{id}/runs is."""
     spec = console.http.get("/spec").json()
     has_route = any(
         re.fullmatch(r"/jobs/\{[^}]+\}/runs", p) and "post" in ops for p, ops in spec["paths"].items()

@@ -129,13 +129,10 @@ def test_runs_shows_history_with_tasks_and_failures(
     assert as_json["runs"][0]["failures"][0]["reason"] == "RESOURCE:MEMORY"
 
 
-def test_run_now_reports_a_server_without_manual_runs(ecss: Ecss, http: httpx.Client) -> None:
-    """POST /jobs/{id}/runs is issue #15's; until it exists the command fails clearly."""
-    http.post("/jobs", json={"taskDefinition": "t", "schedule": "*/10"})
-    result = ecss("jobs", "run", "t", "--task-count", "2")
-    if result.returncode == 0:  # the server has the route: a run was accepted
-        assert "started run" in result.stdout
-    else:
-        assert result.returncode == 1
-        assert "cannot run jobs on demand" in result.stderr
-        assert "HTTP 405" in result.stderr or "HTTP 404" in result.stderr
+def test_run_of_an_unknown_job_is_the_apis_404_not_a_missing_route(ecss: Ecss) -> None:
+    """A 404 naming the job is the API's answer and is shown as is; only a 404/405 without it
+    (a server without POST /jobs/{id}/runs) is reported as "cannot run jobs on demand"."""
+    result = ecss("jobs", "run", "nope")
+    assert result.returncode == 1
+    assert "Job nope does not exist" in result.stderr and "HTTP 404" in result.stderr
+    assert "cannot run jobs on demand" not in result.stderr

@@ -1,10 +1,11 @@
 """The contract of common/apscheduler_seams.py with APScheduler 3's internals: each test drives
-a real BackgroundScheduler or CronTrigger, so an upgrade that breaks a seam fails here, by name,
-instead of in production."""
+a real BackgroundScheduler or CronTrigger through one numbered seam of that module, so an
+upgrade that breaks a seam fails here, by name, instead of in production."""
 
 from __future__ import annotations
 
 import inspect
+import re
 import threading
 import time
 from collections.abc import Iterator
@@ -16,8 +17,18 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.date import DateTrigger
 
-from common.apscheduler_seams import CHECKED, FireTimeExecutor, current_run_time, presigned, shutdown_pool
-from common.schedule import SharedFieldsCronTrigger, search_next_fire
+from common.apscheduler_seams import (
+    CHECKED,
+    DayExpression,
+    ExtendedCronTrigger,
+    FireTimeExecutor,
+    SearchBudgetExceeded,
+    SharedFieldsCronTrigger,
+    current_run_time,
+    metered_next_fire,
+    presigned,
+    shutdown_pool,
+)
 
 
 def test_installed_apscheduler_is_in_the_checked_range() -> None:
@@ -30,18 +41,22 @@ def test_installed_apscheduler_is_in_the_checked_range() -> None:
 
 
 @pytest.fixture
-def scheduler() -> Iterator[BackgroundScheduler]:
+def executor() -> FireTimeExecutor:
+    return FireTimeExecutor(max_workers=4)
+
+
+@pytest.fixture
+def scheduler(executor: FireTimeExecutor) -> Iterator[BackgroundScheduler]:
     """Jobs in these tests use interval triggers: a one-off (date) job is removed by the
     scheduler thread after its run, which races with shutdown in APScheduler itself."""
-    executor = FireTimeExecutor(max_workers=4)
     instance = BackgroundScheduler(executors={"default": executor}, timezone=UTC)
     instance.start()
     yield instance
     instance.shutdown(wait=True)
 
 
-def test_executor_hands_each_run_its_scheduled_time_and_counts_the_herd(
-    scheduler: BackgroundScheduler,
+def test_seam_1_executor_hands_each_run_its_scheduled_time_and_counts_the_herd(
+    scheduler: BackgroundScheduler, executor: FireTimeExecutor
 ) -> None:
     at = (datetime.now(UTC) + timedelta(seconds=0.5)).replace(microsecond=0) + timedelta(seconds=1)
     seen: list[datetime | None] = []
@@ -56,10 +71,10 @@ def test_executor_hands_each_run_its_scheduled_time_and_counts_the_herd(
         scheduler.add_job(job, "interval", hours=1, next_run_time=at, id=f"j{n}")
     assert done.wait(5), "APScheduler never ran jobs through FireTimeExecutor._do_submit_job"
     assert seen == [at, at, at]
-    assert scheduler._lookup_executor("default").submitted(at) == 3
+    assert executor.submitted(at) == 3
 
 
-def test_executor_reports_outcomes_through_apscheduler_events(scheduler: BackgroundScheduler) -> None:
+def test_seam_1_executor_reports_outcomes_through_apscheduler_events(scheduler: BackgroundScheduler) -> None:
     from apscheduler.events import EVENT_JOB_ERROR, EVENT_JOB_EXECUTED
 
     events: list[int] = []
@@ -77,7 +92,7 @@ def test_executor_reports_outcomes_through_apscheduler_events(scheduler: Backgro
     assert sorted(events) == sorted([EVENT_JOB_EXECUTED, EVENT_JOB_ERROR])
 
 
-def test_shutdown_pool_waits_for_a_fire_under_way() -> None:
+def test_seam_2_shutdown_pool_waits_for_a_fire_under_way() -> None:
     executor = FireTimeExecutor(max_workers=2)
     scheduler = BackgroundScheduler(executors={"default": executor}, timezone=UTC)
     scheduler.start()
@@ -96,7 +111,7 @@ def test_shutdown_pool_waits_for_a_fire_under_way() -> None:
     assert finished.is_set()
 
 
-def test_apscheduler_checks_callables_through_their_signature_attribute() -> None:
+def test_seam_3_apscheduler_checks_callables_through_their_signature_attribute() -> None:
     calls: list[str] = []
     fire_job = presigned(calls.append)
     assert inspect.signature(fire_job) is fire_job.__signature__  # type: ignore[attr-defined]
@@ -109,7 +124,7 @@ def test_apscheduler_checks_callables_through_their_signature_attribute() -> Non
     assert calls == ["direct"]
 
 
-def test_shared_fields_trigger_fires_like_a_cron_trigger_and_shares_fields() -> None:
+def test_seam_4_shared_fields_trigger_fires_like_a_cron_trigger_and_shares_fields() -> None:
     fields = {"second": "0", "minute": "*/5", "hour": "1-3", "day_of_week": "mon-fri"}
     shared = SharedFieldsCronTrigger(timezone=UTC, **fields)
     again = SharedFieldsCronTrigger(timezone=UTC, **fields)
@@ -123,29 +138,72 @@ def test_shared_fields_trigger_fires_like_a_cron_trigger_and_shares_fields() -> 
         now = expected + timedelta(seconds=1)
 
 
-def test_metered_search_finds_what_apscheduler_finds_and_stops_at_its_budget() -> None:
-    from common.schedule import ScheduleError
-
-    trigger = SharedFieldsCronTrigger(timezone=UTC, second="0", minute="0", hour="0", day="29", month="2")
+@pytest.mark.parametrize("trigger_class", [CronTrigger, SharedFieldsCronTrigger])
+def test_seam_5_metered_search_finds_what_apscheduler_finds_and_stops_at_its_budget(
+    trigger_class: type[CronTrigger],
+) -> None:
+    fields = {"second": "0", "minute": "0", "hour": "0", "day": "29", "month": "2"}
+    trigger = trigger_class(timezone=UTC, **fields)
     now = datetime(2026, 11, 30, tzinfo=UTC)
-    assert search_next_fire(trigger, None, now) == CronTrigger(
-        timezone=UTC, second="0", minute="0", hour="0", day="29", month="2"
-    ).get_next_fire_time(None, now)
-    with pytest.raises(ScheduleError):
-        search_next_fire(trigger, None, now, steps=3)
+    expected = CronTrigger(timezone=UTC, **fields).get_next_fire_time(None, now)
+    assert metered_next_fire(trigger, None, now, steps=1000) == expected == datetime(2028, 2, 29, tzinfo=UTC)
+    with pytest.raises(SearchBudgetExceeded, match="within 3 search steps"):
+        metered_next_fire(trigger, None, now, steps=3)
+    # the budget is this search's alone: a search after a refused one has its full budget
+    assert metered_next_fire(trigger, None, now, steps=1000) == expected
 
 
-def test_shared_fields_trigger_remembers_only_answers_that_do_not_depend_on_now() -> None:
+class _Fifteenth(DayExpression):
+    """``15x``: the 15th of each month (a day-of-month expression APScheduler lacks)."""
+
+    value_re = re.compile(r"(?P<day>\d{1,2})x$")
+
+    def __init__(self, day: str) -> None:
+        super().__init__()
+        self.day = int(day)
+
+    def next_day(self, year: int, month: int, from_day: int) -> int | None:
+        return self.day if self.day >= from_day else None
+
+    def __str__(self) -> str:
+        return f"{self.day}x"
+
+
+class _WithFifteenth(ExtendedCronTrigger):
+    DAY_EXPRESSIONS = (_Fifteenth,)
+
+
+def test_seam_6_an_extra_day_expression_is_compiled_and_searched() -> None:
+    trigger = _WithFifteenth(timezone=UTC, second="0", minute="0", hour="12", day="15x")
+    now = datetime(2026, 11, 30, tzinfo=UTC)
+    assert trigger.get_next_fire_time(None, now) == datetime(2026, 12, 15, 12, tzinfo=UTC)
+    assert str(trigger.fields[CronTrigger.FIELD_NAMES.index("day")]) == "15x"
+    with pytest.raises(ValueError):
+        CronTrigger(timezone=UTC, day="15x")  # APScheduler itself does not know it
+
+
+def test_seam_7_fields_accept_and_refused_field() -> None:
+    trigger = _WithFifteenth(timezone=UTC, second="0", minute="30", hour="12", day="15x")
+    assert trigger.fields_accept(datetime(2026, 12, 15, 12, 30))
+    assert not trigger.fields_accept(datetime(2026, 12, 15, 12, 31))
+    assert not trigger.fields_accept(datetime(2026, 12, 16, 12, 30))
+    assert _WithFifteenth.refused_field({"minute": "30", "hour": "25", "day": "15x"}) == "hour"
+    assert _WithFifteenth.refused_field({"minute": "30", "day": "15x"}) is None
+
+
+def test_bounded_trigger_remembers_only_answers_that_do_not_depend_on_now() -> None:
     """A herd asks one shared trigger for the fire after the same previous fire, at slightly
     different moments: each answer must be what CronTrigger itself gives at that moment."""
+    from common.schedule import BoundedCronTrigger
+
     fields = {"second": "*/7", "minute": "*/3", "hour": "0-20/4", "timezone": "Europe/Paris"}
-    shared = SharedFieldsCronTrigger(**fields)
+    bounded = BoundedCronTrigger(**fields)
     plain = CronTrigger(**fields)
     previous = datetime(2026, 3, 29, 0, 0, 0, tzinfo=UTC)  # around a DST change in Paris
     moments = [previous - timedelta(hours=3), previous, previous + timedelta(microseconds=1)]
     moments += [previous + timedelta(hours=h) for h in (1, 2, 5, 30)]
     for _ in range(3):
         for now in moments + moments[::-1]:
-            assert shared.get_next_fire_time(previous, now) == plain.get_next_fire_time(previous, now)
-            assert shared.get_next_fire_time(None, now) == plain.get_next_fire_time(None, now)
+            assert bounded.get_next_fire_time(previous, now) == plain.get_next_fire_time(previous, now)
+            assert bounded.get_next_fire_time(None, now) == plain.get_next_fire_time(None, now)
         previous = plain.get_next_fire_time(previous, previous)

@@ -151,3 +151,13 @@ def _launcher(*args: str, env: dict[str, str] | None = None) -> subprocess.Compl
         text=True,
         timeout=60,
     )
+
+
+@pytest.mark.parametrize("option", ["request_timeout", "timeout", "max_retries"])
+def test_client_options_cannot_shadow_a_typed_setting(
+    config_dir: Path, monkeypatch: pytest.MonkeyPatch, option: str
+) -> None:
+    """The typed setting is the one place for it (and its environment variable then works)."""
+    monkeypatch.setenv("STORE__ELASTICSEARCH__CLIENT_OPTIONS", f'{{"{option}": 1}}')
+    with pytest.raises(ConfigError, match="store.elasticsearch.client_options"):
+        load_settings()

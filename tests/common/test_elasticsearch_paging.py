@@ -107,11 +107,11 @@ def test_a_missing_index_is_unavailable_not_an_absent_job(osmem: Any) -> None:
 
 @pytest.mark.parametrize("flavour", ["opensearch", "elasticsearch"])
 def test_unreachable_cluster_is_store_unavailable(flavour: str) -> None:
-    timeout = {"opensearch": {"timeout": 1}, "elasticsearch": {"request_timeout": 1}}[flavour]
     settings = ElasticsearchSettings(
         flavour=flavour,  # type: ignore[arg-type]
         hosts=[f"http://127.0.0.1:{free_port()}"],
-        client_options={**timeout, "max_retries": 0},
+        request_timeout_seconds=1,
+        max_retries=0,
     )
     with pytest.raises(StoreUnavailableError, match="create index"):
         ElasticsearchJobStore.from_settings(settings)

@@ -9,6 +9,7 @@ Wednesday, 2027-03-14 and 2027-11-07 are New York's DST changes.
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from itertools import pairwise
 
 import pytest
 
@@ -16,6 +17,7 @@ from common.errors import InvalidJobError
 from common.models import new_job, parse_create
 from common.schedule import (
     ScheduleError,
+    _one_second_a_minute,
     build_trigger,
     frequency_warnings,
     next_fire_time,
@@ -180,3 +182,31 @@ def test_jitter_seconds_is_validated_by_name(value: object) -> None:
     with pytest.raises(InvalidJobError) as caught:
         parse_create({"taskDefinition": "t", "schedule": "0 0", "jitterSeconds": value})
     assert "jitterSeconds" in caught.value.errors
+
+
+@pytest.mark.parametrize(
+    "expression",
+    [
+        "0 0 0",
+        "30 */1",
+        "0-0 * * * * * * *",
+        "7 30 1 * * * 3",
+        "cron(* * * * ? *)",
+        "cron(0 12 ? * MON-FRI *)",
+    ],
+)
+@pytest.mark.parametrize("timezone", [None, "Europe/Paris", "America/St_Johns", "Asia/Kathmandu"])
+def test_frequency_warnings_shortcut_agrees_with_the_search(expression: str, timezone: str | None) -> None:
+    """Schedules at one second of the minute skip the search of their next fires: the fires
+    searched (across DST changes in zones with odd offsets) are whole minutes apart."""
+    trigger = build_trigger(expression, timezone=timezone)
+    assert _one_second_a_minute(trigger)
+    times = upcoming(trigger, count=12, after=datetime(2026, 3, 29, 0, 0, 1, tzinfo=UTC))
+    times += upcoming(trigger, count=12, after=datetime(2026, 10, 25, 0, 0, 1, tzinfo=UTC))
+    assert all((later - earlier).total_seconds() % 60 == 0 for earlier, later in pairwise(times))
+    assert frequency_warnings(expression, timezone=timezone) == []
+
+
+@pytest.mark.parametrize("expression", ["*/5", "0,30", "* *", "rate(1 minute)"])
+def test_frequency_warnings_shortcut_leaves_other_schedules_to_the_search(expression: str) -> None:
+    assert not _one_second_a_minute(build_trigger(expression))

@@ -12,6 +12,7 @@ import json
 import logging
 import threading
 from collections.abc import Iterator
+from datetime import UTC, datetime
 
 import pytest
 
@@ -73,7 +74,7 @@ def test_json_lines_quote_hostile_values_and_keep_tracebacks(
 def test_text_lines_escape_control_characters_so_a_value_cannot_forge_a_line(
     capture: tuple[logging.Logger, logging.StreamHandler[io.StringIO]],
 ) -> None:
-    """Regression (#13, log injection): CR/LF and ANSI escapes in a path id reached text logs raw."""
+    """Regression (log injection): CR/LF and ANSI escapes in a path id reached text logs raw."""
     logger, handler = capture
     handler.setFormatter(TextFormatter("webapi"))
     with bind(request_id="abc\ndef"):
@@ -117,3 +118,15 @@ def test_deferred_fields_are_asked_per_line_and_left_out_while_none(
         logger.info("after")
     before, after = (json.loads(line) for line in lines(handler))
     assert "principal" not in before and after["principal"] == "alice"
+
+
+@pytest.mark.parametrize("created", [1764633600.0, 1764633600.123456, 1764633659.9994, 1764637200.5])
+def test_line_times_are_those_of_the_record_with_the_second_cached(created: float) -> None:
+    """The formatters format each second once; a line's time is still its own record's."""
+    json_formatter, text_formatter = JSONFormatter("webapi"), TextFormatter("webapi")
+    plain = logging.Formatter()
+    for moment in (created - 1, created, created + 0.0004, created + 1):  # another second, then back
+        record = logging.makeLogRecord({"msg": "m", "created": moment, "msecs": (moment % 1) * 1000 // 1})
+        stamp = json.loads(json_formatter.format(record))["time"]
+        assert stamp == datetime.fromtimestamp(moment, UTC).isoformat(timespec="milliseconds")
+        assert text_formatter.formatTime(record) == plain.formatTime(record)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 from common.bus.base import EventBus, ReceivedMessage
@@ -14,6 +15,18 @@ def receive_all(bus: EventBus, expected: int, *, timeout: float = 10.0) -> list[
     while len(received) < expected and time.monotonic() < deadline:
         received += bus.receive(max_messages=10, wait_seconds=1)
     return received
+
+
+def receive_events(bus: EventBus, expected: int, *, timeout: float = 10.0) -> list[tuple[str, str]]:
+    """(op, job id) of every event received until ``expected`` distinct ones came; each message
+    is acked, so a redelivery is a real second send."""
+    events: list[tuple[str, str]] = []
+    deadline = time.monotonic() + timeout
+    while len(set(events)) < expected and time.monotonic() < deadline:
+        for message in bus.receive(max_messages=10, wait_seconds=1):
+            events += [(event.op, event.job_id) for event in message.events]
+            bus.ack(message)
+    return events
 
 
 def test_published_events_are_received_and_acked(bus: EventBus) -> None:
@@ -82,3 +95,25 @@ def test_concurrent_async_publishes_each_arrive_once(bus: EventBus) -> None:
     assert len(set(ids)) == 25
     received = receive_all(bus, 25)
     assert sorted(m.event.job_id for m in received if m.event) == sorted(f"async{n}" for n in range(25))
+
+
+def test_ack_batch_deletes_every_message_in_as_few_calls(bus: EventBus) -> None:
+    for n in range(12):
+        bus.publish(ChangeEvent(op="modify", job_id=f"j{n}"))
+    received = receive_all(bus, 12)
+    assert len(received) == 12
+    assert bus.ack_batch(received) == []
+    assert bus.receive(max_messages=10, wait_seconds=0) == []
+
+
+def test_several_events_travel_in_one_message(bus: EventBus) -> None:
+    events = [
+        ChangeEvent(op="add", job_id="a"),
+        ChangeEvent(op="run", job_id="b"),
+        ChangeEvent(op="remove", job_id="c"),
+    ]
+    asyncio.run(bus.publish_events_async(events))
+    (message,) = receive_all(bus, 1)
+    assert [(e.op, e.job_id) for e in message.events] == [("add", "a"), ("run", "b"), ("remove", "c")]
+    assert message.event == message.events[0]
+    bus.ack(message)

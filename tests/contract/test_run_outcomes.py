@@ -1,4 +1,4 @@
-"""The run log's tracking methods (open_runs, record_outcome): the JobStore contract behind
+"""The run log's tracking methods (open_runs, record_outcome): the RunLog contract behind
 task outcomes, run unchanged against every store (conftest ``store``)."""
 
 from __future__ import annotations
@@ -6,18 +6,18 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from common.models import ContainerOutcome, Job, Lease, Run, TrackedTask
-from common.store.base import JobStore
+from common.store.base import Store
 
 T0 = datetime(2026, 11, 25, 12, 0, 0, tzinfo=UTC)
 
 
-def lead(store: JobStore) -> Lease:
+def lead(store: Store) -> Lease:
     lease = store.acquire_lease("scheduld", holder="a", ttl=30)
     assert lease is not None
     return lease
 
 
-def launched(store: JobStore, lease: Lease, job_id: str, at: datetime, *tasks: str) -> Run:
+def launched(store: Store, lease: Lease, job_id: str, at: datetime, *tasks: str) -> Run:
     run = Run(job_id=job_id, scheduled_for=at, replica="a", token=lease.token)
     assert store.claim_run(run, lease)
     done = run.model_copy(
@@ -48,7 +48,7 @@ def ended(run: Run, status: str, exit_code: int, at: datetime) -> Run:
     return run.model_copy(update={"status": status, "tasks": tasks, "ended_at": at, "duration_seconds": 30.0})
 
 
-def test_open_runs_lists_only_runs_still_tracked_in_run_id_order_with_keyset_pages(store: JobStore) -> None:
+def test_open_runs_lists_only_runs_still_tracked_in_run_id_order_with_keyset_pages(store: Store) -> None:
     lease = lead(store)
     for job_id in ("b", "a"):
         store.create_job(Job(id=job_id, task_definition="td", schedule="0 0 0"))
@@ -70,7 +70,7 @@ def test_open_runs_lists_only_runs_still_tracked_in_run_id_order_with_keyset_pag
     assert store.open_runs(after=first[0].run_id, limit=5) == runs[1:]
 
 
-def test_record_outcome_keeps_progress_then_ends_the_run_once(store: JobStore) -> None:
+def test_record_outcome_keeps_progress_then_ends_the_run_once(store: Store) -> None:
     lease = lead(store)
     store.create_job(Job(id="j", task_definition="td", schedule="0 0 0"))
     run = launched(store, lease, "j", T0, "arn:1", "arn:2")
@@ -92,7 +92,7 @@ def test_record_outcome_keeps_progress_then_ends_the_run_once(store: JobStore) -
     assert store.open_runs() == []
 
 
-def test_ended_runs_keep_the_jobs_last_outcome_and_failure_streak(store: JobStore) -> None:
+def test_ended_runs_keep_the_jobs_last_outcome_and_failure_streak(store: Store) -> None:
     lease = lead(store)
     store.create_job(Job(id="j", task_definition="td", schedule="0 0 0"))
     outcomes = [("failed", 1), ("timedOut", 137), ("succeeded", 0), ("failed", 2)]
@@ -111,7 +111,7 @@ def test_ended_runs_keep_the_jobs_last_outcome_and_failure_streak(store: JobStor
     assert document["lastRunStatus"] == "failed" and document["consecutiveFailures"] == 1
 
 
-def test_outcome_of_a_run_whose_job_was_deleted_is_not_recorded(store: JobStore) -> None:
+def test_outcome_of_a_run_whose_job_was_deleted_is_not_recorded(store: Store) -> None:
     lease = lead(store)
     store.create_job(Job(id="j", task_definition="td", schedule="0 0 0"))
     run = launched(store, lease, "j", T0, "arn:1")

@@ -3,8 +3,10 @@ and one moto server (SQS); 200 jobs fire every second; the leader is killed with
 several times, mid-fire. From the ECS side no (job, fire time) may be launched twice; from the
 run history every second of the test is covered by exactly one run (a run may stand for
 several seconds when missed fires were coalesced after a failover). In the mix: manual runs
-requested while leaders die (each launched exactly once), and a job whose every fire fails its
-first launch and is retried (never launched twice, whatever the kills).
+requested while leaders die (each launched exactly once), a backfill whose runs are paced
+(one a second) across the kills, so leaders die with some of them still waiting (each launched
+exactly once), and a job whose every fire fails its first launch and is retried (never launched
+twice, whatever the kills).
 
 ECS here is ``IdempotentECS``, a recording endpoint that honours RunTask ``clientToken`` like
 real ECS does (moto accepts the token but does not enforce it): a retried call with a used
@@ -38,6 +40,8 @@ JOBS = 200
 KILLS = 3
 FLAKY = "flaky"
 MANUAL = "manual"
+BACKFILLED = "backfilled"
+BACKFILL_RUNS = 8
 
 
 class IdempotentECS(AWSJSONEndpoint):
@@ -96,6 +100,9 @@ def test_leader_killed_repeatedly_fires_every_second_exactly_once(
     store.create_job(
         Job.model_validate({"id": MANUAL, "taskDefinition": "t", "schedule": "at(2099-01-01T00:00:00)"})
     )
+    store.create_job(
+        Job.model_validate({"id": BACKFILLED, "taskDefinition": "t", "schedule": "at(2099-01-01T00:00:00)"})
+    )
     requested: list[Run] = []
     env = component_env(
         moto=moto,
@@ -128,6 +135,19 @@ def test_leader_killed_repeatedly_fires_every_second_exactly_once(
     try:
         eventually(lambda: ecs.arrivals_after(0) >= JOBS, timeout=60, what="the first leader to fire")
         started = datetime.now(UTC)
+        hour_ago = started.replace(microsecond=0) - timedelta(hours=1)
+        backfill = [  # as webapi's POST /jobs/{id}/backfill stores them
+            Run(
+                job_id=BACKFILLED,
+                scheduled_for=hour_ago + timedelta(seconds=n),
+                status="requested",
+                replica="webapi",
+                token=0,
+                trigger="backfill",
+            )
+            for n in range(BACKFILL_RUNS)
+        ]
+        store.request_runs(backfill)
         for _ in range(KILLS):
             for _ in range(3):  # manual runs requested as webapi would, up to the kill
                 requested += store.request_runs([_manual_run()])
@@ -186,6 +206,10 @@ def test_leader_killed_repeatedly_fires_every_second_exactly_once(
     assert sorted(manual) == sorted(run.run_id for run in requested)
     assert all(run.status == "launched" for run in manual.values()), list(manual.values())
     assert all(launches[(MANUAL, run.scheduled_for.isoformat())] == 1 for run in manual.values())
+    backfilled = store.list_runs(BACKFILLED, count=100)
+    assert sorted(run.run_id for run in backfilled) == sorted(run.run_id for run in backfill)
+    assert all(run.status == "launched" for run in backfilled), backfilled
+    assert all(launches[(BACKFILLED, run.scheduled_for.isoformat())] == 1 for run in backfilled)
     flaky = store.list_runs(FLAKY, count=10_000)
     retried_ok = [run for run in flaky if run.status == "launched" and run.attempts]
     assert len(retried_ok) >= 3, flaky[:5]
@@ -194,7 +218,8 @@ def test_leader_killed_repeatedly_fires_every_second_exactly_once(
         sys.stdout.write(
             f"\nfailover[{replicas} replicas]: fires checked {checked}, duplicates {duplicates}, "
             f"missed {missed}, seconds covered twice {double_covered}, deduplicated RunTask retries "
-            f"{ecs.retries}, manual runs {len(manual)}, fires launched on a retry {len(retried_ok)}, "
+            f"{ecs.retries}, manual runs {len(manual)}, backfill runs {len(backfilled)}, "
+            f"fires launched on a retry {len(retried_ok)}, "
             f"lease takeovers {', '.join(f'{t:.2f} s' for t in takeovers)}, "
             f"firing resumed after {', '.join(f'{f:.1f} s' for f in failovers)}\n"
         )

@@ -51,7 +51,7 @@ def test_run_now_backfill_and_retries_through_both_processes(processes: dict[str
         again = client.post("/jobs/adhoc/runs", json={"taskCount": 2}, headers=key)
         assert first.status_code == again.status_code == 202 and first.json() == again.json()
         href = first.json()["link"]["href"]
-        run = eventually(lambda: run_of(client, href, "launched"), timeout=20, what=scheduld_log)
+        run = eventually(lambda: run_of(client, href, "launched", "succeeded"), timeout=20, what=scheduld_log)
         assert (run["trigger"], run["started"], len(run["tasks"])) == ("manual", 2, 2)
         eventually(lambda: reaper.count() >= 2 or None, timeout=10, what="manual tasks in ECS")
         time.sleep(1)
@@ -68,7 +68,9 @@ def test_run_now_backfill_and_retries_through_both_processes(processes: dict[str
             runs = [
                 r for r in client.get("/jobs/hourly/runs").json()["runs"] if r.get("trigger") == "backfill"
             ]
-            return runs if len(runs) == 3 and all(r["status"] == "launched" for r in runs) else None
+            # paced (one a second by default), so the first may have ended before the last starts
+            done = all(r["status"] in ("launched", "succeeded") for r in runs)
+            return runs if len(runs) == 3 and done else None
 
         runs = eventually(backfilled, timeout=20, what=scheduld_log)
         assert [r["scheduledFor"] for r in runs] == [
@@ -85,7 +87,7 @@ def test_run_now_backfill_and_retries_through_both_processes(processes: dict[str
         ecs.register_task_definition(
             family="late-task", containerDefinitions=[{"name": "c", "image": "busybox", "memory": 64}]
         )
-        run = eventually(lambda: run_of(client, href, "launched"), timeout=30, what=scheduld_log)
+        run = eventually(lambda: run_of(client, href, "launched", "succeeded"), timeout=30, what=scheduld_log)
         assert run["attempts"][0]["failures"] and run["attempts"][-1]["started"] == 1
 
         # exhausted: one message on the job's dead-letter queue

@@ -29,10 +29,9 @@ TASK_FAMILY = "sleeper-task"
 CONTAINER = "sleeper-container"
 
 
-@pytest.fixture
-def cluster(moto: MotoServer, unique_name: str) -> str:
+def create_cluster(moto: MotoServer, name: str) -> str:
+    """An ECS cluster on ``moto`` where TASK_FAMILY is registered."""
     ecs = aws_client(moto, "ecs")
-    name = f"{unique_name}-cluster"
     ecs.create_cluster(clusterName=name)
     ecs.register_task_definition(
         family=TASK_FAMILY,
@@ -40,6 +39,11 @@ def cluster(moto: MotoServer, unique_name: str) -> str:
         containerDefinitions=[{"name": CONTAINER, "image": "busybox", "memory": 64}],
     )
     return name
+
+
+@pytest.fixture
+def cluster(moto: MotoServer, unique_name: str) -> str:
+    return create_cluster(moto, f"{unique_name}-cluster")
 
 
 @pytest.fixture

@@ -26,7 +26,7 @@ from common.models import ChangeEvent
 from common.store.sqlite import SQLiteJobStore
 from tests.conftest import aws_client
 from tests.e2e.conftest import eventually, tail
-from tests.scheduld.conftest import CONTAINER, TASK_FAMILY, job
+from tests.scheduld.conftest import create_cluster, job
 from tests.scrape import scrape, value
 from tests.servers import MotoServer, component_env, free_port, moto_server, stop_process, wait_for_http
 
@@ -54,15 +54,8 @@ def own_moto() -> Iterator[MotoServer]:
 def test_two_replicas_health_readiness_and_metrics(
     own_moto: MotoServer, tmp_path: Path, unique_name: str
 ) -> None:
-    ecs = aws_client(own_moto, "ecs")
     sqs = aws_client(own_moto, "sqs")
-    cluster = f"{unique_name}-cluster"
-    ecs.create_cluster(clusterName=cluster)
-    ecs.register_task_definition(
-        family=TASK_FAMILY,
-        networkMode="bridge",
-        containerDefinitions=[{"name": CONTAINER, "image": "busybox", "memory": 64}],
-    )
+    cluster = create_cluster(own_moto, f"{unique_name}-cluster")
     sqs_settings = SQSSettings(queue_name=f"{unique_name}-ops", dead_letter_queue_name=f"{unique_name}-dlq")
     env = component_env(
         moto=own_moto,

@@ -103,6 +103,12 @@ def test_catch_up_policy(
     sqlite_store.create_job(job("outage", **fields | ({"catchUpPolicy": policy} if policy else {})))
     sqlite_store.update_status("outage", JobStatus(last_run=last))
     firing("outage", last + timedelta(minutes=60))
+    requested = sqlite_store.pending_runs()  # 'all': the missed fires wait for the pending loop
+    assert [run.scheduled_for for run in requested] == [
+        last + timedelta(minutes=20 * i) for i in range(1, runs)
+    ]
+    for run in requested:
+        assert firing.run_requested(run, lease)
     recorded = sqlite_store.list_runs("outage")
     assert [run.scheduled_for for run in recorded] == [
         last + timedelta(minutes=60 - 20 * i) for i in range(runs)
@@ -110,6 +116,7 @@ def test_catch_up_policy(
     assert all(run.status == "launched" for run in recorded)
     assert len(running_tasks(ecs_client, cluster)) == runs
     assert recorded[0].coalesced_from == (None if policy == "all" else last + timedelta(minutes=20))
+    assert [run.trigger for run in recorded] == [None] + ["schedule"] * (runs - 1)
     assert sqlite_store.get_job("outage").last_run == last + timedelta(minutes=60)
 
 

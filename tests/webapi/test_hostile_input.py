@@ -165,8 +165,9 @@ def test_worst_hostile_schedule_costs_about_an_ordinary_request(
     client: httpx.Client, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """Relative, not wall-clock: the slowest hostile schedule's best-of-5 answer takes at most
-    three ordinary creates' best-of-5 (a store write and an SQS publish). Unbounded, the first
-    case alone took seconds of CPU."""
+    five ordinary creates' best-of-5 (a store write with its outbox event; three while a
+    create also waited on SQS and searched the next fires for its frequency warning).
+    Unbounded, the first case alone took seconds of CPU."""
     ordinary, status = _fastest(client, {**BASE, "id": "ordinary"})
     assert status == 201
     plain_400, status = _fastest(client, {**BASE, "schedule": "61"})
@@ -184,7 +185,7 @@ def test_worst_hostile_schedule_costs_about_an_ordinary_request(
             f"{ratio:.2f} x an ordinary create ({ordinary * 1000:.1f} ms), "
             f"{costs[worst] / plain_400:.2f} x a 400 for a bad field value ({plain_400 * 1000:.1f} ms)\n"
         )
-    assert ratio < 3, f"{worst!r} took {costs[worst] * 1000:.1f} ms vs {ordinary * 1000:.1f} ms ordinary"
+    assert ratio < 5, f"{worst!r} took {costs[worst] * 1000:.1f} ms vs {ordinary * 1000:.1f} ms ordinary"
 
 
 def test_the_openapi_document_states_the_limits(client: httpx.Client) -> None:

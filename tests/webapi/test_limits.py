@@ -8,11 +8,13 @@ and an "SQS endpoint" that accepts TCP connections and never answers.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import socket
 import sqlite3
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -34,9 +36,11 @@ from common.config import (
 )
 from common.store.base import JobStore
 from common.store.sqlite import SQLiteJobStore
+from tests.contract.test_bus import receive_events
 from tests.servers import TEST_REGION, ThreadedUvicorn, moto_server
 from tests.webapi.conftest import JSON, Serve, bearer, tokens_auth, write_tokens
 from webapi import create_app
+from webapi.deadline import Deadline
 
 JOB = {"taskDefinition": "sleeper-task", "schedule": "0 */5"}
 
@@ -103,11 +107,38 @@ def test_a_write_stalled_on_the_store_gets_503_naming_it_and_lands_whole_afterwa
             # the write was not abandoned: it lands, and scheduld is told
             eventually(lambda: http.get("/jobs/sleeper-task").status_code == 200)
             assert http.post("/jobs", json=JOB).status_code == 409  # a retried POST
-            events = [m.event for m in sqs_bus.receive(max_messages=10, wait_seconds=2)]
-            assert any(e is not None and (e.op, e.job_id) == ("add", "sleeper-task") for e in events)
+            assert ("add", "sleeper-task") in receive_events(sqs_bus, 1)
     finally:
         blocker.close()
         store.close()
+
+
+def test_each_request_meets_its_own_deadline_among_others() -> None:
+    """Requests of every length, started at different times, on one app: each one past its
+    deadline gets its 503 when its own deadline passes, the others their own reply."""
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return
+        await asyncio.sleep(float(scope["query_string"] or 0))
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"done"})
+
+    def timed(http: httpx.Client, pause: float, sleep: float) -> tuple[int, float]:
+        time.sleep(pause)
+        started = time.monotonic()
+        status = http.get(f"/?{sleep}").status_code
+        return status, time.monotonic() - started
+
+    plan = [(0.0, 1.5), (0.0, 0.05), (0.3, 1.5), (0.5, 0.1), (0.6, 1.5)]  # (start after, app time)
+    with ThreadedUvicorn(Deadline(app, seconds=0.5)) as server, httpx.Client(base_url=server.url) as http:
+        with ThreadPoolExecutor(len(plan)) as pool:
+            replies = list(pool.map(lambda step: timed(http, *step), plan))
+    for (_, sleep), (status, took) in zip(plan, replies, strict=True):
+        if sleep > 0.5:
+            assert status == 503 and 0.45 < took < 1.4, (sleep, status, took)
+        else:
+            assert status == 200 and took < 0.5, (sleep, status, took)
 
 
 # --- job quotas ---------------------------------------------------------------------------
@@ -264,9 +295,7 @@ def test_with_the_search_store_unreachable_the_503_names_the_store_not_its_url(
 
     clone = osmem.clone()
     store = ElasticsearchJobStore.from_settings(
-        ElasticsearchSettings(
-            flavour="opensearch", hosts=[clone.url], index="gone", client_options={"max_retries": 0}
-        )
+        ElasticsearchSettings(flavour="opensearch", hosts=[clone.url], index="gone", max_retries=0)
     )
     clone.close()
     try:

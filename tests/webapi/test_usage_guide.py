@@ -13,7 +13,7 @@ import re
 import httpx
 
 from common.bus.sqs import SQSEventBus
-from tests.contract.test_bus import receive_all
+from tests.contract.test_bus import receive_events
 from tests.webapi.conftest import JSON
 
 
@@ -116,8 +116,7 @@ def test_usage_guide_flow(client: httpx.Client, sqs_bus: SQSEventBus) -> None:
     assert client.get("/jobs/consumer-task").json() == {**consumer_job, "maxCount": 10}
 
     # every successful write published its change event to SQS, in order
-    messages = receive_all(sqs_bus, 5)
-    events = [(m.event.op, m.event.job_id) for m in messages if m.event]
+    events = receive_events(sqs_bus, 5)
     assert sorted(events) == sorted(
         [
             ("add", "sleeper-task"),

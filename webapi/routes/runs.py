@@ -17,7 +17,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Request, Response
 
 from common import schedule as schedule_syntax
-from common.errors import InvalidJobError, JobNotFoundError, RunNotFoundError
+from common.errors import InvalidJobError, RunNotFoundError
 from common.models import (
     BackfillRequest,
     Job,
@@ -200,23 +200,13 @@ async def backfill(
 
 async def _job_in_scope(store: Any, principal: Principal, job_id: str) -> Job:
     """The job, or 404 when it does not exist for this caller (outside its scope)."""
-    job: Job = await _call(store, store.get_job, job_id)
-    if not principal.in_scope(job.task_definition):
-        raise JobNotFoundError(job_id)
-    return job
+    return access.scoped(principal, await _call(store, store.get_job, job_id))
 
 
 def _fire_times(job: Job, window: BackfillRequest, *, limit: int) -> list[datetime]:
     """The job's fire times in the window (and inside its own start/end), at most ``limit``;
     jittered like its scheduled fires, so a time that already ran is recognised."""
-    trigger = schedule_syntax.build_trigger(
-        job.schedule,
-        timezone=job.timezone,
-        start=job.schedule_start,
-        end=job.schedule_end,
-        jitter_seconds=job.jitter_seconds,
-        jitter_key=job.id,
-    )
+    trigger = job.timing.trigger()
     after = window.start - timedelta(microseconds=1)  # the start itself is in the window
     return schedule_syntax.upcoming(trigger, count=limit, after=after, until=window.end)
 

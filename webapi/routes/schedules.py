@@ -15,8 +15,9 @@ from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
 from common import schedule as schedule_syntax
-from common.errors import InvalidJobError, JobNotFoundError
+from common.errors import InvalidJobError
 from common.models import Job, new_job, parse_create
+from webapi import access
 from webapi.deps import PrincipalDep, StoreDep
 from webapi.describe import describe_schedule
 from webapi.errors import JSONReply
@@ -64,22 +65,9 @@ def _responses(*codes: int) -> dict[int | str, dict[str, Any]]:
 )
 async def upcoming(job_id: str, store: StoreDep, principal: PrincipalDep, count: Count = 10) -> Response:
     job: Job = await run_in_threadpool(store.get_job, job_id) if store.blocking else store.get_job(job_id)
-    if not principal.in_scope(job.task_definition):
-        raise JobNotFoundError(job_id)  # out of the token's scope: it does not exist for it
+    access.scoped(principal, job)
     suspended = bool(job.suspended)
-    fires = (
-        []
-        if suspended
-        else _fires(
-            job.schedule,
-            job.timezone,
-            job.schedule_start,
-            job.schedule_end,
-            count,
-            jitter_seconds=job.jitter_seconds,
-            jitter_key=job.id,
-        )
-    )
+    fires = [] if suspended else _fires(job.timing, count)
     return JSONReply(
         {
             "id": job.id,
@@ -115,7 +103,7 @@ async def preview(
             document[name] = value
     # Validated exactly as a job's create would be: one set of rules and messages.
     job = new_job(parse_create(orjson.dumps(document)))
-    fires = _fires(job.schedule, job.timezone, job.schedule_start, job.schedule_end, count)
+    fires = _fires(job.timing, count)
     return JSONReply(
         {
             "schedule": job.schedule,
@@ -126,26 +114,10 @@ async def preview(
     )
 
 
-def _fires(
-    expression: str,
-    timezone: str | None,
-    start: datetime | None,
-    end: datetime | None,
-    count: int,
-    *,
-    jitter_seconds: float | None = None,
-    jitter_key: str = "",
-) -> list[str]:
+def _fires(timing: schedule_syntax.Timing, count: int) -> list[str]:
     """The next fires as scheduld will fire them: jitter included, as every replica computes it."""
     try:
-        trigger = schedule_syntax.build_trigger(
-            expression,
-            timezone=timezone,
-            start=start,
-            end=end,
-            jitter_seconds=jitter_seconds,
-            jitter_key=jitter_key,
-        )
+        trigger = timing.trigger()
     except schedule_syntax.ScheduleError as exc:
         raise InvalidJobError({"schedule": str(exc)}, "Invalid schedule") from exc
     fires: list[str] = []
