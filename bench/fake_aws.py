@@ -1,17 +1,28 @@
 """A fast fake AWS endpoint for benchmarks: records when each RunTask arrives, and for which
 job (from the ``ecs-scheduler:job-id`` tag). ListTasks/DescribeTasks answer "nothing running",
 so every fire launches. asyncio, keep-alive, minimal HTTP/1.1: cheap enough not to be the
-bottleneck. Listens on 127.0.0.1 only."""
+bottleneck. Listens on 127.0.0.1 only.
+
+``FakeAWS`` runs in a thread of the caller; ``FakeAWSProcess`` runs it as a process of its own
+(``python -m bench.fake_aws``), so the arrival times it records do not wait for the caller's
+interpreter lock. The process answers ``GET /_bench/take`` (arrivals and call counts so far,
+then forgets them) besides the AWS calls.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
 import json
+import signal
+import subprocess
+import sys
 import threading
 import time
+import urllib.request
 from collections import Counter
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import boto3
@@ -92,6 +103,15 @@ class FakeAWS:
                         name, value = line.split(":", 1)
                         headers[name.strip().lower()] = value.strip()
                 body = await reader.readexactly(int(headers.get("content-length", "0")))
+                if head.startswith(b"GET /_bench/take "):
+                    data = json.dumps(self._take_all()).encode()
+                    writer.write(
+                        b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                        + f"Content-Length: {len(data)}\r\n\r\n".encode()
+                        + data
+                    )
+                    await writer.drain()
+                    continue
                 target = headers.get("x-amz-target", "").rsplit(".", 1)[-1]
                 payload = await self._respond(target, json.loads(body or b"{}"), arrived)
                 data = json.dumps(payload).encode()
@@ -105,6 +125,11 @@ class FakeAWS:
             pass
         finally:
             writer.close()
+
+    def _take_all(self) -> dict[str, Any]:
+        arrivals = [[a.at, a.job_id, a.count] for a in self.take()]
+        calls, self.calls = dict(self.calls), Counter()
+        return {"arrivals": arrivals, "calls": calls}
 
     async def _respond(self, target: str, request: dict[str, Any], arrived: float) -> dict[str, Any]:
         """The reply to one call; a subclass that must wait (a long poll) overrides this."""
@@ -155,3 +180,61 @@ class FakeAWS:
         if target == "ReceiveMessage":
             return {"Messages": []}
         return {}
+
+
+class FakeAWSProcess:
+    """``FakeAWS`` in a process of its own; ``take`` returns (and forgets) what arrived."""
+
+    def __init__(self) -> None:
+        self._process: subprocess.Popen[str] | None = None
+        self.port = 0
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> FakeAWSProcess:
+        self._process = subprocess.Popen(
+            [sys.executable, "-m", "bench.fake_aws"],
+            stdout=subprocess.PIPE,
+            text=True,
+            cwd=Path(__file__).resolve().parent.parent,  # where ``bench`` is importable
+        )
+        assert self._process.stdout is not None
+        line = self._process.stdout.readline()  # "port N" once listening
+        if not line.startswith("port "):
+            self.stop()
+            raise RuntimeError(f"fake AWS process did not start: {line!r}")
+        self.port = int(line.split()[1])
+        return self
+
+    def stop(self) -> None:
+        if self._process is not None and self._process.poll() is None:
+            self._process.terminate()
+            try:
+                self._process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self._process.kill()
+                self._process.wait()
+
+    def take(self) -> tuple[list[Arrival], Counter[str]]:
+        """Arrivals and requests per action since the last ``take``."""
+        with urllib.request.urlopen(f"{self.url}/_bench/take", timeout=30) as answer:
+            taken = json.loads(answer.read())
+        arrivals = [Arrival(at, job_id, count) for at, job_id, count in taken["arrivals"]]
+        return arrivals, Counter(taken["calls"])
+
+
+def _serve_forever() -> None:
+    """The process side of ``FakeAWSProcess``: serve until SIGTERM (the serving thread is a
+    daemon: it ends with the process, open connections and all)."""
+    fake = FakeAWS().start()
+    stopped = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stopped.set())
+    sys.stdout.write(f"port {fake.port}\n")
+    sys.stdout.flush()
+    stopped.wait()
+
+
+if __name__ == "__main__":
+    _serve_forever()

@@ -3,31 +3,42 @@
 precision  10 000 jobs loaded; each fires every 10 minutes at its own (minute, second), so
            about 17 fires/s spread over every second of the minute. Lag = RunTask arrival
            minus the scheduled second. Missed = scheduled in the window, never arrived.
-herd       1 000 jobs on the same second: time from that second to the last RunTask (FakeAWS
-           never throttles, so botocore's adaptive limiter stays off: our own overhead).
-           bench/retry_modes.py measures herds against a throttling endpoint.
+herd       1 000 jobs on the same second: lag of each RunTask (its arrival minus that second),
+           p50/p99 and the last (FakeAWS never throttles, so botocore's adaptive limiter stays
+           off: our own overhead), and scheduld's CPU seconds (its launcher processes
+           included) from the second to the last RunTask. bench/retry_modes.py measures herds
+           against a throttling endpoint.
+
+FakeAWS runs as a process of its own (``FakeAWSProcess``): the arrival times it records do
+not wait for another process's interpreter lock.
 """
 
 from __future__ import annotations
 
+import os
 import tempfile
 import time
+from collections import Counter
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from bench.fake_aws import FakeAWS
+from bench.fake_aws import Arrival, FakeAWSProcess
 from bench.harness import MotoServer, component, moto_server, percentiles, preload, wait_for_line
 
 PRECISION_JOBS = 10_000
 PRECISION_WINDOW = 60.0
 HERD_JOBS = 1_000
 
+TARGETS: list[tuple[str, str, str, float, str]] = [
+    ("firing", "herd_unlimited.lag_ms_p99", "<=", 500, "herd p99 (1 000 jobs, no throttling)"),
+]
+
 
 def run(quick: bool = False) -> dict[str, Any]:
     figures: dict[str, Any] = {}
     with moto_server() as moto:
-        fake = FakeAWS().start()
+        fake = FakeAWSProcess().start()
         try:
             figures["precision"] = precision(
                 moto,
@@ -42,7 +53,7 @@ def run(quick: bool = False) -> dict[str, Any]:
     return figures
 
 
-def _scheduld_env(fake: FakeAWS) -> dict[str, str]:
+def _scheduld_env(fake: FakeAWSProcess) -> dict[str, str]:
     return {
         "AWS_ENDPOINT_URL_ECS": fake.url,
         "ECS__CLUSTER": "bench",
@@ -51,7 +62,10 @@ def _scheduld_env(fake: FakeAWS) -> dict[str, str]:
     }
 
 
-def precision(moto: MotoServer, fake: FakeAWS, *, jobs: int, window: float) -> dict[str, Any]:
+def precision(
+    moto: MotoServer, fake: FakeAWSProcess, *, jobs: int, window: float, env: dict[str, str] | None = None
+) -> dict[str, Any]:
+    """``env`` adds settings for scheduld (an A/B of a setting on the same load)."""
     spec = {i: (i % 60, (i // 60) % 10) for i in range(jobs)}  # job → (second, minute offset)
     documents = [
         {"id": f"p{i:05d}", "taskDefinition": "bench-task", "schedule": f"{s} {m}-59/10"}
@@ -60,8 +74,8 @@ def precision(moto: MotoServer, fake: FakeAWS, *, jobs: int, window: float) -> d
     with tempfile.TemporaryDirectory() as tmp:
         db, log = Path(tmp) / "jobs.db", Path(tmp) / "scheduld.log"
         preload(db, documents)
-        env = _scheduld_env(fake) | {"LOG_LEVEL": "INFO"}
-        with component("scheduld", moto=moto, sqlite_path=db, log=log, extra=env):
+        extra = _scheduld_env(fake) | {"LOG_LEVEL": "INFO"} | (env or {})
+        with component("scheduld", moto=moto, sqlite_path=db, log=log, extra=extra):
             wait_for_line(log, "jobs scheduled", timeout=120)
             time.sleep(2.0)  # let the estimate writer settle
             fake.take()
@@ -69,7 +83,7 @@ def precision(moto: MotoServer, fake: FakeAWS, *, jobs: int, window: float) -> d
             time.sleep(window)
             end = time.time()
             time.sleep(3.0)  # fires scheduled before `end` may still arrive
-            arrivals = fake.take()
+            arrivals, _ = fake.take()
     lags: list[float] = []
     seen: set[tuple[str, int]] = set()
     for arrival in arrivals:
@@ -113,7 +127,7 @@ print(time.perf_counter() - started)
 """
 
 
-def boto3_floor(fake: FakeAWS, *, calls: int) -> dict[str, Any]:
+def boto3_floor(fake: FakeAWSProcess, *, calls: int) -> dict[str, Any]:
     """What boto3 RunTask calls cost here, one after another in a process of their own with
     nothing else to do: the floor under a herd, which needs one call per job (one job's tasks
     cannot share another job's call) and runs them under one interpreter lock."""
@@ -135,12 +149,16 @@ def boto3_floor(fake: FakeAWS, *, calls: int) -> dict[str, Any]:
     }
 
 
-def herd(moto: MotoServer, fake: FakeAWS, *, jobs: int) -> dict[str, Any]:
+def herd(
+    moto: MotoServer, fake: FakeAWSProcess, *, jobs: int, env: dict[str, str] | None = None
+) -> dict[str, Any]:
+    """``env`` adds settings for scheduld (an A/B of a setting on the same load)."""
     fire_at = (datetime.now(UTC) + timedelta(seconds=25)).replace(microsecond=0)
     schedule = f"{fire_at.second} {fire_at.minute} {fire_at.hour}"
     documents = [
         {"id": f"h{i:05d}", "taskDefinition": "bench-task", "schedule": schedule} for i in range(jobs)
     ]
+    arrivals: list[Arrival] = []
     with tempfile.TemporaryDirectory() as tmp:
         db, log = Path(tmp) / "jobs.db", Path(tmp) / "scheduld.log"
         preload(db, documents)
@@ -149,24 +167,55 @@ def herd(moto: MotoServer, fake: FakeAWS, *, jobs: int) -> dict[str, Any]:
             moto=moto,
             sqlite_path=db,
             log=log,
-            extra=_scheduld_env(fake) | {"LOG_LEVEL": "INFO"},
-        ):
+            extra=_scheduld_env(fake) | {"LOG_LEVEL": "INFO"} | (env or {}),
+        ) as process:
             wait_for_line(log, "jobs scheduled", timeout=60)
             fake.take()
-            fake.calls.clear()
-            deadline = fire_at.timestamp() + 5
-            while time.time() < deadline:
-                if len({a.job_id for a in fake.arrivals}) >= jobs:
-                    break
-                time.sleep(0.05)
-            arrivals = fake.take()
-    launched = {a.job_id for a in arrivals}
-    last = max((a.at for a in arrivals), default=fire_at.timestamp())
-    first = min((a.at for a in arrivals), default=fire_at.timestamp())
+            time.sleep(max(0.0, fire_at.timestamp() - 0.5 - time.time()))
+            cpu_before = _cpu_seconds(process.pid), _cpu_seconds(process.pid, children=True)
+            deadline = fire_at.timestamp() + 10
+            launched: set[str] = set()
+            calls: Counter[str] = Counter()
+            while time.time() < deadline and len(launched) < jobs:
+                time.sleep(0.1)
+                taken, counted = fake.take()
+                arrivals += taken
+                calls += counted
+                launched.update(a.job_id for a in taken)
+            cpu = (
+                _cpu_seconds(process.pid) - cpu_before[0],
+                _cpu_seconds(process.pid, children=True) - cpu_before[1],
+            )
+    lags = [(a.at - fire_at.timestamp()) * 1000 for a in arrivals]
+    stats = percentiles(lags)
     return {
         "jobs": jobs,
         "launched": len(launched),
-        "first_runtask_ms": round((first - fire_at.timestamp()) * 1000, 1),
-        "last_runtask_ms": round((last - fire_at.timestamp()) * 1000, 1),
-        "list_tasks_calls": fake.calls["ListTasks"],
+        "first_runtask_ms": round(min(lags, default=0.0), 1),
+        "lag_ms_p50": round(stats["p50"], 1),
+        "lag_ms_p99": round(stats["p99"], 1),
+        "last_runtask_ms": round(stats["max"], 1),
+        "list_tasks_calls": calls["ListTasks"],
+        "scheduld_cpu_s": round(cpu[0], 2),
+        "launchers_cpu_s": round(cpu[1], 2),
     }
+
+
+def _cpu_seconds(pid: int, *, children: bool = False) -> float:
+    """User + system CPU of a process, or of its live descendants (launcher processes), from
+    /proc."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    pending = [pid]
+    while pending:
+        current = pending.pop()
+        try:
+            if current != pid or not children:
+                fields = Path(f"/proc/{current}/stat").read_text().rsplit(")", 1)[1].split()
+                total += (int(fields[11]) + int(fields[12])) / tick
+            if children:
+                for task in Path(f"/proc/{current}/task").iterdir():
+                    pending += [int(child) for child in (task / "children").read_text().split()]
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+    return total

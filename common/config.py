@@ -212,6 +212,9 @@ class SchedulerSettings(_Section):
     misfire_grace_seconds: Seconds = 3600.0
     reconcile_interval_seconds: Seconds = 60.0
     max_workers: Annotated[int, Field(ge=1, le=1000)] = 32
+    launch_processes: Annotated[int, Field(ge=0, le=64)] = 2
+    """Processes that send RunTask calls (scheduld/launcher.py), so a herd is not bound by
+    botocore's CPU on one interpreter; 0 sends them from scheduld's own process."""
     shutdown_timeout_seconds: Seconds = 30.0
     lease_ttl_seconds: Annotated[float, Field(ge=0.5)] = 2.0
     run_history_per_job: Annotated[int, Field(ge=1)] = 100

@@ -20,6 +20,7 @@ from scheduld.daemon import Daemon
 from scheduld.deadletter import DeadLetters
 from scheduld.executor import LaunchQuota, TaskLauncher, ecs_client
 from scheduld.http import HealthServer
+from scheduld.launcher import LaunchPool
 from scheduld.notify import Notifier
 from scheduld.pacing import Pacer
 from scheduld.tracking import TaskEvents, Tracker
@@ -39,11 +40,15 @@ def run(settings: Settings) -> int:
     bus = create_bus(settings)
     tracker, events = _tracking(settings, store=store, ecs=ecs, sqs=sqs)
     quota = LaunchQuota(settings.quotas.tasks_per_minute)
+    launch_pool = LaunchPool(settings).start() if settings.scheduler.launch_processes else None
+    launcher = TaskLauncher(
+        ecs, settings.ecs, quota=quota, run_task=launch_pool.run_task if launch_pool is not None else None
+    )
     daemon = Daemon(
         settings,
         store=store,
         bus=bus,
-        launcher=TaskLauncher(ecs, settings.ecs, quota=quota),
+        launcher=launcher,
         triggers=default_registry(sqs),
         dead_letters=DeadLetters(sqs),
         tracker=tracker,
@@ -63,6 +68,8 @@ def run(settings: Settings) -> int:
     daemon.start()
     daemon.wait()
     daemon.stop()
+    if launch_pool is not None:
+        launch_pool.close()
     if http is not None:
         http.stop()
     bus.close()

@@ -132,9 +132,22 @@ class LaunchResult:
     """Tasks not started because the launch quota (``quotas.tasks_per_minute``) was used up."""
 
 
+RunTaskCall = Callable[[dict[str, Any]], Any]
+"""Sends one RunTask call (its keyword arguments), as ``ecs.run_task(**params)`` does."""
+
+
 class TaskLauncher:
-    def __init__(self, ecs: ECSClient, settings: ECSSettings, *, quota: LaunchQuota | None = None) -> None:
+    def __init__(
+        self,
+        ecs: ECSClient,
+        settings: ECSSettings,
+        *,
+        quota: LaunchQuota | None = None,
+        run_task: RunTaskCall | None = None,
+    ) -> None:
         self._ecs = ecs
+        # RunTask itself may go to launcher processes (scheduld/launcher.py); the rest stays here
+        self._run_task: RunTaskCall = run_task or (lambda params: ecs.run_task(**params))
         self._quota = quota or LaunchQuota(0)
         self._cluster = settings.cluster
         self._prefix = settings.started_by
@@ -250,7 +263,7 @@ class TaskLauncher:
             }
             try:
                 with _translate(job.id, "RunTask"), _measured(size):
-                    response = self._ecs.run_task(**params)
+                    response = self._run_task(params)
             except LaunchError as exc:
                 result.failures.append(LaunchFailure(reason="RunTaskError", detail=exc.message))
                 result.uncertain = isinstance(exc.__cause__, BotoCoreError)
@@ -322,8 +335,13 @@ def _client_token(job_id: str, scheduled: datetime, batch: int, attempt: int = 0
 
 def _count_throttle(response: Any = None, **kwargs: Any) -> None:
     """botocore's needs-retry hook: returns None, so the retry decision stays botocore's."""
-    if response is not None and response[1].get("Error", {}).get("Code") in _THROTTLED:
+    if throttled(response):
         metrics.RUN_TASK_THROTTLES.inc()
+
+
+def throttled(response: Any) -> bool:
+    """A botocore needs-retry ``response`` (http response, parsed) is a throttling error."""
+    return response is not None and response[1].get("Error", {}).get("Code") in _THROTTLED
 
 
 def _reason(reason: str | None) -> str:

@@ -229,6 +229,27 @@ class RunLog(RunHistory, Protocol):
         them (a herd of fires then queues on one write per fire, not three). Returns False,
         with the run still finished, when the job was deleted meanwhile."""
 
+    def claim_runs(self, runs: Sequence[Run], lease: Lease) -> list[bool]:
+        """``claim_run`` of each run, in one transaction where the store has them (the fires
+        of a herd claim together, scheduld/batching.py); by default one by one.
+        LeaseLostError fails them all."""
+        return [self.claim_run(run, lease) for run in runs]
+
+    def record_runs(self, records: Sequence[RunRecord]) -> list[bool]:
+        """``record_run`` of each record, in one transaction where the store has them; by
+        default one by one."""
+        return [self.record_run(r.run, r.status, keep=r.keep, older_than=r.older_than) for r in records]
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    """The arguments of one ``RunLog.record_run``, for ``record_runs``."""
+
+    run: Run
+    status: JobStatus
+    keep: int
+    older_than: datetime | None = None
+
 
 class LeaseStore(Protocol):
     """Leadership among scheduld replicas: named leases with fencing tokens."""

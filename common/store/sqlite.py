@@ -32,7 +32,7 @@ from common.errors import (
     StoreUnavailableError,
 )
 from common.models import ChangeEvent, ChangeOp, Job, JobStatus, Lease, Run, outcome_status, run_id
-from common.store.base import PAGE_LIMIT, JobChange, OutboxEntry, Store, T, WriteWouldWait
+from common.store.base import PAGE_LIMIT, JobChange, OutboxEntry, RunRecord, Store, T, WriteWouldWait
 from common.store.sqlite_file import StoreFile
 
 logger = logging.getLogger(__name__)
@@ -179,29 +179,12 @@ class SQLiteJobStore(Store):
     # --- run log (RunLog) -----------------------------------------------------------------
 
     def claim_run(self, run: Run, lease: Lease) -> bool:
-        key = (run.job_id, _time_key(run.scheduled_for))
+        return self.claim_runs([run], lease)[0]
+
+    def claim_runs(self, runs: Sequence[Run], lease: Lease) -> list[bool]:
         with self._translate(), self._write() as db:
             self._check_lease(db, lease)
-            existing = db.execute(
-                "SELECT token, status FROM runs WHERE job_id = ? AND scheduled_for = ?", key
-            ).fetchone()
-            document = orjson.dumps(run.to_document())
-            if existing is None:
-                db.execute(
-                    "INSERT INTO runs (job_id, scheduled_for, token, status, document) "
-                    "VALUES (?, ?, ?, ?, ?)",
-                    (*key, lease.token, run.status, document),
-                )
-                return True
-            token, status = existing
-            if status == "claimed" and token < lease.token:  # its claimer died before finishing
-                db.execute(
-                    "UPDATE runs SET token = ?, status = ?, document = ? "
-                    "WHERE job_id = ? AND scheduled_for = ?",
-                    (lease.token, run.status, document, *key),
-                )
-                return True
-            return False
+            return [_claim_run(db, run, lease) for run in runs]
 
     def finish_run(self, run: Run) -> None:
         with self._translate(), self._write() as db:
@@ -210,14 +193,11 @@ class SQLiteJobStore(Store):
     def record_run(
         self, run: Run, status: JobStatus, *, keep: int, older_than: datetime | None = None
     ) -> bool:
+        return self.record_runs([RunRecord(run, status, keep, older_than)])[0]
+
+    def record_runs(self, records: Sequence[RunRecord]) -> list[bool]:
         with self._translate(), self._write() as db:
-            _finish_run(db, run)
-            _prune_runs(db, run.job_id, keep=keep, older_than=older_than)
-            try:
-                _update_status(db, run.job_id, status)
-            except JobNotFoundError:
-                return False
-        return True
+            return [_record_run(db, record) for record in records]
 
     def unfinished_runs(self, *, older_than_token: int, limit: int = 1000) -> list[Run]:
         with self._translate():
@@ -594,6 +574,38 @@ def _update_status(db: sqlite3.Connection, job_id: str, status: JobStatus) -> No
         raise JobNotFoundError(job_id)
     merged = {k: v for k, v in (orjson.loads(row[0]) | status.changes()).items() if v is not None}
     db.execute("UPDATE jobs SET status = ? WHERE id = ?", (orjson.dumps(merged), job_id))
+
+
+def _claim_run(db: sqlite3.Connection, run: Run, lease: Lease) -> bool:
+    """Create-if-absent of ``run``, or the take-over of a claim whose claimer died."""
+    key = (run.job_id, _time_key(run.scheduled_for))
+    query = "SELECT token, status FROM runs WHERE job_id = ? AND scheduled_for = ?"
+    existing = db.execute(query, key).fetchone()
+    document = orjson.dumps(run.to_document())
+    if existing is None:
+        db.execute(
+            "INSERT INTO runs (job_id, scheduled_for, token, status, document) VALUES (?, ?, ?, ?, ?)",
+            (*key, lease.token, run.status, document),
+        )
+        return True
+    token, status = existing
+    if status == "claimed" and token < lease.token:  # its claimer died before finishing
+        db.execute(
+            "UPDATE runs SET token = ?, status = ?, document = ? WHERE job_id = ? AND scheduled_for = ?",
+            (lease.token, run.status, document, *key),
+        )
+        return True
+    return False
+
+
+def _record_run(db: sqlite3.Connection, record: RunRecord) -> bool:
+    _finish_run(db, record.run)
+    _prune_runs(db, record.run.job_id, keep=record.keep, older_than=record.older_than)
+    try:
+        _update_status(db, record.run.job_id, record.status)
+    except JobNotFoundError:
+        return False
+    return True
 
 
 def _finish_run(db: sqlite3.Connection, run: Run) -> None:

@@ -189,3 +189,21 @@ def test_seam_7_fields_accept_and_refused_field() -> None:
     assert not trigger.fields_accept(datetime(2026, 12, 16, 12, 30))
     assert _WithFifteenth.refused_field({"minute": "30", "hour": "25", "day": "15x"}) == "hour"
     assert _WithFifteenth.refused_field({"minute": "30", "day": "15x"}) is None
+
+
+def test_bounded_trigger_remembers_only_answers_that_do_not_depend_on_now() -> None:
+    """A herd asks one shared trigger for the fire after the same previous fire, at slightly
+    different moments: each answer must be what CronTrigger itself gives at that moment."""
+    from common.schedule import BoundedCronTrigger
+
+    fields = {"second": "*/7", "minute": "*/3", "hour": "0-20/4", "timezone": "Europe/Paris"}
+    bounded = BoundedCronTrigger(**fields)
+    plain = CronTrigger(**fields)
+    previous = datetime(2026, 3, 29, 0, 0, 0, tzinfo=UTC)  # around a DST change in Paris
+    moments = [previous - timedelta(hours=3), previous, previous + timedelta(microseconds=1)]
+    moments += [previous + timedelta(hours=h) for h in (1, 2, 5, 30)]
+    for _ in range(3):
+        for now in moments + moments[::-1]:
+            assert bounded.get_next_fire_time(previous, now) == plain.get_next_fire_time(previous, now)
+            assert bounded.get_next_fire_time(None, now) == plain.get_next_fire_time(None, now)
+        previous = plain.get_next_fire_time(previous, previous)
