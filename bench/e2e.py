@@ -2,7 +2,7 @@
 
 webapi and scheduld run as processes on one SQLite file; SQS is the moto server (the default
 ``make run`` stack) or a constant-time SQS in a process of its own (``fast_sqs``); ECS is a
-recording endpoint in a process of its own (bench/endpoint.py), which notes when each RunTask
+recording endpoint in a process of its own (``bench.fake_aws.FakeAWSProcess``), which notes when each RunTask
 arrives and for which job. Every part shares the machine's cores, as on a small host.
 
 burst   1 000 jobs firing every 10 s created through the API as fast as it accepts them
@@ -21,6 +21,7 @@ launch rate limit (the endpoint never throttles).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import math
 import subprocess
@@ -33,7 +34,7 @@ from typing import Any
 
 import httpx
 
-from bench.endpoint import EndpointProcess
+from bench.fake_aws import FakeAWSProcess
 from bench.harness import component, free_port, moto_server, percentiles, preload, wait_up
 
 JOBS = 1_000
@@ -83,7 +84,9 @@ def run(quick: bool = False) -> dict[str, Any]:
 
 def _stack(variant: str, *, jobs: int, seconds: float) -> dict[str, Any]:
     port, scheduld_port = free_port(), free_port()
-    with moto_server() as moto, tempfile.TemporaryDirectory() as tmp, EndpointProcess("ecs") as ecs:
+    with moto_server() as moto, tempfile.TemporaryDirectory() as tmp, contextlib.ExitStack() as stack:
+        ecs = FakeAWSProcess("ecs").start()
+        stack.callback(ecs.stop)
         db = Path(tmp) / "jobs.db"
         preload(
             db,
@@ -102,25 +105,23 @@ def _stack(variant: str, *, jobs: int, seconds: float) -> dict[str, Any]:
             "WEBAPI__LIMITS__MAX_JOBS": "0",
             "LOG_LEVEL": "WARNING",
         }
-        sqs = EndpointProcess("sqs") if variant == "fast_sqs" else None
-        if sqs is not None:
+        if variant == "fast_sqs":
+            sqs = FakeAWSProcess("sqs").start()
+            stack.callback(sqs.stop)
             extra["AWS_ENDPOINT_URL_SQS"] = sqs.url
-        try:
-            with (
-                component("webapi", moto=moto, sqlite_path=db, log=Path(tmp) / "webapi.log", extra=extra),
-                component("scheduld", moto=moto, sqlite_path=db, log=Path(tmp) / "scheduld.log", extra=extra),
-            ):
-                _wait_ready(scheduld_port)
-                wait_up(port)
-                burst, created = asyncio.run(_burst(port, jobs))
-                time.sleep(max(0.0, created[-1][1] + WATCH - time.time()))
-                figures = _judge(burst, created, ecs.arrivals())
-                asyncio.run(_delete([job_id for job_id, _ in created], port))  # no herds meanwhile
-                figures["writes"] = _writes(port, seconds=seconds, tag=variant)
-                figures["writes"]["then_applied_s"] = _applied_after(port)
-        finally:
-            if sqs is not None:
-                sqs.stop()
+        with (
+            component("webapi", moto=moto, sqlite_path=db, log=Path(tmp) / "webapi.log", extra=extra),
+            component("scheduld", moto=moto, sqlite_path=db, log=Path(tmp) / "scheduld.log", extra=extra),
+        ):
+            _wait_ready(scheduld_port)
+            wait_up(port)
+            burst, created = asyncio.run(_burst(port, jobs))
+            time.sleep(max(0.0, created[-1][1] + WATCH - time.time()))
+            arrivals = [(a.at, a.job_id, a.count) for a in ecs.take()[0]]
+            figures = _judge(burst, created, arrivals)
+            asyncio.run(_delete([job_id for job_id, _ in created], port))  # no herds meanwhile
+            figures["writes"] = _writes(port, seconds=seconds, tag=variant)
+            figures["writes"]["then_applied_s"] = _applied_after(port)
     return figures
 
 

@@ -183,10 +183,12 @@ class FakeAWS:
 
 
 class FakeAWSProcess:
-    """``FakeAWS`` in a process of its own; ``take`` returns (and forgets) what arrived."""
+    """``FakeAWS`` (``kind="ecs"``) or ``bench.fast_sqs.FastSQS`` (``kind="sqs"``) in a process
+    of its own, so its CPU is not the bench's; ``take`` returns (and forgets) what arrived."""
 
-    def __init__(self) -> None:
+    def __init__(self, kind: str = "ecs") -> None:
         self._process: subprocess.Popen[str] | None = None
+        self._kind = kind
         self.port = 0
 
     @property
@@ -195,7 +197,7 @@ class FakeAWSProcess:
 
     def start(self) -> FakeAWSProcess:
         self._process = subprocess.Popen(
-            [sys.executable, "-m", "bench.fake_aws"],
+            [sys.executable, "-m", "bench.fake_aws", self._kind],
             stdout=subprocess.PIPE,
             text=True,
             cwd=Path(__file__).resolve().parent.parent,  # where ``bench`` is importable
@@ -225,10 +227,12 @@ class FakeAWSProcess:
         return arrivals, Counter(taken["calls"])
 
 
-def _serve_forever() -> None:
+def _serve_forever(kind: str) -> None:
     """The process side of ``FakeAWSProcess``: serve until SIGTERM (the serving thread is a
     daemon: it ends with the process, open connections and all)."""
-    fake = FakeAWS().start()
+    from bench.fast_sqs import FastSQS  # it builds on this module
+
+    fake = (FastSQS() if kind == "sqs" else FakeAWS()).start()
     stopped = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stopped.set())
     sys.stdout.write(f"port {fake.port}\n")
@@ -237,4 +241,4 @@ def _serve_forever() -> None:
 
 
 if __name__ == "__main__":
-    _serve_forever()
+    _serve_forever(sys.argv[1] if len(sys.argv) > 1 else "ecs")
