@@ -31,7 +31,6 @@ from webapi.errors import DeadlineExceededError, error_reply
 logger = logging.getLogger(__name__)
 
 STORE = "the job store"
-QUEUE = "the event queue (SQS)"
 REQUEST_BODY = "the request body"
 _SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
