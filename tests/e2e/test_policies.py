@@ -30,6 +30,7 @@ from common.models import run_id
 from scheduld.executor import started_by
 from tests.conftest import aws_client
 from tests.e2e.conftest import answers, eventually, tail
+from tests.scheduld.conftest import create_cluster
 from tests.servers import MotoServer, component_env, free_port, stop_process
 
 pytestmark = pytest.mark.slow
@@ -80,11 +81,7 @@ def stack(moto: MotoServer, tmp_path_factory: pytest.TempPathFactory) -> Iterato
     name = f"pol{uuid.uuid4().hex[:10]}"
     tmp = tmp_path_factory.mktemp("policies")
     ecs = aws_client(moto, "ecs")
-    ecs.create_cluster(clusterName=f"{name}-cluster")
-    ecs.register_task_definition(
-        family="sleeper-task",
-        containerDefinitions=[{"name": "sleeper-container", "image": "busybox", "memory": 64}],
-    )
+    create_cluster(moto, f"{name}-cluster")
     port = free_port()
     env = component_env(
         moto=moto,

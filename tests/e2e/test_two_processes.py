@@ -18,6 +18,7 @@ import pytest
 
 from tests.conftest import aws_client
 from tests.e2e.conftest import eventually, tail
+from tests.scheduld.conftest import create_cluster
 from tests.servers import MotoServer, component_env, free_port, stop_process
 
 pytestmark = pytest.mark.slow
@@ -59,12 +60,7 @@ def processes(
     """Both processes; indirect parametrisation may add environment variables."""
     cluster = f"{unique_name}-cluster"
     ecs = aws_client(moto, "ecs")
-    ecs.create_cluster(clusterName=cluster)
-    ecs.register_task_definition(
-        family="sleeper-task",
-        networkMode="bridge",
-        containerDefinitions=[{"name": "sleeper-container", "image": "busybox", "memory": 64}],
-    )
+    create_cluster(moto, cluster)
     port = free_port()
     env = component_env(
         moto=moto,
