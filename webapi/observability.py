@@ -50,7 +50,7 @@ LATENCY = Histogram(
 )
 PUBLISH_FAILURES = Counter(
     PREFIX + "api_publish_failures",
-    "Writes whose change event could not be sent to the ops queue (the write stood)",
+    "Change events the outbox relay could not send to the ops queue (kept and retried)",
 )
 STORE_ERRORS = Counter(
     PREFIX + "api_store_errors", "Requests that failed because the job store was unavailable"

@@ -22,7 +22,6 @@ from datetime import UTC, datetime
 from typing import Protocol
 
 from prometheus_client import Gauge, Histogram
-from starlette.concurrency import run_in_threadpool
 
 from common.bus.base import EventBus
 from common.config import RelaySettings
@@ -30,7 +29,7 @@ from common.errors import PublishError, SchedulerError
 from common.metrics import LATENCY_BUCKETS, PREFIX
 from common.store.base import JobStore, Outbox, OutboxEntry
 from webapi.observability import PUBLISH_FAILURES
-from webapi.storecalls import write
+from webapi.storecalls import read, write
 
 logger = logging.getLogger(__name__)
 
@@ -157,7 +156,7 @@ class OutboxRelay:
             return
         self._next_sample = now + self._settings.poll_seconds
         try:
-            count, oldest = await run_in_threadpool(self._outbox.outbox_backlog)
+            count, oldest = await read(self._outbox, self._outbox.outbox_backlog)
         except SchedulerError as exc:
             logger.debug("outbox relay: backlog not sampled: %s", exc)
             return

@@ -103,7 +103,7 @@ class SQSEventBus(EventBus):
 
     def publish(self, event: ChangeEvent) -> str:
         """Concurrent publishes share SendMessageBatch calls; each waits for its own outcome."""
-        future = self._batcher.submit(event.to_json())
+        future = self._batcher.submit(pack([event]))
         try:
             outcome = future.result(timeout=self._publish_timeout)
         except concurrent.futures.TimeoutError as exc:
