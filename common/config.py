@@ -137,6 +137,9 @@ class RelaySettings(_Section):
     poll_seconds: Annotated[float, Field(gt=0, le=60)] = 1.0
     # Longest pause between rounds while SQS keeps failing (backoff doubles up to it).
     max_backoff_seconds: Annotated[float, Field(gt=0, le=300)] = 10.0
+    # While writes keep coming, rounds start at least this far apart, so each SendMessageBatch
+    # carries the events of many writes (an idle relay still sends a first event at once).
+    linger_seconds: Annotated[float, Field(ge=0, le=1)] = 0.05
 
 
 class WebAPISettings(_Section):
