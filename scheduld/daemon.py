@@ -15,7 +15,7 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -301,13 +301,14 @@ class Daemon:
         outcome = BatchOutcome()
         applied: list[ReceivedMessage] = []
         synced: set[str] = set()
+        read = self._read_jobs(messages)
         for message in messages:
             if self._stop.is_set() or not self.leading:
                 outcome.unhandled.append(message.message_id)  # unacked: SQS delivers it again
             elif message.event is None:
                 done = self._dead_letter(message)
                 (outcome.succeeded if done else outcome.failed).append(message.message_id)
-            elif self.apply(message, synced=synced):
+            elif self.apply(message, synced=synced, read=read):
                 applied.append(message)
             else:
                 outcome.failed.append(message.message_id)
@@ -409,16 +410,36 @@ class Daemon:
         metrics.EVENTS_DEAD_LETTERED.inc()
         return True
 
-    def apply(self, message: ReceivedMessage, *, synced: set[str] | None = None) -> bool:
+    def _read_jobs(self, messages: list[ReceivedMessage]) -> Mapping[str, Job] | None:
+        """The jobs a batch's events name, read in one call (bench/README.md, "Writes"): each
+        read comes after the write its event announces, as a read per event would. None if
+        the store failed: each event then reads its own job (and fails on its own)."""
+        job_ids = {event.job_id for message in messages for event in message.events if event.op != "run"}
+        if not job_ids:
+            return {}
+        try:
+            return self._store.get_jobs(job_ids)
+        except SchedulerError as exc:
+            logger.warning("jobs of %d change events not read together (%s)", len(job_ids), exc.message)
+            return None
+
+    def apply(
+        self,
+        message: ReceivedMessage,
+        *,
+        synced: set[str] | None = None,
+        read: Mapping[str, Job] | None = None,
+    ) -> bool:
         """Apply every change event of a message (the caller acks it); True when applied.
-        ``synced``: jobs already re-read in this batch, which a later event need not re-read."""
+        ``synced``: jobs already re-read in this batch, which a later event need not re-read;
+        ``read``: the batch's jobs as read together (``_read_jobs``)."""
         synced = set() if synced is None else synced
         try:
             for event in message.events:
                 if event.op == "run":  # requested runs wait in the store: wake their loop
                     self._pending_wake.set()
                 elif event.job_id not in synced:
-                    self.sync_job(event.job_id)
+                    self.sync_job(event.job_id, read=read)
                     synced.add(event.job_id)
             logger.debug("applied %d change events of message %s", len(message.events), message.message_id)
             return True
@@ -431,11 +452,12 @@ class Daemon:
         metrics.EVENTS_CONSUMED.labels(result="retried").inc()
         return False
 
-    def sync_job(self, job_id: str) -> None:
-        """Make the schedule match the store for one job."""
+    def sync_job(self, job_id: str, *, read: Mapping[str, Job] | None = None) -> None:
+        """Make the schedule match the store for one job; ``read``: jobs just read from the
+        store, where one that is missing was not found."""
         try:
-            job = self._store.get_job(job_id)
-        except JobNotFoundError:
+            job = self._store.get_job(job_id) if read is None else read[job_id]
+        except (JobNotFoundError, KeyError):
             self._schedule.remove(job_id)
             return
         scheduled = self._put(job)

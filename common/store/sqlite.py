@@ -16,7 +16,7 @@ import logging
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -37,6 +37,7 @@ from common.store.sqlite_file import StoreFile
 
 logger = logging.getLogger(__name__)
 
+_IDS_PER_QUERY = 500  # well under SQLite's bound on a statement's parameters (999 before 3.32)
 _OUTBOX = """CREATE TABLE IF NOT EXISTS outbox (
         id INTEGER PRIMARY KEY,
         body BLOB NOT NULL,
@@ -122,6 +123,17 @@ class SQLiteJobStore(Store):
         if row is None:
             raise JobNotFoundError(job_id)
         return _job(row)
+
+    def get_jobs(self, job_ids: Collection[str]) -> dict[str, Job]:
+        wanted = list(dict.fromkeys(job_ids))
+        rows: list[tuple[Any, Any]] = []
+        with self._translate():
+            for start in range(0, len(wanted), _IDS_PER_QUERY):
+                chunk = wanted[start : start + _IDS_PER_QUERY]
+                query = f"SELECT document, status FROM jobs WHERE id IN ({','.join('?' * len(chunk))})"
+                rows += self._db().execute(query, chunk).fetchall()
+        jobs = [_job(row) for row in rows]
+        return {job.id: job for job in jobs}
 
     def get_job_document(self, job_id: str) -> dict[str, Any]:
         with self._translate():
