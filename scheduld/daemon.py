@@ -37,6 +37,9 @@ from scheduld.tracking import TaskEvents, Tracker, consume_events, track_until
 from scheduld.triggers import TriggerRegistry
 
 logger = logging.getLogger(__name__)
+ESTIMATES_PER_WRITE = 100
+"""estimatedNextRun values written in one store write: a burst of new jobs costs a write per
+hundred, not one each (bench/README.md, "Writes")."""
 
 
 @dataclass
@@ -342,17 +345,25 @@ class Daemon:
             if not self._active.wait(0.5):
                 continue  # during a takeover, estimates queue up until the schedule runs
             try:
-                job_id = self._estimates.get(timeout=0.5)
+                job_ids = [self._estimates.get(timeout=0.5)]
             except queue.Empty:
                 continue
+            with contextlib.suppress(queue.Empty):  # those waiting too, in the same write
+                while len(job_ids) < ESTIMATES_PER_WRITE:
+                    job_ids.append(self._estimates.get_nowait())
+            estimates = {
+                job_id: JobStatus(estimated_next_run=self._schedule.next_fire_time(job_id))
+                for job_id in dict.fromkeys(job_ids)
+            }
             try:
-                self._store.update_status(
-                    job_id, JobStatus(estimated_next_run=self._schedule.next_fire_time(job_id))
-                )
-            except JobNotFoundError:
-                pass
+                self._store.update_statuses(estimates)  # deleted jobs meanwhile are skipped
             except SchedulerError as exc:
-                logger.warning("job %s: estimatedNextRun not written (%s)", job_id, exc.message)
+                logger.warning(
+                    "estimatedNextRun of %d jobs not written (%s): %s",
+                    len(estimates),
+                    exc.message,
+                    ", ".join(list(estimates)[:10]),
+                )
 
     def _pending_loop(self) -> None:
         """Runs waiting for the leader: retries that are due, requested (manual and backfill)

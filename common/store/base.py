@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import contextlib
 from abc import abstractmethod
-from collections.abc import Callable, Collection, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol, TypeVar
@@ -147,6 +147,17 @@ class JobStore(Protocol):
         Never overwrites user fields, so a concurrent user update is never lost.
         JobNotFoundError if the job was deleted meanwhile (it is not recreated).
         """
+
+    def update_statuses(self, statuses: Mapping[str, JobStatus]) -> list[str]:
+        """``update_status`` for each job, in one write where the backend can (scheduld's
+        estimates); returns the ids of jobs no longer stored (skipped, not recreated)."""
+        missing: list[str] = []
+        for job_id, status in statuses.items():
+            try:
+                self.update_status(job_id, status)
+            except JobNotFoundError:
+                missing.append(job_id)
+        return missing
 
 
 class RunHistory(Protocol):

@@ -16,7 +16,7 @@ import logging
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Collection, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -191,6 +191,16 @@ class SQLiteJobStore(Store):
     def update_status(self, job_id: str, status: JobStatus) -> None:
         with self._translate(), self._write() as db:
             _update_status(db, job_id, status)
+
+    def update_statuses(self, statuses: Mapping[str, JobStatus]) -> list[str]:
+        missing: list[str] = []
+        with self._translate(), self._write() as db:
+            for job_id, status in statuses.items():
+                try:
+                    _update_status(db, job_id, status)
+                except JobNotFoundError:
+                    missing.append(job_id)
+        return missing
 
     # --- run log (RunLog) -----------------------------------------------------------------
 

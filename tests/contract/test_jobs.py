@@ -136,6 +136,23 @@ def test_count_of_empty_store_is_zero(store: JobStore) -> None:
     assert list(store.iter_jobs()) == []
 
 
+def test_status_updates_of_many_jobs_skip_those_gone(store: JobStore) -> None:
+    ran = datetime(2026, 5, 6, 7, 8, 9, tzinfo=UTC)
+    nxt = datetime(2026, 5, 6, 7, 13, 9, tzinfo=UTC)
+    store.create_job(make_job("a", taskCount=3))
+    store.create_job(make_job("b"))
+    store.update_status("a", JobStatus(last_run=ran))
+    missing = store.update_statuses(
+        {"a": JobStatus(estimated_next_run=nxt), "gone": JobStatus(estimated_next_run=nxt), "b": JobStatus()}
+    )
+    assert missing == ["gone"]
+    a, b = store.get_job("a"), store.get_job("b")
+    assert (a.last_run, a.estimated_next_run, a.task_count) == (ran, nxt, 3)  # only what was given
+    assert b.estimated_next_run is None
+    with pytest.raises(JobNotFoundError):
+        store.get_job("gone")  # not recreated
+
+
 def test_status_update_writes_only_status(store: JobStore) -> None:
     store.create_job(make_job("a", taskCount=3))
     ran = datetime(2026, 5, 6, 7, 8, 9, tzinfo=UTC)
