@@ -195,6 +195,11 @@ class FakeAWSProcess:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
+    @property
+    def pid(self) -> int:
+        assert self._process is not None, "not started"
+        return self._process.pid
+
     def start(self) -> FakeAWSProcess:
         self._process = subprocess.Popen(
             [sys.executable, "-m", "bench.fake_aws", self._kind],
