@@ -155,7 +155,8 @@ def _wait_ready(port: int, *, timeout: float = 120.0) -> None:
 
 def _writes(port: int, *, seconds: float, tag: str, processes: dict[str, tuple[int, bool]]) -> dict[str, Any]:
     """PUT over the preloaded jobs; POST new ones; DELETE what the POSTs made (for a quarter
-    as long, so every DELETE finds its job: ``*_errors`` would count the 404s). ``processes``: name → (pid, its descendants instead)."""
+    as long, so every DELETE finds its job: ``*_errors`` would count the 404s).
+    ``processes``: name → (pid, its descendants instead)."""
     figures: dict[str, Any] = {}
     for concurrency in WRITE_CONCURRENCY:
         phases = (
