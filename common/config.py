@@ -300,6 +300,9 @@ class Settings(BaseSettings):
     component_name: Literal["webapi", "scheduld"] | None = None
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
     log_format: Literal["text", "json"] = "text"
+    # JSON access and audit lines are held up to this long and written together (0: each at
+    # once); a process killed with SIGKILL loses at most this much of them.
+    log_hold_seconds: Annotated[float, Field(ge=0, le=5)] = 0.1
     run_env: str = "local"
     store: StoreSettings = Field(default_factory=StoreSettings)
     sqs: SQSSettings = Field(default_factory=SQSSettings)

@@ -227,7 +227,7 @@ class LineHandler(logging.StreamHandler):  # type: ignore[type-arg]
         with self.lock:  # type: ignore[union-attr]  # created by Handler.__init__
             self._held.append(line)
             count = len(self._held)
-        if count >= self.max_held:
+        if count >= self.max_held or self.hold_seconds <= 0:
             self.write_held()
         elif count == 1:
             try:
@@ -277,7 +277,26 @@ def held_line_handler(logger: logging.Logger, level: int) -> LineHandler | None:
     return found
 
 
-def configure_logging(level: str, *, component: str | None = None, fmt: LogFormat = "text") -> None:
+def write_line(logger: logging.Logger, level: int, message: str, fields: Mapping[str, Any]) -> None:
+    """The line ``logger.log(level, message, extra=fields)`` writes, for the lines of every
+    request (access, audit): held and formatted without a LogRecord when the JSON
+    ``LineHandler`` is their only reader, else through ``logger`` as usual. ``message`` is
+    final (no %-arguments); the caller has checked ``logger.isEnabledFor(level)``."""
+    held = held_line_handler(logger, level)
+    if held is not None:
+        formatter: JSONFormatter = held.formatter  # type: ignore[assignment]  # checked by the lookup
+        entry = formatter.entry(time.time(), logging.getLevelName(level), logger.name, message)
+        for key, value in context_fields(fields).items():
+            entry.setdefault(key, value)
+        held.hold(json_line(entry))
+        return
+    # as ``Logger.log`` would, without its search of the stack for the caller
+    logger.handle(logger.makeRecord(logger.name, level, __file__, 0, message, (), None, extra=dict(fields)))
+
+
+def configure_logging(
+    level: str, *, component: str | None = None, fmt: LogFormat = "text", hold_seconds: float = 0.1
+) -> None:
     """One stderr handler on the root logger; noisy libraries held at WARNING.
 
     Records skip the thread and process names, which neither format shows (logging's own
@@ -286,7 +305,7 @@ def configure_logging(level: str, *, component: str | None = None, fmt: LogForma
     logging.logThreads = False
     logging.logProcesses = False
     logging.logMultiprocessing = False
-    handler = LineHandler(sys.stderr)
+    handler = LineHandler(sys.stderr, hold_seconds=hold_seconds)
     handler.setFormatter(JSONFormatter(component) if fmt == "json" else TextFormatter(component))
     logging.basicConfig(level=level, handlers=[handler], force=True)
     for noisy in NOISY:

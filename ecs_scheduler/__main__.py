@@ -54,7 +54,12 @@ def main(argv: list[str] | None = None) -> int:
     if settings.component_name is None:
         sys.stderr.write(f"ecs-scheduler: COMPONENT_NAME is not set: {USAGE}\n")
         return 2
-    configure_logging(settings.log_level, component=settings.component_name, fmt=settings.log_format)
+    configure_logging(
+        settings.log_level,
+        component=settings.component_name,
+        fmt=settings.log_format,
+        hold_seconds=settings.log_hold_seconds,
+    )
     logger.info(
         "starting %s (RUN_ENV=%s, store=%s)",
         settings.component_name,

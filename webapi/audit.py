@@ -11,6 +11,8 @@ import logging
 
 from fastapi import Request
 
+from common.logging import write_line
+
 logger = logging.getLogger("ecs_scheduler.audit")
 
 
@@ -21,14 +23,11 @@ def record(request: Request, *, outcome: str, status: int, job_id: str | None = 
     endpoint = request.scope.get("endpoint")
     action = getattr(endpoint, "__name__", None) or f"{request.method} {request.scope['path']}"
     job = job_id or request.path_params.get("job_id") or "-"
-    logger.info(
-        "principal=%s action=%s job=%s outcome=%s status=%d",
-        principal,
-        action,
-        job,
-        outcome,
-        status,
-        extra={
+    write_line(
+        logger,
+        logging.INFO,
+        f"principal={principal} action={action} job={job} outcome={outcome} status={status}",
+        {
             "audit_principal": principal,
             "audit_action": action,
             "audit_job_id": job,

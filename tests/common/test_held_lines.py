@@ -1,6 +1,7 @@
-"""common/logging.py's LineHandler: access lines held briefly and written together, in order
-with every other line, never lost at shutdown; and the access line written that way is the
-line logging itself writes (webapi's middleware, driven through a real ASGI app).
+"""common/logging.py's LineHandler: access and audit lines held briefly and written together,
+in order with every other line, never lost at shutdown; and a line written that way is the
+line logging itself writes (``write_line``; webapi's middleware, driven through a real ASGI
+app).
 
 The processes' own stderr is checked in tests/webapi/test_observability.py.
 """
@@ -17,7 +18,7 @@ from typing import Any, TypeVar
 import pytest
 from fastapi import FastAPI
 
-from common.logging import JSONFormatter, LineHandler, held_line_handler
+from common.logging import JSONFormatter, LineHandler, bind, held_line_handler, write_line
 from webapi.observability import ObservabilityMiddleware
 
 
@@ -178,3 +179,28 @@ def test_an_access_line_written_held_is_the_line_logging_writes(root_logging: lo
         assert direct == via_logging
     assert held[0]["path"] == "/things/{thing}" and held[0]["request_id"] == "req-a"
     assert held[1]["path"] == "unmatched" and held[1]["status"] == 404
+
+
+def test_write_line_writes_what_logging_would_and_at_once_without_a_hold(
+    root_logging: logging.Logger,
+) -> None:
+    audit = logging.getLogger("ecs_scheduler.audit")
+    fields = {"audit_principal": "alice", "audit_status": 201}
+    written: list[dict[str, object]] = []
+    for handler in (
+        json_handler(LineHandler(io.StringIO(), hold_seconds=0)),  # held, but for no time
+        json_handler(logging.StreamHandler(io.StringIO())),
+    ):
+        root_logging.handlers[:] = [handler]
+        root_logging.setLevel(logging.INFO)
+        with bind(request_id="req-w"):
+            write_line(audit, logging.INFO, "principal=alice status=201 100%", fields)
+        lines = handler.stream.getvalue().splitlines()
+        assert len(lines) == 1, lines  # no hold: written before write_line returned
+        written.append(json.loads(lines[0]))
+    direct, via_logging = written
+    assert list(direct) == list(via_logging)
+    direct.pop("time"), via_logging.pop("time")
+    assert direct == via_logging
+    assert direct["message"] == "principal=alice status=201 100%"  # final: no %-formatting
+    assert (direct["request_id"], direct["audit_principal"]) == ("req-w", "alice")
