@@ -162,6 +162,7 @@ class Daemon:
                 schedules = [*self._retired, self._schedule]
             for schedule in schedules:
                 schedule.shutdown(wait=True)
+            self._firing.drain()  # fires handed over to the herd (scheduld/herd.py)
 
         closer = threading.Thread(target=close_all, daemon=True)
         closer.start()
@@ -476,7 +477,7 @@ class Daemon:
         if self._stop.is_set() or not self._active.is_set():
             logger.info("job %s: not firing at %s, scheduld is stopping", job_id, scheduled)
             return
-        self._firing(job_id, scheduled.astimezone(UTC))
+        self._firing.hand_off(job_id, scheduled.astimezone(UTC))
 
 
 class _Superseded(Exception):

@@ -103,12 +103,23 @@ class Firing:
         # the fires of a herd claim and record their runs together (scheduld/batching.py)
         self._claims: GroupCommit[tuple[Run, Lease], bool | None] = GroupCommit(self._claim_together)
         self._records: GroupCommit[RunRecord, bool] = GroupCommit(store.record_runs)
-        self._herd: Herd[_Launch] = Herd(self._fire_many, self._complete_many, self._alone)
+        self._herd: Herd[_Launch] = Herd(
+            self._fire_many, self._complete_many, self._alone, alone_threads=self._settings.max_workers
+        )
 
     def __call__(self, job_id: str, scheduled: datetime) -> None:
         """Fire ``job_id`` for ``scheduled``, in a batch with the other fires waiting
         (scheduld/herd.py); returns once it is recorded."""
         self._herd.fire(job_id, scheduled)
+
+    def hand_off(self, job_id: str, scheduled: datetime) -> None:
+        """Fire as ``firing(job_id, scheduled)`` does, without waiting for it (the schedule's
+        fires: scheduld/herd.py)."""
+        self._herd.fire(job_id, scheduled, wait=False)
+
+    def drain(self, timeout: float | None = None) -> bool:
+        """Wait for the fires under way; False if some still are after ``timeout``."""
+        return self._herd.drain(timeout)
 
     def _alone(self, fire: Fire) -> None:
         """A fire by itself, as before herds: the fallback for what a batch does not handle."""

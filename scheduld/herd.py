@@ -4,7 +4,7 @@ A thousand jobs on one second used to be a thousand fires each doing alone what 
 alike: a read, a claim transaction, a RunTask hand-off to the launcher processes, a record
 transaction, an INFO line and metric updates, with a thread hand-off at each step: about 1.4
 ms of scheduld's CPU a fire (bench/README.md, "Herds"). Here APScheduler's job function
-(still one per job, on its executor's threads) hands its fire to ``Herd.fire`` and waits: the
+(still one per job, on its executor's threads) hands its fire to ``Herd.fire``: the
 herd thread takes every fire waiting at each turn of its loop and gives them to
 ``fire_many`` (one claim of all their runs, the RunTask calls sent in one message per
 launcher process), then, as launches are answered, gives the ones answered by then to
@@ -12,10 +12,13 @@ launcher process), then, as launches are answered, gives the ones answered by th
 overlap ``replace``, more than one RunTask call...) is handed back to its own thread, which
 fires it alone as before.
 
-The job function returns only once its fire is recorded, so APScheduler's own guarantees
-hold as they did: one instance of a job at a time, and a shutdown that waits for the fires
-under way. The herd thread starts with the first fire and ends after a second with nothing
-to do.
+APScheduler's job function only hands its fire over (``wait=False``), so a whole herd is
+handed over within milliseconds and batches are large; waiting there for each fire would
+cap the fires under way at the executor's thread count (32). What APScheduler guaranteed
+while its job ran is kept here: one fire of a job at a time (a fire of a job whose previous
+fire is under way is skipped, as APScheduler skips it, with a warning), and ``drain`` lets a
+shutdown wait for the fires under way. The herd thread starts with the first fire and ends
+after a second with nothing to do.
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import Future
+from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any, Generic, Protocol, TypeVar
 
@@ -37,30 +40,30 @@ IDLE_SECONDS = 1.0
 class Fire:
     """One fire waiting in a herd, and how its own thread goes on once it is handled."""
 
-    __slots__ = ("job_id", "scheduled", "started", "lag", "_handled", "_alone")
+    __slots__ = ("job_id", "scheduled", "started", "lag", "_handled", "_finish", "done")
 
-    def __init__(self, job_id: str, scheduled: datetime) -> None:
+    def __init__(
+        self, job_id: str, scheduled: datetime, finish: Callable[[Fire, Callable[[], object] | None], None]
+    ) -> None:
         self.job_id = job_id
         self.scheduled = scheduled
         self.started = time.monotonic()
         self.lag = (datetime.now(UTC) - scheduled).total_seconds()
         """From the scheduled time to the fire's hand-off to the herd."""
-        self._handled = threading.Event()
-        self._alone: Callable[[], object] | None = None
+        self._handled = False
+        self._finish = finish
+        self.done = threading.Event()
+        """Set once the fire is over (recorded, or fired alone)."""
 
     def handled(self, *, alone: Callable[[], object] | None = None) -> None:
-        """The batch is done with this fire; ``alone``, if given, runs next on its own thread."""
-        self._alone = alone
-        self._handled.set()
+        """The batch is done with this fire; ``alone``, if given, fires it by itself next, on
+        a thread of its own."""
+        self._handled = True
+        self._finish(self, alone)
 
     @property
     def is_handled(self) -> bool:
-        return self._handled.is_set()
-
-    def wait(self) -> None:
-        self._handled.wait()
-        if self._alone is not None:
-            self._alone()
+        return self._handled
 
 
 class Launch(Protocol):
@@ -89,6 +92,8 @@ class Herd(Generic[L]):
         fire_many: Callable[[list[Fire]], list[L]],
         complete_many: Callable[[list[L]], object],
         alone: Callable[[Fire], object],
+        *,
+        alone_threads: int = 8,
     ) -> None:
         self._fire_many = fire_many
         self._complete_many = complete_many
@@ -96,14 +101,55 @@ class Herd(Generic[L]):
         self._fires: list[Fire] = []
         self._answered: list[L] = []
         self._running = False
-        self._wake = threading.Condition()
+        lock = threading.Lock()
+        self._wake = threading.Condition(lock)  # the herd thread has work
+        self._idle = threading.Condition(lock)  # no fire is under way
+        self._in_flight: dict[str, Fire] = {}
+        self._alone_threads = ThreadPoolExecutor(max_workers=alone_threads, thread_name_prefix="fire-alone")
 
-    def fire(self, job_id: str, scheduled: datetime) -> None:
-        fire = Fire(job_id, scheduled)
+    def fire(self, job_id: str, scheduled: datetime, *, wait: bool = True) -> None:
+        """Fire ``job_id`` for ``scheduled``; with ``wait``, return once the fire is over.
+
+        A job whose previous fire is still under way is not fired again (APScheduler's one
+        instance of a job at a time, which no longer sees fires once handed over)."""
         with self._wake:
-            self._fires.append(fire)
-            self._wake_up()
-        fire.wait()
+            under_way = self._in_flight.get(job_id)
+            if under_way is None:
+                fire = self._in_flight[job_id] = Fire(job_id, scheduled, self._finish)
+                self._fires.append(fire)
+                self._wake_up()
+        if under_way is not None:
+            logger.warning(
+                "job %s: fire at %s skipped: its fire at %s is still under way",
+                job_id,
+                scheduled.isoformat(),
+                under_way.scheduled.isoformat(),
+            )
+            return
+        if wait:
+            fire.done.wait()
+
+    def drain(self, timeout: float | None = None) -> bool:
+        """Wait until no fire is under way (shutdown); False if some still are."""
+        with self._idle:
+            return self._idle.wait_for(lambda: not self._in_flight, timeout)
+
+    def _finish(self, fire: Fire, alone: Callable[[], object] | None) -> None:
+        if alone is not None:
+            self._alone_threads.submit(self._fire_alone, fire, alone)
+            return
+        with self._wake:
+            if self._in_flight.get(fire.job_id) is fire:
+                del self._in_flight[fire.job_id]
+            if not self._in_flight:
+                self._idle.notify_all()
+        fire.done.set()
+
+    def _fire_alone(self, fire: Fire, alone: Callable[[], object]) -> None:
+        try:
+            alone()
+        finally:
+            self._finish(fire, None)
 
     def _answered_now(self, launch: L) -> None:
         with self._wake:
