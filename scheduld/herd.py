@@ -35,6 +35,8 @@ logger = logging.getLogger(__name__)
 
 IDLE_SECONDS = 1.0
 """The herd thread ends after this long without a fire or an answer."""
+RECORD_WINDOW_SECONDS = 0.05
+"""How long the first answer of a batch waits for others, to be recorded with them."""
 
 
 class Fire:
@@ -105,6 +107,8 @@ class Herd(Generic[L]):
         self._wake = threading.Condition(lock)  # the herd thread has work
         self._idle = threading.Condition(lock)  # no fire is under way
         self._in_flight: dict[str, Fire] = {}
+        self._under_way = 0  # launches not answered yet, or answered and not taken
+        self._answered_since = 0.0
         self._alone_threads = ThreadPoolExecutor(max_workers=alone_threads, thread_name_prefix="fire-alone")
 
     def fire(self, job_id: str, scheduled: datetime, *, wait: bool = True) -> None:
@@ -153,6 +157,8 @@ class Herd(Generic[L]):
 
     def _answered_now(self, launch: L) -> None:
         with self._wake:
+            if not self._answered:
+                self._answered_since = time.monotonic()
             self._answered.append(launch)
             self._wake_up()
 
@@ -166,17 +172,32 @@ class Herd(Generic[L]):
     def _run(self) -> None:
         while True:
             with self._wake:
-                if not (self._fires or self._answered):
-                    self._wake.wait(IDLE_SECONDS)
-                if not (self._fires or self._answered):
+                if not self._wait_for_work():
                     self._running = False
                     return
                 fires, self._fires = self._fires, []
                 answered, self._answered = self._answered, []
+                self._under_way -= len(answered)
             if answered:  # first: their fires' threads have waited longest
                 self._complete(answered)
             if fires:
                 self._start(fires)
+
+    def _wait_for_work(self) -> bool:
+        """Wait for fires, or for answers worth recording: all those under way, or whatever
+        came within ``RECORD_WINDOW_SECONDS`` of the first (answers trickle in one by one:
+        recorded as they come, a herd's records would be a transaction each). Locked; False
+        when idle."""
+        while True:
+            if self._fires:
+                return True
+            if self._answered:
+                waited = time.monotonic() - self._answered_since
+                if len(self._answered) >= self._under_way or waited >= RECORD_WINDOW_SECONDS:
+                    return True
+                self._wake.wait(RECORD_WINDOW_SECONDS - waited)
+            elif not self._wake.wait(IDLE_SECONDS) and not (self._fires or self._answered):
+                return False
 
     def _complete(self, answered: list[L]) -> None:
         try:
@@ -196,5 +217,7 @@ class Herd(Generic[L]):
                 if not fire.is_handled:
                     fire.handled(alone=lambda fire=fire: self._alone(fire))  # type: ignore[misc]
             return
+        with self._wake:
+            self._under_way += len(launches)
         for launch in launches:
             launch.answer.add_done_callback(lambda _, launch=launch: self._answered_now(launch))  # type: ignore[misc]
