@@ -195,6 +195,12 @@ class FakeAWSProcess:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
+    @property
+    def pid(self) -> int:
+        """The endpoint's process id (its CPU is read from /proc by bench/firing.py)."""
+        assert self._process is not None
+        return self._process.pid
+
     def start(self) -> FakeAWSProcess:
         self._process = subprocess.Popen(
             [sys.executable, "-m", "bench.fake_aws", self._kind],
