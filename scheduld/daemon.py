@@ -16,6 +16,7 @@ import queue
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -207,8 +208,11 @@ class Daemon:
         def take_over() -> int:
             if self._term != term:
                 raise _Superseded
-            for run in self._store.unfinished_runs(older_than_token=lease.token):
-                self._firing.recover(run, lease)
+            # side by side: a herd leaves hundreds of runs claimed when its leader dies, and
+            # each waits for its RunTask answer (the same client tokens: no task twice)
+            unfinished = self._store.unfinished_runs(older_than_token=lease.token)
+            with ThreadPoolExecutor(self._settings.max_workers, thread_name_prefix="recover") as recovering:
+                list(recovering.map(lambda run: self._firing.recover(run, lease), unfinished))
             return self.reconcile(catch_up=True)
 
         policy = retrying(self._retry, temporary=SchedulerError, logger=logger, stop_event=self._stop)
