@@ -12,7 +12,9 @@ burst   1 000 jobs firing every 10 s created through the API as fast as it accep
 writes  then, the burst's jobs deleted (no herds meanwhile), PUT, POST and DELETE req/s at
         16 and 64 keep-alive clients (bench/load.py, its own process) against the running
         stack, scheduld consuming every change meanwhile; and how long after them a new job
-        takes to be scheduled (scheduld's backlog).
+        takes to be scheduled (scheduld's backlog). ``*_cpu_us``: each process's CPU during
+        the phase per request served (``launchers`` scheduld's launcher processes, ``load``
+        the load generator, its start-up included): where the two cores went.
 
 Only change events propagate (the periodic reconcile is set to 10 minutes), and there is no
 launch rate limit (the endpoint never throttles).
@@ -24,6 +26,7 @@ import asyncio
 import contextlib
 import json
 import math
+import resource
 import subprocess
 import sys
 import tempfile
@@ -35,7 +38,7 @@ from typing import Any
 import httpx
 
 from bench.fake_aws import FakeAWSProcess
-from bench.harness import component, free_port, moto_server, percentiles, preload, wait_up
+from bench.harness import component, cpu_seconds, free_port, moto_server, percentiles, preload, wait_up
 
 JOBS = 1_000
 PERIOD = 10  # seconds between fires of every burst job ("*/10": the seed syntax is second-first)
@@ -105,13 +108,19 @@ def _stack(variant: str, *, jobs: int, seconds: float) -> dict[str, Any]:
             "WEBAPI__LIMITS__MAX_JOBS": "0",
             "LOG_LEVEL": "WARNING",
         }
+        sqs_pid = moto.process.pid
         if variant == "fast_sqs":
             sqs = FakeAWSProcess("sqs").start()
             stack.callback(sqs.stop)
             extra["AWS_ENDPOINT_URL_SQS"] = sqs.url
+            sqs_pid = sqs.pid
         with (
-            component("webapi", moto=moto, sqlite_path=db, log=Path(tmp) / "webapi.log", extra=extra),
-            component("scheduld", moto=moto, sqlite_path=db, log=Path(tmp) / "scheduld.log", extra=extra),
+            component(
+                "webapi", moto=moto, sqlite_path=db, log=Path(tmp) / "webapi.log", extra=extra
+            ) as webapi,
+            component(
+                "scheduld", moto=moto, sqlite_path=db, log=Path(tmp) / "scheduld.log", extra=extra
+            ) as scheduld,
         ):
             _wait_ready(scheduld_port)
             wait_up(port)
@@ -120,7 +129,13 @@ def _stack(variant: str, *, jobs: int, seconds: float) -> dict[str, Any]:
             arrivals = [(a.at, a.job_id, a.count) for a in ecs.take()[0]]
             figures = _judge(burst, created, arrivals)
             asyncio.run(_delete([job_id for job_id, _ in created], port))  # no herds meanwhile
-            figures["writes"] = _writes(port, seconds=seconds, tag=variant)
+            processes = {
+                "webapi": (webapi.pid, False),
+                "scheduld": (scheduld.pid, False),
+                "launchers": (scheduld.pid, True),  # its launcher processes
+                "sqs": (sqs_pid, False),
+            }
+            figures["writes"] = _writes(port, seconds=seconds, tag=variant, processes=processes)
             figures["writes"]["then_applied_s"] = _applied_after(port)
     return figures
 
@@ -138,24 +153,38 @@ def _wait_ready(port: int, *, timeout: float = 120.0) -> None:
     raise TimeoutError(f"scheduld on port {port} not ready after {timeout} s")
 
 
-def _writes(port: int, *, seconds: float, tag: str) -> dict[str, Any]:
-    """PUT over the preloaded jobs; POST new ones; DELETE what the POSTs made (for half as
-    long, so every DELETE finds its job)."""
+def _writes(port: int, *, seconds: float, tag: str, processes: dict[str, tuple[int, bool]]) -> dict[str, Any]:
+    """PUT over the preloaded jobs; POST new ones; DELETE what the POSTs made (for a quarter
+    as long, so every DELETE finds its job: ``*_errors`` would count the 404s).
+    ``processes``: name → (pid, its descendants instead)."""
     figures: dict[str, Any] = {}
     for concurrency in WRITE_CONCURRENCY:
         phases = (
             ("put", "put", seconds, 1.0),
             ("post", "post", seconds, 1.0),
-            ("delete", "delete", seconds / 2, 0.5),
+            # a DELETE finds its job only while it is no faster than 4× the POSTs were
+            ("delete", "delete", seconds / 4, 0.25),
         )
         for name, kind, length, warmup in phases:
+            cpu_before = _cpu(processes)
             result = _load(port, kind, concurrency, length, warmup, tag=f"{tag}{concurrency}")
+            spent = {name: after - cpu_before[name] for name, after in _cpu(processes).items()}
             key = f"{name}_c{concurrency}"
             ok = result["requests"] - result["errors"]
+            served = max(1, result["requests"] + result.get("warmup_requests", 0))
+            figures[f"{key}_cpu_us"] = {name: round(1e6 * cpu / served) for name, cpu in spent.items()}
             figures[f"{key}_rps"] = round(ok / result["seconds"], 1)
             figures[f"{key}_errors"] = result["errors"]
             figures[f"{key}_vs_seed"] = round(figures[f"{key}_rps"] / SEED_RPS[key], 2)
     return figures
+
+
+def _cpu(processes: dict[str, tuple[int, bool]]) -> dict[str, float]:
+    """CPU seconds so far of each process, and of the finished load generators (``load``)."""
+    spent = {name: cpu_seconds(pid, children=children) for name, (pid, children) in processes.items()}
+    finished = resource.getrusage(resource.RUSAGE_CHILDREN)
+    spent["load"] = finished.ru_utime + finished.ru_stime
+    return spent
 
 
 def _applied_after(port: int, *, timeout: float = 300.0) -> float:

@@ -197,8 +197,7 @@ class FakeAWSProcess:
 
     @property
     def pid(self) -> int:
-        """The endpoint's process id (its CPU is read from /proc by bench/firing.py)."""
-        assert self._process is not None
+        assert self._process is not None, "not started"
         return self._process.pid
 
     def start(self) -> FakeAWSProcess:

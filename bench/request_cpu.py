@@ -8,7 +8,8 @@ so store writes in the thread pool count too) by ``count``; the figure is the mi
 What it leaves out is the HTTP server (uvicorn/httptools), the same for both apps.
 
 Scenarios: ``bare`` (the ceiling), ``get`` GET /jobs/{id}, ``list`` GET /jobs?skip=&count=10,
-``put`` PUT /jobs/{id}, ``post`` POST /jobs, with ``auth.mode: none`` as the test profile
+``put`` PUT /jobs/{id}, ``post`` POST /jobs, ``delete`` DELETE /jobs/{id} (of the jobs ``post``
+created), with ``auth.mode: none`` as the test profile
 serves them; ``get_token`` is ``get`` with ``auth.mode: tokens`` and a read token. The store is
 SQLite in a temporary directory with ``JOBS`` jobs; the bus accepts every event at once, so
 writes show webapi's own cost.
@@ -202,6 +203,8 @@ def _requests(kind: str, n: int, *, prefix: str = "new") -> list[tuple[str, str,
             ("PUT", f"/jobs/job{(i * 7919) % JOBS:05d}", orjson.dumps({"taskCount": 1 + i % 50}))
             for i in range(n)
         ]
+    if kind == "delete":  # the jobs the post scenario created, in the order it created them
+        return [("DELETE", f"/jobs/{prefix}{i:07d}", b"") for i in range(n)]
     if kind == "post":
         return [
             (
@@ -273,7 +276,8 @@ def measure(*, count: int, repeats: int, only: tuple[str, ...] = ()) -> dict[str
 
         def scenario(kind: str, app: ASGIApp, logs: Callable[[], None] = quiet, **kw: Any) -> Scenario:
             status = 201 if kind == "post" else 200
-            requests = _requests(kind, total if kind == "post" else 1000, prefix=kw.pop("prefix", "new"))
+            writes = kind in ("post", "delete")
+            requests = _requests(kind, total if writes else 1000, prefix=kw.pop("prefix", "new"))
             return Scenario(app, requests, status=status, headers=kw.pop("headers", []), logs=logs)
 
         scenarios = {
@@ -283,9 +287,11 @@ def measure(*, count: int, repeats: int, only: tuple[str, ...] = ()) -> dict[str
             "list": scenario("list", app),
             "put": scenario("put", app),
             "post": scenario("post", app),
+            "delete": scenario("delete", app),  # after post: it deletes what post created
         }
         if only:
-            scenarios = {name: scenario for name, scenario in scenarios.items() if name in {"bare", *only}}
+            needed = {"bare", *only, *(("post",) if "delete" in only else ())}
+            scenarios = {name: scenario for name, scenario in scenarios.items() if name in needed}
         for kind in INSTRUMENTED:
             if kind in scenarios:
                 for variant, variant_app in variants.items():

@@ -127,8 +127,9 @@ class RelaySettings(_Section):
     # Events claimed per round (sent as SendMessageBatch calls of up to 10 messages).
     batch_size: Annotated[int, Field(ge=1, le=1000)] = 100
     # Change events packed into one SQS message (``{"events": [...]}``; 1: one event per
-    # message, the seed's shape). Fewer messages: less SQS work per change on both sides.
-    events_per_message: Annotated[int, Field(ge=1, le=100)] = 10
+    # message, the seed's shape). Fewer messages: less SQS work per change on both sides (at
+    # most about 32 KiB of events a message, far below SQS's 256 KiB).
+    events_per_message: Annotated[int, Field(ge=1, le=100)] = 100
     # A claimed event not sent within this is claimed again (by any replica): the bound on
     # how long a crashed relay delays an event.
     claim_seconds: Annotated[float, Field(gt=0, le=300)] = 10.0
@@ -137,6 +138,9 @@ class RelaySettings(_Section):
     poll_seconds: Annotated[float, Field(gt=0, le=60)] = 1.0
     # Longest pause between rounds while SQS keeps failing (backoff doubles up to it).
     max_backoff_seconds: Annotated[float, Field(gt=0, le=300)] = 10.0
+    # While writes keep coming, rounds start at least this far apart, so each SendMessageBatch
+    # carries the events of many writes (an idle relay still sends a first event at once).
+    linger_seconds: Annotated[float, Field(ge=0, le=1)] = 0.05
 
 
 class WebAPISettings(_Section):

@@ -14,8 +14,10 @@ from __future__ import annotations
 import logging
 import random
 import re
+from collections.abc import Hashable
 from dataclasses import dataclass
 from datetime import datetime, timedelta, tzinfo
+from typing import Generic, TypeVar
 from zoneinfo import ZoneInfo
 
 from apscheduler.triggers.base import BaseTrigger
@@ -57,6 +59,7 @@ MIN_INTERVAL_SECONDS = 1.0
 _INTERVAL_SAMPLE = 10
 
 _FIELD_RE = re.compile(_FIELD)
+A = TypeVar("A")
 _system_random = random.SystemRandom()
 
 
@@ -255,12 +258,51 @@ def check_fires(
     return first
 
 
+class _UntilNextFire(Generic[A]):
+    """Answers about a schedule's fires from now on, kept while they cannot have changed: an
+    answer computed at ``t0`` whose next fire is ``f`` holds for any ``now`` in [t0, f), since
+    the fires after such a ``now`` are those after ``t0``. Creates and updates mostly repeat a
+    few schedules, whose trigger build and next-fire search cost more than the rest of a write
+    (bench/README.md, "Writes")."""
+
+    LIMIT = 1024
+
+    def __init__(self) -> None:
+        self._answers: dict[Hashable, tuple[datetime, datetime, A]] = {}
+
+    def get(self, key: Hashable, now: datetime) -> A | None:
+        """The answer kept for ``key`` if it still holds at ``now``, else None."""
+        found = self._answers.get(key)
+        if found is not None and found[0] <= now < found[1]:
+            return found[2]
+        return None
+
+    def put(self, key: Hashable, now: datetime, until: datetime, answer: A) -> None:
+        if len(self._answers) >= self.LIMIT:
+            self._answers.clear()  # plain and bounded: a miss costs one search
+        self._answers[key] = (now, until, answer)
+
+
+_validated: _UntilNextFire[datetime] = _UntilNextFire()
+_warned: _UntilNextFire[tuple[str, ...]] = _UntilNextFire()
+_FOREVER = datetime.max.replace(tzinfo=ZoneInfo("UTC"))
+
+
 def validate_schedule(
-    expression: str, *, timezone: str | None = None, min_interval: float = MIN_INTERVAL_SECONDS
+    expression: str,
+    *,
+    timezone: str | None = None,
+    min_interval: float = MIN_INTERVAL_SECONDS,
+    after: datetime | None = None,
 ) -> str:
-    """Resolve wildcards, check the schedule builds a trigger that fires; return what to store."""
+    """Resolve wildcards, check the schedule builds a trigger that fires after ``after``
+    (default: now); return what to store."""
     resolved = resolve_wildcards(expression)
-    check_fires(build_trigger(resolved, timezone=timezone), min_interval=min_interval)
+    key = (resolved, timezone, min_interval)
+    now = after or datetime.now(ZoneInfo("UTC"))
+    if _validated.get(key, now) is None:
+        first = check_fires(build_trigger(resolved, timezone=timezone), after=now, min_interval=min_interval)
+        _validated.put(key, now, first, first)
     return resolved
 
 
@@ -284,16 +326,32 @@ FREQUENT = timedelta(minutes=1)
 _SAMPLE = 12
 
 
-def frequency_warnings(expression: str, *, timezone: str | None = None) -> list[str]:
-    """A warning when the schedule fires more often than once a minute (accepted, as the
-    8-field syntax allows it, but often a Unix cron line read as seconds first)."""
+def frequency_warnings(
+    expression: str, *, timezone: str | None = None, after: datetime | None = None
+) -> list[str]:
+    """A warning when the schedule fires more often than once a minute after ``after``
+    (default: now) (accepted, as the 8-field syntax allows it, but often a Unix cron line
+    read as seconds first)."""
+    key = (expression, timezone)
+    now = after or datetime.now(ZoneInfo("UTC"))
+    known = _warned.get(key, now)
+    if known is not None:
+        return list(known)
     try:
         trigger = build_trigger(expression, timezone=timezone)
         if _one_second_a_minute(trigger):
+            _warned.put(key, now, _FOREVER, ())
             return []
-        times = upcoming(trigger, count=_SAMPLE)
+        times = upcoming(trigger, count=_SAMPLE, after=now)
     except ScheduleError:
         return []
+    warnings = _frequency_warnings(expression, times)
+    if times:
+        _warned.put(key, now, times[0], tuple(warnings))
+    return warnings
+
+
+def _frequency_warnings(expression: str, times: list[datetime]) -> list[str]:
     gaps = [later - earlier for earlier, later in zip(times, times[1:], strict=False)]
     if not gaps or min(gaps) >= FREQUENT:
         return []

@@ -15,7 +15,7 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -38,6 +38,9 @@ from scheduld.tracking import TaskEvents, Tracker, consume_events, track_until
 from scheduld.triggers import TriggerRegistry
 
 logger = logging.getLogger(__name__)
+ESTIMATES_PER_WRITE = 100
+"""estimatedNextRun values written in one store write: a burst of new jobs costs a write per
+hundred, not one each (bench/README.md, "Writes")."""
 
 
 @dataclass
@@ -306,13 +309,14 @@ class Daemon:
         outcome = BatchOutcome()
         applied: list[ReceivedMessage] = []
         synced: set[str] = set()
+        read = self._read_jobs(messages)
         for message in messages:
             if self._stop.is_set() or not self.leading:
                 outcome.unhandled.append(message.message_id)  # unacked: SQS delivers it again
             elif message.event is None:
                 done = self._dead_letter(message)
                 (outcome.succeeded if done else outcome.failed).append(message.message_id)
-            elif self.apply(message, synced=synced):
+            elif self.apply(message, synced=synced, read=read):
                 applied.append(message)
             else:
                 outcome.failed.append(message.message_id)
@@ -346,17 +350,25 @@ class Daemon:
             if not self._active.wait(0.5):
                 continue  # during a takeover, estimates queue up until the schedule runs
             try:
-                job_id = self._estimates.get(timeout=0.5)
+                job_ids = [self._estimates.get(timeout=0.5)]
             except queue.Empty:
                 continue
+            with contextlib.suppress(queue.Empty):  # those waiting too, in the same write
+                while len(job_ids) < ESTIMATES_PER_WRITE:
+                    job_ids.append(self._estimates.get_nowait())
+            estimates = {
+                job_id: JobStatus(estimated_next_run=self._schedule.next_fire_time(job_id))
+                for job_id in dict.fromkeys(job_ids)
+            }
             try:
-                self._store.update_status(
-                    job_id, JobStatus(estimated_next_run=self._schedule.next_fire_time(job_id))
-                )
-            except JobNotFoundError:
-                pass
+                self._store.update_statuses(estimates)  # deleted jobs meanwhile are skipped
             except SchedulerError as exc:
-                logger.warning("job %s: estimatedNextRun not written (%s)", job_id, exc.message)
+                logger.warning(
+                    "estimatedNextRun of %d jobs not written (%s): %s",
+                    len(estimates),
+                    exc.message,
+                    ", ".join(list(estimates)[:10]),
+                )
 
     def _pending_loop(self) -> None:
         """Runs waiting for the leader: retries that are due, requested (manual and backfill)
@@ -414,16 +426,36 @@ class Daemon:
         metrics.EVENTS_DEAD_LETTERED.inc()
         return True
 
-    def apply(self, message: ReceivedMessage, *, synced: set[str] | None = None) -> bool:
+    def _read_jobs(self, messages: list[ReceivedMessage]) -> Mapping[str, Job] | None:
+        """The jobs a batch's events name, read in one call (bench/README.md, "Writes"): each
+        read comes after the write its event announces, as a read per event would. None if
+        the store failed: each event then reads its own job (and fails on its own)."""
+        job_ids = {event.job_id for message in messages for event in message.events if event.op != "run"}
+        if not job_ids:
+            return {}
+        try:
+            return self._store.get_jobs(job_ids)
+        except SchedulerError as exc:
+            logger.warning("jobs of %d change events not read together (%s)", len(job_ids), exc.message)
+            return None
+
+    def apply(
+        self,
+        message: ReceivedMessage,
+        *,
+        synced: set[str] | None = None,
+        read: Mapping[str, Job] | None = None,
+    ) -> bool:
         """Apply every change event of a message (the caller acks it); True when applied.
-        ``synced``: jobs already re-read in this batch, which a later event need not re-read."""
+        ``synced``: jobs already re-read in this batch, which a later event need not re-read;
+        ``read``: the batch's jobs as read together (``_read_jobs``)."""
         synced = set() if synced is None else synced
         try:
             for event in message.events:
                 if event.op == "run":  # requested runs wait in the store: wake their loop
                     self._pending_wake.set()
                 elif event.job_id not in synced:
-                    self.sync_job(event.job_id)
+                    self.sync_job(event.job_id, read=read)
                     synced.add(event.job_id)
             logger.debug("applied %d change events of message %s", len(message.events), message.message_id)
             return True
@@ -436,11 +468,12 @@ class Daemon:
         metrics.EVENTS_CONSUMED.labels(result="retried").inc()
         return False
 
-    def sync_job(self, job_id: str) -> None:
-        """Make the schedule match the store for one job."""
+    def sync_job(self, job_id: str, *, read: Mapping[str, Job] | None = None) -> None:
+        """Make the schedule match the store for one job; ``read``: jobs just read from the
+        store, where one that is missing was not found."""
         try:
-            job = self._store.get_job(job_id)
-        except JobNotFoundError:
+            job = self._store.get_job(job_id) if read is None else read[job_id]
+        except (JobNotFoundError, KeyError):
             self._schedule.remove(job_id)
             return
         scheduled = self._put(job)

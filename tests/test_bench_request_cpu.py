@@ -11,7 +11,7 @@ from bench.request_cpu import measure
 
 def test_request_cpu_measures_every_scenario() -> None:
     figures = measure(count=20, repeats=1)
-    for name in ("bare", "get", "get_token", "list", "put", "post"):
+    for name in ("bare", "get", "get_token", "list", "put", "post", "delete"):
         assert figures[f"{name}_us"] > 0, name
     assert figures["get_vs_bare"] > 0
     for kind in ("get", "post"):  # served again with metrics off and with access lines

@@ -111,10 +111,12 @@ def create_app(settings: Settings, *, store: ApiStore | None = None, bus: EventB
     app.state.authenticator = authenticator
     app.state.write_limiter = WriteLimiter(settings.webapi.limits)
     install_error_handlers(app)
-    for router in PUBLIC_ROUTERS:
-        app.include_router(router)
+    # the API first: a request is matched against each route in turn, and the API's are the
+    # busy ones (no path of one group matches a path of the other, so order changes nothing else)
     for router in API_ROUTERS:
         app.include_router(router, dependencies=[Depends(authorize)])
+    for router in PUBLIC_ROUTERS:
+        app.include_router(router)
     app.mount(ui.PATH, ui.console())  # the console's page and assets: public, they hold no job data
     install_middleware(app, settings.webapi, cacheable_prefixes=(DOCS_ASSETS,))
     install_observability(app, settings)  # outermost: every reply gets its request id

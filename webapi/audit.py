@@ -15,9 +15,11 @@ logger = logging.getLogger("ecs_scheduler.audit")
 
 
 def record(request: Request, *, outcome: str, status: int, job_id: str | None = None) -> None:
+    if not logger.isEnabledFor(logging.INFO):  # nothing to build: every write comes here
+        return
     principal = getattr(request.state, "principal", None) or "-"
     endpoint = request.scope.get("endpoint")
-    action = getattr(endpoint, "__name__", f"{request.method} {request.url.path}")
+    action = getattr(endpoint, "__name__", None) or f"{request.method} {request.scope['path']}"
     job = job_id or request.path_params.get("job_id") or "-"
     logger.info(
         "principal=%s action=%s job=%s outcome=%s status=%d",

@@ -3,8 +3,10 @@
 A write is acknowledged once it is durable with its event (common/store/base.py ``Outbox``), so
 SQS being slow or down delays scheduld's view of a change, never the client. Every webapi
 replica runs one relay; they share the outbox safely through claims. Events written by this
-process are sent at once (the routes ``wake`` the relay); others (another replica's, a crashed
-relay's, an unsent one's after its claim expired) within ``poll_seconds``.
+process are sent at once (the routes ``wake`` the relay), and while writes keep coming, in
+rounds ``linger_seconds`` apart that carry many events each (bench/README.md, "Writes");
+others (another replica's, a crashed relay's, an unsent one's after its claim expired) within
+``poll_seconds``.
 
 Sending is at least once: an event whose send succeeded but whose removal failed is sent again
 when its claim expires, and scheduld treats each event as "re-read this job", so twice is
@@ -80,7 +82,11 @@ class OutboxRelay:
                 self._failures += 1
                 await asyncio.sleep(self._backoff())
             elif claimed:
-                self._failures = 0  # more may wait: go again at once
+                self._failures = 0
+                if claimed < self._settings.batch_size:
+                    # writes are coming: let the next events gather, so SQS (and scheduld)
+                    # get fewer, fuller messages; a full round means a backlog: go on at once
+                    await asyncio.sleep(self._settings.linger_seconds)
             else:
                 self._failures = 0
                 with contextlib.suppress(TimeoutError):

@@ -21,8 +21,9 @@ StoreUnavailableError for outages, never a library's own exception.
 
 from __future__ import annotations
 
+import contextlib
 from abc import abstractmethod
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol, TypeVar
@@ -75,6 +76,15 @@ class JobStore(Protocol):
     @abstractmethod
     def get_job(self, job_id: str) -> Job:
         """The job with its status. JobNotFoundError if absent."""
+
+    def get_jobs(self, job_ids: Collection[str]) -> dict[str, Job]:
+        """The stored jobs among ``job_ids``, by id (absent ones left out): what ``get_job``
+        gives for each, read together where the backend can (scheduld's batches of events)."""
+        found: dict[str, Job] = {}
+        for job_id in job_ids:
+            with contextlib.suppress(JobNotFoundError):
+                found[job_id] = self.get_job(job_id)
+        return found
 
     def get_job_document(self, job_id: str) -> dict[str, Any]:
         """The job as served: ``get_job(job_id).to_document()`` (API names, unset fields left
@@ -137,6 +147,17 @@ class JobStore(Protocol):
         Never overwrites user fields, so a concurrent user update is never lost.
         JobNotFoundError if the job was deleted meanwhile (it is not recreated).
         """
+
+    def update_statuses(self, statuses: Mapping[str, JobStatus]) -> list[str]:
+        """``update_status`` for each job, in one write where the backend can (scheduld's
+        estimates); returns the ids of jobs no longer stored (skipped, not recreated)."""
+        missing: list[str] = []
+        for job_id, status in statuses.items():
+            try:
+                self.update_status(job_id, status)
+            except JobNotFoundError:
+                missing.append(job_id)
+        return missing
 
 
 class RunHistory(Protocol):

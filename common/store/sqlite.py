@@ -16,7 +16,7 @@ import logging
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -36,6 +36,17 @@ from common.store.base import PAGE_LIMIT, JobChange, OutboxEntry, RunRecord, Sto
 from common.store.sqlite_file import StoreFile
 
 logger = logging.getLogger(__name__)
+
+_IDS_PER_QUERY = 500  # well under SQLite's bound on a statement's parameters (999 before 3.32)
+_OUTBOX = """CREATE TABLE IF NOT EXISTS outbox (
+        id INTEGER PRIMARY KEY,
+        body BLOB NOT NULL,
+        recorded_at REAL NOT NULL,
+        claimed_until REAL NOT NULL DEFAULT 0
+    )"""
+"""Row ids may be reused once the newest event is removed (no AUTOINCREMENT: its counter
+update cost a quarter of a write's SQL, bench/README.md "Writes"), so an event's outbox id
+carries its claim too, and a removal with a lost claim removes nothing (``remove_events``)."""
 
 _SCHEMA = (
     """CREATE TABLE IF NOT EXISTS jobs (
@@ -59,12 +70,7 @@ _SCHEMA = (
     "CREATE INDEX IF NOT EXISTS runs_open ON runs (job_id, scheduled_for) "
     "WHERE status IN ('launched', 'partially_launched')",
     # change events recorded with the writes they announce; the relay sends and removes them
-    """CREATE TABLE IF NOT EXISTS outbox (
-        id INTEGER PRIMARY KEY AUTOINCREMENT,
-        body BLOB NOT NULL,
-        recorded_at REAL NOT NULL,
-        claimed_until REAL NOT NULL DEFAULT 0
-    )""",
+    _OUTBOX,
     """CREATE TABLE IF NOT EXISTS leases (
         name TEXT PRIMARY KEY NOT NULL,
         holder TEXT NOT NULL,
@@ -91,6 +97,7 @@ class SQLiteJobStore(Store):
             for statement in _SCHEMA:
                 db.execute(statement)
             _add_created_by(db)
+            _outbox_without_autoincrement(db)
             self._file.adopt(db)
         self._file.settle()
         self.identity = self._file.identity
@@ -98,16 +105,17 @@ class SQLiteJobStore(Store):
     # --- jobs (JobStore) ------------------------------------------------------------------
 
     def create_job(self, job: Job) -> Job:
+        document = job.user_document()
         with self._translate(), self._write() as db:
             try:
                 db.execute(
                     "INSERT INTO jobs (id, document, created_by) VALUES (?, ?, ?)",
-                    (job.id, orjson.dumps(job.user_document()), job.created_by),
+                    (job.id, orjson.dumps(document), job.created_by),
                 )
             except sqlite3.IntegrityError as exc:
                 raise JobExistsError(job.id) from exc
             _record_event(db, "add", job.id)
-        return Job.model_validate(job.user_document())
+        return Job.model_validate(document)
 
     def get_job(self, job_id: str) -> Job:
         with self._translate():
@@ -115,6 +123,17 @@ class SQLiteJobStore(Store):
         if row is None:
             raise JobNotFoundError(job_id)
         return _job(row)
+
+    def get_jobs(self, job_ids: Collection[str]) -> dict[str, Job]:
+        wanted = list(dict.fromkeys(job_ids))
+        rows: list[tuple[Any, Any]] = []
+        with self._translate():
+            for start in range(0, len(wanted), _IDS_PER_QUERY):
+                chunk = wanted[start : start + _IDS_PER_QUERY]
+                query = f"SELECT document, status FROM jobs WHERE id IN ({','.join('?' * len(chunk))})"
+                rows += self._db().execute(query, chunk).fetchall()
+        jobs = [_job(row) for row in rows]
+        return {job.id: job for job in jobs}
 
     def get_job_document(self, job_id: str) -> dict[str, Any]:
         with self._translate():
@@ -131,13 +150,10 @@ class SQLiteJobStore(Store):
             row = db.execute("SELECT document, status FROM jobs WHERE id = ?", (job_id,)).fetchone()
             if row is None:
                 raise JobNotFoundError(job_id)
-            updated = change(_job(row))
-            db.execute(
-                "UPDATE jobs SET document = ?, version = version + 1 WHERE id = ?",
-                (orjson.dumps(updated.user_document()), job_id),
-            )
+            document = orjson.dumps(change(_job(row)).user_document())
+            db.execute("UPDATE jobs SET document = ?, version = version + 1 WHERE id = ?", (document, job_id))
             _record_event(db, "modify", job_id)
-            return _job((orjson.dumps(updated.user_document()), row[1]))
+            return _job((document, row[1]))
 
     def delete_job(self, job_id: str) -> None:
         with self._translate(), self._write() as db:
@@ -175,6 +191,16 @@ class SQLiteJobStore(Store):
     def update_status(self, job_id: str, status: JobStatus) -> None:
         with self._translate(), self._write() as db:
             _update_status(db, job_id, status)
+
+    def update_statuses(self, statuses: Mapping[str, JobStatus]) -> list[str]:
+        missing: list[str] = []
+        with self._translate(), self._write() as db:
+            for job_id, status in statuses.items():
+                try:
+                    _update_status(db, job_id, status)
+                except JobNotFoundError:
+                    missing.append(job_id)
+        return missing
 
     # --- run log (RunLog) -----------------------------------------------------------------
 
@@ -343,17 +369,18 @@ class SQLiteJobStore(Store):
                 is None
             ):
                 return []
+        until = now + claim_seconds
         with self._translate(), self._write() as db:
             rows = db.execute(
                 "UPDATE outbox SET claimed_until = ? WHERE id IN "
                 "(SELECT id FROM outbox WHERE claimed_until <= ? ORDER BY id LIMIT ?) "
                 "RETURNING id, body, recorded_at",
-                (now + claim_seconds, now, limit),
+                (until, now, limit),
             ).fetchall()
         rows.sort()
         return [
             OutboxEntry(
-                id=str(row[0]),
+                id=f"{row[0]}@{until!r}",  # the claim: see _OUTBOX
                 event=ChangeEvent.model_validate_json(row[1]),
                 recorded_at=datetime.fromtimestamp(row[2], UTC),
             )
@@ -363,8 +390,12 @@ class SQLiteJobStore(Store):
     def remove_events(self, ids: Sequence[str]) -> None:
         if not ids:
             return
+        claims = [entry_id.partition("@") for entry_id in ids]
         with self._translate(), self._write() as db:
-            db.executemany("DELETE FROM outbox WHERE id = ?", [(int(i),) for i in ids])
+            db.executemany(
+                "DELETE FROM outbox WHERE id = ? AND claimed_until = ?",
+                [(int(row_id), float(claim)) for row_id, _, claim in claims],
+            )
 
     def outbox_backlog(self) -> tuple[int, datetime | None]:
         with self._translate():
@@ -489,11 +520,12 @@ class SQLiteJobStore(Store):
         self._file.check()  # until settled, there is nothing to compare with
         db = self._db()
         at_once = getattr(self._local, "at_once", False)
-        with contextlib.ExitStack() as queued:
+        queued: list[threading.Lock] = []  # not an ExitStack: a few µs a write (bench/README.md)
+        try:
             for lock in (self._write_lock,) if lease else (self._ordinary_writers, self._write_lock):
                 if not lock.acquire(blocking=not at_once):
                     raise WriteWouldWait
-                queued.callback(lock.release)
+                queued.append(lock)
             if at_once:
                 _begin_without_waiting(db, self._timeout)
             else:
@@ -506,6 +538,9 @@ class SQLiteJobStore(Store):
                     with contextlib.suppress(sqlite3.Error):
                         db.execute("ROLLBACK")
                 raise
+        finally:
+            for lock in reversed(queued):
+                lock.release()
 
     @contextlib.contextmanager
     def _translate(self) -> Iterator[None]:
@@ -526,6 +561,20 @@ def _add_created_by(db: sqlite3.Connection) -> None:
     if "created_by" not in columns:
         db.execute("ALTER TABLE jobs ADD COLUMN created_by TEXT")
     db.execute("CREATE INDEX IF NOT EXISTS jobs_created_by ON jobs (created_by) WHERE created_by IS NOT NULL")
+
+
+def _outbox_without_autoincrement(db: sqlite3.Connection) -> None:
+    """Databases made while the outbox had AUTOINCREMENT: rebuilt as ``_OUTBOX``, rows kept."""
+    (sql,) = db.execute("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'outbox'").fetchone()
+    if "AUTOINCREMENT" not in sql.upper():
+        return
+    db.execute("ALTER TABLE outbox RENAME TO outbox_autoincrement")
+    db.execute(_OUTBOX)
+    db.execute(
+        "INSERT INTO outbox (id, body, recorded_at, claimed_until) "
+        "SELECT id, body, recorded_at, claimed_until FROM outbox_autoincrement"
+    )
+    db.execute("DROP TABLE outbox_autoincrement")
 
 
 def _begin_without_waiting(db: sqlite3.Connection, busy_timeout: float) -> None:

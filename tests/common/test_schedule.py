@@ -20,6 +20,7 @@ from common.schedule import (
     build_trigger,
     check_fires,
     cron_fields,
+    frequency_warnings,
     next_fire_time,
     resolve_wildcards,
     search_next_fire,
@@ -222,6 +223,28 @@ def test_minimum_interval_between_fires() -> None:
         check_fires(build_trigger("*/2"), after=NOW, min_interval=3)
     with pytest.raises(ScheduleError, match="apart"):
         validate_schedule("0,1 * *", min_interval=5)
+
+
+def test_a_kept_validation_ends_at_the_next_fire() -> None:
+    """validate_schedule keeps its answer until the next fire it found: after that fire the
+    schedule is searched again (a one-off in 2030 stops validating once it fired)."""
+    once = "0 0 0 1 * 1 1 2030"
+    assert validate_schedule(once, after=datetime(2029, 6, 1, tzinfo=UTC)) == once
+    assert validate_schedule(once, after=datetime(2029, 12, 31, 23, 59, 59, tzinfo=UTC)) == once
+    with pytest.raises(ScheduleError, match="never fires"):
+        validate_schedule(once, after=datetime(2030, 1, 1, tzinfo=UTC))
+    # nor does it hold before the time it was computed at
+    assert validate_schedule(once, after=datetime(2029, 6, 1, tzinfo=UTC)) == once
+
+
+def test_kept_frequency_warnings_end_at_the_next_fire() -> None:
+    every_second_in_2030 = "* * * * * * * 2030"
+    warned = frequency_warnings(every_second_in_2030, after=datetime(2029, 6, 1, tzinfo=UTC))
+    assert warned and "every 1 seconds" in warned[0]
+    assert frequency_warnings(every_second_in_2030, after=datetime(2029, 7, 1, tzinfo=UTC)) == warned
+    assert frequency_warnings(every_second_in_2030, after=datetime(2031, 1, 1, tzinfo=UTC)) == []
+    # whole minutes apart whatever the time: no search, no warning
+    assert frequency_warnings("5 * *", after=datetime(2031, 1, 1, tzinfo=UTC)) == []
 
 
 @pytest.mark.parametrize(

@@ -34,6 +34,18 @@ def test_get_missing_raises_not_found(store: JobStore) -> None:
         store.get_job("nope")
 
 
+def test_jobs_read_together_are_those_read_one_by_one(store: JobStore) -> None:
+    for n in range(3):
+        store.create_job(make_job(f"j{n}", taskCount=n + 1))
+    store.update_status("j1", JobStatus(last_run=datetime(2026, 1, 2, tzinfo=UTC)))
+    found = store.get_jobs(["j2", "nope", "j1", "j1"])
+    assert found == {"j1": store.get_job("j1"), "j2": store.get_job("j2")}
+    assert found["j1"].last_run is not None
+    assert store.get_jobs([]) == {}
+    many = [f"j{n % 3}" for n in range(1200)] + [f"absent{n}" for n in range(600)]  # several queries
+    assert set(store.get_jobs(many)) == {"j0", "j1", "j2"}
+
+
 def test_update_applies_change_and_keeps_status(store: JobStore) -> None:
     store.create_job(make_job("a"))
     ran = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
@@ -122,6 +134,23 @@ def test_count_of_empty_store_is_zero(store: JobStore) -> None:
     assert store.count_jobs() == 0
     assert store.list_jobs(skip=0, count=10) == []
     assert list(store.iter_jobs()) == []
+
+
+def test_status_updates_of_many_jobs_skip_those_gone(store: JobStore) -> None:
+    ran = datetime(2026, 5, 6, 7, 8, 9, tzinfo=UTC)
+    nxt = datetime(2026, 5, 6, 7, 13, 9, tzinfo=UTC)
+    store.create_job(make_job("a", taskCount=3))
+    store.create_job(make_job("b"))
+    store.update_status("a", JobStatus(last_run=ran))
+    missing = store.update_statuses(
+        {"a": JobStatus(estimated_next_run=nxt), "gone": JobStatus(estimated_next_run=nxt), "b": JobStatus()}
+    )
+    assert missing == ["gone"]
+    a, b = store.get_job("a"), store.get_job("b")
+    assert (a.last_run, a.estimated_next_run, a.task_count) == (ran, nxt, 3)  # only what was given
+    assert b.estimated_next_run is None
+    with pytest.raises(JobNotFoundError):
+        store.get_job("gone")  # not recreated
 
 
 def test_status_update_writes_only_status(store: JobStore) -> None:

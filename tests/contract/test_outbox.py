@@ -65,7 +65,7 @@ def test_a_claim_hides_events_until_it_expires(store: Store) -> None:
     assert store.claim_events(limit=10) == []
     time.sleep(0.6)  # the first relay died without sending "a": it is claimed again
     (again,) = store.claim_events(limit=10)
-    assert (again.id, again.event.job_id) == (first[0].id, "a")
+    assert (again.event, again.recorded_at) == (first[0].event, first[0].recorded_at)
 
 
 def test_removed_events_are_gone_and_unknown_ids_are_ignored(store: Store) -> None:
@@ -75,6 +75,19 @@ def test_removed_events_are_gone_and_unknown_ids_are_ignored(store: Store) -> No
     store.remove_events([entry.id])  # a second relay that also sent it
     time.sleep(0.2)
     assert store.claim_events(limit=10) == []
+
+
+def test_a_removal_under_a_lost_claim_leaves_newer_events(store: Store) -> None:
+    """A relay that stalled past its claim and then removes what it sent must not remove an
+    event recorded since (SQLite may give it the same row id)."""
+    store.create_job(make_job("a"))
+    (stale,) = store.claim_events(limit=10, claim_seconds=0.1)
+    time.sleep(0.2)
+    (taken,) = store.claim_events(limit=10, claim_seconds=30)  # another relay
+    store.remove_events([taken.id])  # sent and removed
+    store.create_job(make_job("b"))
+    store.remove_events([stale.id])  # the stalled relay wakes up
+    assert drain(store) == [("add", "b")]
 
 
 def test_backlog_counts_events_and_dates_the_oldest(store: Store) -> None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from typing import Any
 
 import pytest
@@ -20,7 +20,7 @@ from common.bus.base import ReceivedMessage
 from common.bus.sqs import SQSEventBus
 from common.config import RetrySettings, Settings, SQLiteSettings
 from common.errors import BusUnavailableError, StoreUnavailableError
-from common.models import ChangeEvent, Job
+from common.models import ChangeEvent, ChangeOp, Job
 from common.store.sqlite import SQLiteJobStore
 from scheduld.daemon import Daemon
 from scheduld.executor import TaskLauncher
@@ -38,6 +38,13 @@ class UnavailableFor(SQLiteJobStore):
         if job_id in self.failing:
             raise StoreUnavailableError(f"injected outage for {job_id}")
         return super().get_job(job_id)
+
+    def get_jobs(self, job_ids: Collection[str]) -> dict[str, Job]:
+        """A read of several jobs fails if one of them cannot be read."""
+        for job_id in job_ids:
+            if job_id in self.failing:
+                raise StoreUnavailableError(f"injected outage for {job_id}")
+        return super().get_jobs(job_ids)
 
 
 class FailingReceives(SQSEventBus):
@@ -138,3 +145,42 @@ def test_backoff_between_receives_grows_and_stops_at_the_visibility_timeout(
     finally:
         instance.stop(timeout=5)
         bus.close()
+
+
+def test_a_batch_reads_the_jobs_it_names_together(
+    daemon_settings: Settings,
+    store: UnavailableFor,
+    sqs_client: Any,
+    launcher: TaskLauncher,
+    triggers: TriggerRegistry,
+) -> None:
+    """One store read for a batch's events, not one per event: a job added, one changed and
+    one deleted (stored before, now gone) all end as the store says."""
+    bus = SQSEventBus.from_settings(daemon_settings.sqs, client=sqs_client)
+    for job_id in ("changed", "deleted"):
+        store.create_job(job(job_id))
+    instance = _daemon(daemon_settings, store, bus, launcher, triggers)
+    reads: list[str] = []
+    single = store.get_job
+    store.get_job = lambda job_id: reads.append(job_id) or single(job_id)  # type: ignore[method-assign]
+    try:
+        store.create_job(job("added"))
+        store.update_job("changed", lambda current: current.model_copy(update={"schedule": "0 0 1"}))
+        store.delete_job("deleted")
+        for op, job_id in OPS:
+            bus.publish(ChangeEvent(op=op, job_id=job_id))
+        eventually(
+            lambda: (
+                instance.schedule.scheduled_ids() == {"added", "changed"}
+                and instance.schedule.next_fire_time("changed").hour == 1
+            ),  # type: ignore[union-attr]
+            timeout=10,
+            what="the batch applied",
+        )
+        assert reads == []  # no read of its own for any event
+    finally:
+        instance.stop(timeout=5)
+        bus.close()
+
+
+OPS: list[tuple[ChangeOp, str]] = [("add", "added"), ("modify", "changed"), ("remove", "deleted")]

@@ -151,11 +151,16 @@ def test_malformed_hostile_bodies_are_4xx(client: httpx.Client, body: bytes) -> 
     assert response.json()["message"]
 
 
-def _fastest(client: httpx.Client, body: dict[str, Any], *, repeat: int = 5) -> tuple[float, int]:
+def _fastest(
+    client: httpx.Client, body: dict[str, Any], *, repeat: int = 5, new_schedules: bool = False
+) -> tuple[float, int]:
+    """Best of ``repeat`` creates; ``new_schedules``: each with a schedule not validated before
+    (a repeated one's validation is kept until its next fire, common/schedule.py)."""
     best, status = float("inf"), 0
-    for _ in range(repeat):
+    for n in range(repeat):
+        sent = {**body, "schedule": f"{n} {body['schedule']}"} if new_schedules else body
         start = time.perf_counter()
-        status = client.post("/jobs", json=body).status_code
+        status = client.post("/jobs", json=sent).status_code
         best = min(best, time.perf_counter() - start)
         client.delete(f"/jobs/{body.get('id', body['taskDefinition'])}")
     return best, status
@@ -168,7 +173,7 @@ def test_worst_hostile_schedule_costs_about_an_ordinary_request(
     five ordinary creates' best-of-5 (a store write with its outbox event; three while a
     create also waited on SQS and searched the next fires for its frequency warning).
     Unbounded, the first case alone took seconds of CPU."""
-    ordinary, status = _fastest(client, {**BASE, "id": "ordinary"})
+    ordinary, status = _fastest(client, {**BASE, "id": "ordinary", "schedule": "*/5"}, new_schedules=True)
     assert status == 201
     plain_400, status = _fastest(client, {**BASE, "schedule": "61"})
     assert status == 400

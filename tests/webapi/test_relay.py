@@ -5,6 +5,7 @@ by another process, or left by a crashed relay) are sent by polling."""
 from __future__ import annotations
 
 import contextlib
+import time
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -69,3 +70,32 @@ def test_events_written_by_another_process_are_sent_by_polling(
         assert receive_events(bus, 1, timeout=10) == [("add", "elsewhere")]
     for store in (served, other):
         store.close()
+
+
+def test_while_writes_keep_coming_their_events_share_messages(
+    tmp_path: Path, sqs_settings: Any, sqs_client: Any
+) -> None:
+    """The first event of a quiet relay goes at once; those written while rounds go on wait
+    up to ``linger_seconds`` and travel together (fewer SQS calls and messages per write)."""
+    relay = RELAY.model_copy(update={"linger_seconds": 0.3})
+    settings = _settings(tmp_path / "jobs.db", sqs_settings).model_copy(
+        update={"webapi": WebAPISettings(relay=relay)}
+    )
+    store = SQLiteJobStore(settings.store.sqlite)
+    bus = SQSEventBus.from_settings(sqs_settings, client=sqs_client)
+    with (
+        ThreadedUvicorn(create_app(settings, store=store, bus=bus)) as server,
+        httpx.Client(base_url=server.url, timeout=30) as client,
+    ):
+        for n in range(20):  # a write every 30 ms: longer than a round takes
+            assert client.post("/jobs", json={**JOB, "id": f"j{n:02d}"}).status_code == 201
+            time.sleep(0.03)
+        messages: list[int] = []
+        deadline = time.monotonic() + 20
+        while sum(messages) < 20 and time.monotonic() < deadline:
+            for message in bus.receive(max_messages=10, wait_seconds=1):
+                messages.append(len(message.events))
+                bus.ack(message)
+    assert sum(messages) == 20
+    assert len(messages) <= 8, messages  # without lingering: one message per write
+    store.close()
