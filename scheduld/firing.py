@@ -554,10 +554,16 @@ class Firing:
                 "not firing %d jobs at %s, this replica does not lead", len(fires), fires[0].scheduled
             )
             return []
+        try:  # one read for the batch; a job not found fires alone (which drops it)
+            jobs = self._store.get_jobs({fire.job_id for fire in fires})
+        except SchedulerError as exc:
+            logger.warning("jobs of %d fires not read together (%s)", len(fires), exc.message)
+            jobs = {}
         plain: list[tuple[Fire, Job, Run, int]] = []
         for fire in fires:
+            job = jobs.get(fire.job_id)
             try:
-                planned = self._plan(fire, lease)
+                planned = None if job is None else self._plan(fire, job, lease)
             except Exception:  # noqa: BLE001 - it fires alone, which reports its own errors
                 planned = None
             if planned is None:
@@ -611,9 +617,8 @@ class Firing:
             self._complete_many(skipped)
         return launches
 
-    def _plan(self, fire: Fire, lease: Lease) -> tuple[Fire, Job, Run, int] | None:
+    def _plan(self, fire: Fire, job: Job, lease: Lease) -> tuple[Fire, Job, Run, int] | None:
         """A fire's run and the tasks it starts, if it is a plain one; None otherwise."""
-        job = self._store.get_job(fire.job_id)
         scheduled = fire.scheduled
         if not _should_fire(job, scheduled) or policies.is_missed(
             job, scheduled=scheduled, now=datetime.now(UTC)
