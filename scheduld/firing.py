@@ -6,9 +6,10 @@ The expected and running counts are computed, then the fire is claimed in the st
 (create-if-absent per job and fire time, guarded by the leadership lease), so whatever the
 number of replicas, crashes or retries, one fire launches once. The tasks are started with
 RunTask client tokens derived from the run id; the run is finished with its outcome, and
-lastRun, lastRunTasks, lastRunFailures and estimatedNextRun are written from it. The claims
-and records of fires under way at once (a herd) are written together (scheduld/batching.py).
-One INFO line per fire; errors are logged with the job id and never escape into the scheduler.
+lastRun, lastRunTasks, lastRunFailures and estimatedNextRun are written from it. The fires
+handed over at once (a herd) are fired as a batch (scheduld/herd.py: one read, one claim and
+one record for all, one INFO line); a lone fire keeps its own INFO line. Errors are logged
+with the job id and never escape into the scheduler.
 """
 
 from __future__ import annotations
