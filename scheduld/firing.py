@@ -8,7 +8,7 @@ number of replicas, crashes or retries, one fire launches once. The tasks are st
 RunTask client tokens derived from the run id; the run is finished with its outcome, and
 lastRun, lastRunTasks, lastRunFailures and estimatedNextRun are written from it. The fires
 handed over at once (a herd) are fired as a batch (scheduld/herd.py: one read, one claim and
-one record for all, one INFO line); a lone fire keeps its own INFO line. Errors are logged
+one record for all, one INFO line); a batch of up to 10 keeps a line per fire. Errors are logged
 with the job id and never escape into the scheduler.
 """
 
@@ -50,6 +50,11 @@ from scheduld.herd import Fire, Herd
 from scheduld.triggers import TriggerError, TriggerRegistry
 
 logger = logging.getLogger(__name__)
+
+
+LINES_PER_FIRE_UP_TO = 10
+"""A batch of up to this many fires logs a line per fire at INFO; a bigger one logs those at
+DEBUG and one INFO line for the batch (a line each cost a herd more than its store writes)."""
 
 
 class FiringStore(JobStore, RunLog, RunRequests, Protocol):
@@ -668,7 +673,7 @@ class Firing:
             written = [None] * len(outcomes)
         statuses: Counter[str] = Counter()
         now = time.monotonic()
-        single = len(launches) == 1
+        single = len(launches) <= LINES_PER_FIRE_UP_TO  # a few fires: a line each, as alone
         for launch, outcome, stored in zip(launches, outcomes, written, strict=True):
             if stored is False:
                 logger.info("job %s was deleted while firing; status not recorded", launch.job.id)
@@ -678,7 +683,7 @@ class Firing:
                 logger.exception("job %s: after its run for %s", launch.job.id, launch.fire.scheduled)
             metrics.fired(launch.job.id, outcome.status)
             statuses[outcome.status] += 1
-            if single or logger.isEnabledFor(logging.DEBUG):  # a herd's fires: one line below
+            if single or logger.isEnabledFor(logging.DEBUG):  # a herd: one INFO line below
                 with bind(job_id=launch.job.id, scheduled_for=launch.fire.scheduled.isoformat()):
                     logger.log(
                         logging.INFO if single else logging.DEBUG,
