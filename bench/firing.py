@@ -6,8 +6,9 @@ precision  10 000 jobs loaded; each fires every 10 minutes at its own (minute, s
 herd       1 000 jobs on the same second: lag of each RunTask (its arrival minus that second),
            p50/p99 and the last (FakeAWS never throttles, so botocore's adaptive limiter stays
            off: our own overhead), and scheduld's CPU seconds (its launcher processes
-           included) from the second to the last RunTask. bench/retry_modes.py measures herds
-           against a throttling endpoint.
+           apart) from the second to the last RunTask, and to 1 s later (``settled``: the
+           runs recorded too); the fake ECS endpoint's CPU over the first window.
+           bench/retry_modes.py measures herds against a throttling endpoint.
 
 FakeAWS runs as a process of its own (``FakeAWSProcess``): the arrival times it records do
 not wait for another process's interpreter lock.
@@ -173,6 +174,7 @@ def herd(
             fake.take()
             time.sleep(max(0.0, fire_at.timestamp() - 0.5 - time.time()))
             cpu_before = _cpu_seconds(process.pid), _cpu_seconds(process.pid, children=True)
+            endpoint_before = _cpu_seconds(fake.pid)
             deadline = fire_at.timestamp() + 10
             launched: set[str] = set()
             calls: Counter[str] = Counter()
@@ -186,6 +188,9 @@ def herd(
                 _cpu_seconds(process.pid) - cpu_before[0],
                 _cpu_seconds(process.pid, children=True) - cpu_before[1],
             )
+            endpoint = _cpu_seconds(fake.pid) - endpoint_before
+            time.sleep(1.0)  # the runs are recorded, and tracking sees the tasks
+            settled = _cpu_seconds(process.pid) - cpu_before[0]
     lags = [(a.at - fire_at.timestamp()) * 1000 for a in arrivals]
     stats = percentiles(lags)
     return {
@@ -197,7 +202,9 @@ def herd(
         "last_runtask_ms": round(stats["max"], 1),
         "list_tasks_calls": calls["ListTasks"],
         "scheduld_cpu_s": round(cpu[0], 2),
+        "scheduld_cpu_settled_s": round(settled, 2),
         "launchers_cpu_s": round(cpu[1], 2),
+        "ecs_endpoint_cpu_s": round(endpoint, 2),
     }
 
 

@@ -42,7 +42,12 @@ def run(settings: Settings) -> int:
     quota = LaunchQuota(settings.quotas.tasks_per_minute)
     launch_pool = LaunchPool(settings).start() if settings.scheduler.launch_processes else None
     launcher = TaskLauncher(
-        ecs, settings.ecs, quota=quota, run_task=launch_pool.run_task if launch_pool is not None else None
+        ecs,
+        settings.ecs,
+        quota=quota,
+        run_task=launch_pool.run_task if launch_pool is not None else None,
+        run_tasks=launch_pool.run_tasks if launch_pool is not None else None,
+        threads=settings.scheduler.max_workers,
     )
     daemon = Daemon(
         settings,
@@ -68,6 +73,7 @@ def run(settings: Settings) -> int:
     daemon.start()
     daemon.wait()
     daemon.stop()
+    launcher.close()
     if launch_pool is not None:
         launch_pool.close()
     if http is not None:

@@ -16,6 +16,7 @@ import queue
 import threading
 import time
 from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -165,6 +166,7 @@ class Daemon:
                 schedules = [*self._retired, self._schedule]
             for schedule in schedules:
                 schedule.shutdown(wait=True)
+            self._firing.drain()  # fires handed over to the herd (scheduld/herd.py)
 
         closer = threading.Thread(target=close_all, daemon=True)
         closer.start()
@@ -209,8 +211,11 @@ class Daemon:
         def take_over() -> int:
             if self._term != term:
                 raise _Superseded
-            for run in self._store.unfinished_runs(older_than_token=lease.token):
-                self._firing.recover(run, lease)
+            # side by side: a herd leaves hundreds of runs claimed when its leader dies, and
+            # each waits for its RunTask answer (the same client tokens: no task twice)
+            unfinished = self._store.unfinished_runs(older_than_token=lease.token)
+            with ThreadPoolExecutor(self._settings.max_workers, thread_name_prefix="recover") as recovering:
+                list(recovering.map(lambda run: self._firing.recover(run, lease), unfinished))
             return self.reconcile(catch_up=True)
 
         policy = retrying(self._retry, temporary=SchedulerError, logger=logger, stop_event=self._stop)
@@ -509,7 +514,7 @@ class Daemon:
         if self._stop.is_set() or not self._active.is_set():
             logger.info("job %s: not firing at %s, scheduld is stopping", job_id, scheduled)
             return
-        self._firing(job_id, scheduled.astimezone(UTC))
+        self._firing.hand_off(job_id, scheduled.astimezone(UTC))
 
 
 class _Superseded(Exception):

@@ -13,12 +13,14 @@ reported in ``LaunchResult.throttled`` so the run records it.
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import logging
 import threading
 import time
 from collections import Counter, deque
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -134,6 +136,18 @@ class LaunchResult:
 
 RunTaskCall = Callable[[dict[str, Any]], Any]
 """Sends one RunTask call (its keyword arguments), as ``ecs.run_task(**params)`` does."""
+RunTaskCalls = Callable[[list[dict[str, Any]]], list["Future[Any]"]]
+"""Sends RunTask calls at once without waiting: one future per call, answered with the
+response or failed with the error boto3 raised (``LaunchPool.run_tasks``)."""
+
+
+@dataclass
+class PendingLaunch:
+    """A launch of one RunTask call under way (``TaskLauncher.start_launches``)."""
+
+    job: Job
+    count: int
+    result: Future[LaunchResult]
 
 
 class TaskLauncher:
@@ -144,10 +158,16 @@ class TaskLauncher:
         *,
         quota: LaunchQuota | None = None,
         run_task: RunTaskCall | None = None,
+        run_tasks: RunTaskCalls | None = None,
+        threads: int = 32,
     ) -> None:
         self._ecs = ecs
         # RunTask itself may go to launcher processes (scheduld/launcher.py); the rest stays here
         self._run_task: RunTaskCall = run_task or (lambda params: ecs.run_task(**params))
+        self._run_tasks: RunTaskCalls = run_tasks or self._on_threads
+        self._threads = threads
+        self._pool: ThreadPoolExecutor | None = None
+        self._pool_lock = threading.Lock()
         self._quota = quota or LaunchQuota(0)
         self._cluster = settings.cluster
         self._prefix = settings.started_by
@@ -228,6 +248,155 @@ class TaskLauncher:
         ``attempt`` (a retry round, scheduld/policies.py) picks fresh client tokens: ECS
         answers a used token with that call's outcome, failures included."""
         result = LaunchResult()
+        count = self._take_quota(job, count, result)
+        base = self._run_task_params(job)
+        remaining, batch = count, 0
+        if remaining > 0:
+            metrics.launching(scheduled, datetime.now(UTC))
+        while remaining > 0:
+            size = min(RUN_TASK_BATCH, remaining)
+            params = self._call_params(job, base, size, scheduled, batch, attempt)
+            started = time.monotonic()
+            try:
+                response = self._run_task(params)
+            except Exception as exc:  # noqa: BLE001 - settled (translated, or raised) below
+                if not self._settle(job, batch, size, started, None, exc, result):
+                    break
+            else:
+                self._settle(job, batch, size, started, response, None, result)
+            remaining -= size
+            batch += 1
+        self._quota.give_back(count - len(result.tasks))
+        return result
+
+    def start_launches(self, launches: list[tuple[Job, int]], *, scheduled: datetime) -> list[PendingLaunch]:
+        """Launch each job's ``count`` (≤ 10: one RunTask call) tasks for the fire of
+        ``scheduled``, all calls sent at once (a herd's launches: one message per launcher
+        process, scheduld/launcher.py); each ``PendingLaunch.result`` is answered as
+        ``launch`` would have returned."""
+        pending: list[PendingLaunch] = []
+        calls: list[dict[str, Any]] = []
+        waiting: list[tuple[PendingLaunch, LaunchResult, int]] = []
+        now = datetime.now(UTC)
+        for job, count in launches:
+            if not 0 < count <= RUN_TASK_BATCH:
+                raise ValueError(f"start_launches takes 1 to {RUN_TASK_BATCH} tasks a job, not {count}")
+            launch = PendingLaunch(job, count, Future())
+            pending.append(launch)
+            result = LaunchResult()
+            try:
+                granted = self._take_quota(job, count, result)
+                if granted:
+                    calls.append(self._call_params(job, self._run_task_params(job), granted, scheduled, 0, 0))
+            except Exception as exc:  # noqa: BLE001 - one job's bad document fails that job only
+                launch.result.set_exception(exc)
+                continue
+            if not granted:
+                launch.result.set_result(result)
+                continue
+            metrics.launching(scheduled, now)
+            waiting.append((launch, result, granted))
+        if not calls:
+            return pending
+        started = time.monotonic()
+        try:
+            answers = self._run_tasks(calls)
+        except Exception as exc:  # noqa: BLE001 - every launch of the batch fails with it
+            for launch, _, _ in waiting:
+                launch.result.set_exception(exc)
+            return pending
+        for (launch, result, granted), answer in zip(waiting, answers, strict=True):
+            answer.add_done_callback(functools.partial(self._answered, launch, result, granted, started))
+        return pending
+
+    def _answered(
+        self, launch: PendingLaunch, result: LaunchResult, granted: int, started: float, answer: Future[Any]
+    ) -> None:
+        try:
+            error = answer.exception()
+            self._settle(launch.job, 0, granted, started, None if error else answer.result(), error, result)
+        except BaseException as exc:  # noqa: BLE001 - never lost: the fire records it failed
+            launch.result.set_exception(exc)
+        else:
+            launch.result.set_result(result)
+        finally:
+            self._quota.give_back(granted - len(result.tasks))
+
+    def _on_threads(self, calls: list[dict[str, Any]]) -> list[Future[Any]]:
+        """In scheduld's process (no launcher processes): each call on a thread of a pool."""
+        with self._pool_lock:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(max_workers=self._threads, thread_name_prefix="runtask")
+            pool = self._pool
+        return [pool.submit(self._run_task, params) for params in calls]
+
+    def close(self) -> None:
+        """Stop the in-process RunTask threads, once the calls under way are answered."""
+        with self._pool_lock:
+            pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.shutdown(wait=True)
+
+    def _call_params(
+        self, job: Job, base: dict[str, Any], size: int, scheduled: datetime, batch: int, attempt: int
+    ) -> dict[str, Any]:
+        return {
+            **base,
+            "count": size,
+            "clientToken": _client_token(job.id, scheduled, batch, attempt),
+            "tags": [
+                *base["tags"],
+                {"key": SCHEDULED_TAG, "value": scheduled.astimezone(UTC).isoformat()},
+            ],
+        }
+
+    def _settle(
+        self,
+        job: Job,
+        batch: int,
+        size: int,
+        started: float,
+        response: Any,
+        error: BaseException | None,
+        result: LaunchResult,
+    ) -> bool:
+        """Add one RunTask call's answer (``response``, or the ``error`` it raised) to
+        ``result``, with its metrics and log lines; False when the call failed."""
+        try:
+            with _translate(job.id, "RunTask"), _measured(size, started):
+                if error is not None:
+                    raise error
+        except LaunchError as exc:
+            result.failures.append(LaunchFailure(reason="RunTaskError", detail=exc.message))
+            result.uncertain = isinstance(exc.__cause__, BotoCoreError)
+            logger.warning("job %s: RunTask batch %d of %d tasks failed: %s", job.id, batch, size, exc)
+            return False
+        metrics.TASKS_STARTED.inc(len(response.get("tasks", [])))
+        for task in response.get("tasks", []):
+            result.tasks.append(
+                LaunchedTask(task_id=task["taskArn"], host_id=task.get("containerInstanceArn"))
+            )
+        for failure in response.get("failures", []):
+            metrics.RUN_TASK_FAILURES.labels(reason=_reason(failure.get("reason"))).inc()
+            result.failures.append(
+                LaunchFailure(
+                    reason=failure.get("reason", "unknown"),
+                    detail=failure.get("detail"),
+                    arn=failure.get("arn"),
+                )
+            )
+            logger.warning(
+                "job %s: RunTask failure %s %s (%s)",
+                job.id,
+                failure.get("reason"),
+                failure.get("detail", ""),
+                failure.get("arn", ""),
+            )
+        return True
+
+    def _take_quota(self, job: Job, count: int, result: LaunchResult) -> int:
+        """How many of ``count`` tasks the launch quota lets start now; the rest is recorded
+        in ``result`` as throttled."""
         granted = self._quota.take(count)
         if granted < count:
             result.throttled = count - granted
@@ -246,54 +415,7 @@ class TaskLauncher:
                 self._quota.per_minute,
             )
             count = granted
-        base = self._run_task_params(job)
-        remaining, batch = count, 0
-        if remaining > 0:
-            metrics.launching(scheduled, datetime.now(UTC))
-        while remaining > 0:
-            size = min(RUN_TASK_BATCH, remaining)
-            params = {
-                **base,
-                "count": size,
-                "clientToken": _client_token(job.id, scheduled, batch, attempt),
-                "tags": [
-                    *base["tags"],
-                    {"key": SCHEDULED_TAG, "value": scheduled.astimezone(UTC).isoformat()},
-                ],
-            }
-            try:
-                with _translate(job.id, "RunTask"), _measured(size):
-                    response = self._run_task(params)
-            except LaunchError as exc:
-                result.failures.append(LaunchFailure(reason="RunTaskError", detail=exc.message))
-                result.uncertain = isinstance(exc.__cause__, BotoCoreError)
-                logger.warning("job %s: RunTask batch %d of %d tasks failed: %s", job.id, batch, size, exc)
-                break
-            metrics.TASKS_STARTED.inc(len(response.get("tasks", [])))
-            for task in response.get("tasks", []):
-                result.tasks.append(
-                    LaunchedTask(task_id=task["taskArn"], host_id=task.get("containerInstanceArn"))
-                )
-            for failure in response.get("failures", []):
-                metrics.RUN_TASK_FAILURES.labels(reason=_reason(failure.get("reason"))).inc()
-                result.failures.append(
-                    LaunchFailure(
-                        reason=failure.get("reason", "unknown"),
-                        detail=failure.get("detail"),
-                        arn=failure.get("arn"),
-                    )
-                )
-                logger.warning(
-                    "job %s: RunTask failure %s %s (%s)",
-                    job.id,
-                    failure.get("reason"),
-                    failure.get("detail", ""),
-                    failure.get("arn", ""),
-                )
-            remaining -= size
-            batch += 1
-        self._quota.give_back(count - len(result.tasks))
-        return result
+        return count
 
     def run_task_request(self, job: Job, count: int) -> dict[str, Any]:
         """The RunTask request a launch of ``count`` tasks sends (without its client token),
@@ -350,9 +472,9 @@ def _reason(reason: str | None) -> str:
 
 
 @contextlib.contextmanager
-def _measured(tasks: int) -> Iterator[None]:
-    """Latency and result of one RunTask call; a failed call fails all its tasks."""
-    started = time.monotonic()
+def _measured(tasks: int, started: float) -> Iterator[None]:
+    """Latency (since ``started``) and result of one RunTask call; a failed call fails all
+    its tasks."""
     try:
         yield
     except ClientError as exc:

@@ -6,17 +6,22 @@ The expected and running counts are computed, then the fire is claimed in the st
 (create-if-absent per job and fire time, guarded by the leadership lease), so whatever the
 number of replicas, crashes or retries, one fire launches once. The tasks are started with
 RunTask client tokens derived from the run id; the run is finished with its outcome, and
-lastRun, lastRunTasks, lastRunFailures and estimatedNextRun are written from it. The claims
-and records of fires under way at once (a herd) are written together (scheduld/batching.py).
-One INFO line per fire; errors are logged with the job id and never escape into the scheduler.
+lastRun, lastRunTasks, lastRunFailures and estimatedNextRun are written from it. The fires
+handed over at once (a herd) are fired as a batch (scheduld/herd.py: one read, one claim and
+one record for all, one INFO line); a batch of up to 10 keeps a line per fire. Errors are logged
+with the job id and never escape into the scheduler.
 """
 
 from __future__ import annotations
 
+import functools
 import itertools
 import logging
 import time
+from collections import Counter
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
@@ -39,11 +44,17 @@ from common.store.base import JobStore, RunLog, RunRecord, RunRequests
 from scheduld import metrics, pacing, policies
 from scheduld.batching import GroupCommit
 from scheduld.deadletter import DeadLetters
-from scheduld.executor import LaunchResult, TaskLauncher
+from scheduld.executor import RUN_TASK_BATCH, LaunchResult, TaskLauncher
 from scheduld.failures import FinalFailures
+from scheduld.herd import Fire, Herd
 from scheduld.triggers import TriggerError, TriggerRegistry
 
 logger = logging.getLogger(__name__)
+
+
+LINES_PER_FIRE_UP_TO = 10
+"""A batch of up to this many fires logs a line per fire at INFO; a bigger one logs those at
+DEBUG and one INFO line for the batch (a line each cost a herd more than its store writes)."""
 
 
 class FiringStore(JobStore, RunLog, RunRequests, Protocol):
@@ -98,8 +109,29 @@ class Firing:
         # the fires of a herd claim and record their runs together (scheduld/batching.py)
         self._claims: GroupCommit[tuple[Run, Lease], bool | None] = GroupCommit(self._claim_together)
         self._records: GroupCommit[RunRecord, bool] = GroupCommit(store.record_runs)
+        self._herd: Herd[_Launch] = Herd(
+            self._fire_many, self._complete_many, self._alone, alone_threads=self._settings.max_workers
+        )
 
     def __call__(self, job_id: str, scheduled: datetime) -> None:
+        """Fire ``job_id`` for ``scheduled``, in a batch with the other fires waiting
+        (scheduld/herd.py); returns once it is recorded."""
+        self._herd.fire(job_id, scheduled)
+
+    def hand_off(self, job_id: str, scheduled: datetime) -> None:
+        """Fire as ``firing(job_id, scheduled)`` does, without waiting for it (the schedule's
+        fires: scheduld/herd.py)."""
+        self._herd.fire(job_id, scheduled, wait=False)
+
+    def drain(self, timeout: float | None = None) -> bool:
+        """Wait for the fires under way; False if some still are after ``timeout``."""
+        return self._herd.drain(timeout)
+
+    def _alone(self, fire: Fire) -> None:
+        """A fire by itself, as before herds: the fallback for what a batch does not handle."""
+        self._fire_alone(fire.job_id, fire.scheduled)
+
+    def _fire_alone(self, job_id: str, scheduled: datetime) -> None:
         started = time.monotonic()
         lag = (datetime.now(UTC) - scheduled).total_seconds()
         try:
@@ -372,6 +404,23 @@ class Firing:
     ) -> RunStatus:
         """Record an attempt's outcome; a failed launch is retried (retryPolicy) or, once
         retries are exhausted, reported (deadLetterQueue) and counted (suspendAfterFailures)."""
+        outcome = self._outcome(job, run, to_start, result, round_=round_)
+        self._after(outcome, written=self._write(outcome.record))
+        return outcome.status
+
+    def _after(self, outcome: _Outcome, *, written: bool) -> None:
+        """What follows an outcome's record: tracking (once written), and a failure's
+        consequences."""
+        finished = outcome.record.run
+        if written and self._on_recorded is not None:
+            self._on_recorded(outcome.job, finished)
+        if outcome.status in ("failed", "partially_launched"):
+            self._failures.after(outcome.job, finished, launch_failed=outcome.launch_failed)
+
+    def _outcome(
+        self, job: Job, run: Run, to_start: int, result: LaunchResult, *, round_: int = 0
+    ) -> _Outcome:
+        """An attempt's outcome: its status, and the record that stores it."""
         now = datetime.now(UTC)
         known = {task.task_id for task in run.tasks}
         new = [task for task in result.tasks if task.task_id not in known]  # a replay re-reports
@@ -433,17 +482,14 @@ class Firing:
             job_status = job_status.model_copy(
                 update={name: getattr(ended, name) for name in ended.model_fields_set}
             )
-        finished = self._finish(
+        record = self._record_of(
             final,
             LaunchResult(tasks=tasks, failures=result.failures),
             status=status,
             job_status=job_status,
             keep=policies.history_limit(job, self._settings),
-            job=job,
         )
-        if status in ("failed", "partially_launched"):
-            self._failures.after(job, finished, launch_failed=launch_failed)
-        return status
+        return _Outcome(job, status, record, launch_failed)
 
     def _finish(
         self,
@@ -457,6 +503,21 @@ class Firing:
         job: Job | None = None,
     ) -> Run:
         """Store the run's outcome and, with it, the job's ``job_status`` (lastRun & co.)."""
+        record = self._record_of(run, result, status=status, job_status=job_status, error=error, keep=keep)
+        if self._write(record) and self._on_recorded is not None:
+            self._on_recorded(job, record.run)
+        return record.run
+
+    def _record_of(
+        self,
+        run: Run,
+        result: LaunchResult,
+        *,
+        status: RunStatus,
+        job_status: JobStatus,
+        error: str | None = None,
+        keep: int | None = None,
+    ) -> RunRecord:
         finished = run.model_copy(
             update={
                 "status": status,
@@ -469,15 +530,187 @@ class Firing:
         )
         keep = keep or self._settings.run_history_per_job
         older_than = datetime.now(UTC) - timedelta(days=self._settings.run_history_days)
+        return RunRecord(finished, job_status, keep, older_than)
+
+    def _write(self, record: RunRecord) -> bool:
+        """Write one record, together with those of other fires under way; False when the
+        store failed (logged)."""
+        run = record.run
         try:
-            if not self._retry_store(self._records.commit, RunRecord(finished, job_status, keep, older_than)):
+            if not self._retry_store(self._records.commit, record):
                 logger.info("job %s was deleted while firing; status not recorded", run.job_id)
         except SchedulerError as exc:
             logger.error("job %s: run for %s not recorded: %s", run.job_id, run.scheduled_for, exc.message)
-            return finished
-        if self._on_recorded is not None:
-            self._on_recorded(job, finished)
-        return finished
+            return False
+        return True
+
+    # --- herds: the fires of a batch (scheduld/herd.py) --------------------------------------
+
+    def _fire_many(self, fires: list[Fire]) -> list[_Launch]:
+        """Claim the runs of ``fires`` in one write and send their RunTask calls at once.
+        A fire that needs more than a plain launch of one RunTask call (a catch-up, a missed
+        deadline, overlap ``replace``, a count that failed...) goes back to fire alone, before
+        anything of it is claimed."""
+        lease = self._lease()
+        if lease is None:
+            for fire in fires:
+                metrics.fired(fire.job_id, "not_leader")
+                fire.handled()
+            logger.info(
+                "not firing %d jobs at %s, this replica does not lead", len(fires), fires[0].scheduled
+            )
+            return []
+        try:  # one read for the batch; a job not found fires alone (which drops it)
+            jobs = self._store.get_jobs({fire.job_id for fire in fires})
+        except SchedulerError as exc:
+            logger.warning("jobs of %d fires not read together (%s)", len(fires), exc.message)
+            jobs = {}
+        plain: list[tuple[Fire, Job, Run, int]] = []
+        for fire in fires:
+            job = jobs.get(fire.job_id)
+            try:
+                planned = None if job is None else self._plan(fire, job, lease)
+            except Exception:  # noqa: BLE001 - it fires alone, which reports its own errors
+                planned = None
+            if planned is None:
+                fire.handled(alone=functools.partial(self._alone, fire))
+            else:
+                plain.append(planned)
+        if not plain:
+            return []
+        try:
+            claimed = self._retry_store(self._store.claim_runs, [run for _, _, run, _ in plain], lease)
+        except LeaseLostError as exc:
+            for fire, _, _, _ in plain:
+                metrics.fired(fire.job_id, "lease_lost")
+                fire.handled()
+            logger.warning("%d fires at %s not claimed: %s", len(plain), plain[0][0].scheduled, exc.message)
+            return []
+        except Exception:
+            for fire, _, _, _ in plain:
+                metrics.fired(fire.job_id, "error")
+                fire.handled()
+            logger.exception(
+                "%d fires at %s failed: their runs could not be claimed", len(plain), fires[0].scheduled
+            )
+            return []
+        launches: list[_Launch] = []
+        skipped: list[_Launch] = []
+        for (fire, job, run, to_start), mine in zip(plain, claimed, strict=True):
+            if not mine:
+                metrics.fired(fire.job_id, "already_claimed")
+                logger.debug("job %s: fire at %s already claimed", fire.job_id, fire.scheduled.isoformat())
+                fire.handled()
+                continue
+            launch = _Launch(fire, job, run, to_start, Future())
+            (launches if to_start else skipped).append(launch)
+        for scheduled in {launch.fire.scheduled for launch in launches}:
+            batch = [launch for launch in launches if launch.fire.scheduled == scheduled]
+            try:
+                pending = self._launcher.start_launches(
+                    [(launch.job, launch.to_start) for launch in batch], scheduled=scheduled
+                )
+            except Exception as exc:  # a bug: the claimed runs are recorded failed, not left
+                logger.exception("%d launches for %s could not start", len(batch), scheduled)
+                for launch in batch:
+                    launch.answer.set_exception(exc)
+                continue
+            for launch, under_way in zip(batch, pending, strict=True):
+                launch.answer = under_way.result
+        if skipped:
+            for launch in skipped:
+                launch.answer.set_result(LaunchResult())
+            self._complete_many(skipped)
+        return launches
+
+    def _plan(self, fire: Fire, job: Job, lease: Lease) -> tuple[Fire, Job, Run, int] | None:
+        """A fire's run and the tasks it starts, if it is a plain one; None otherwise."""
+        scheduled = fire.scheduled
+        if not _should_fire(job, scheduled) or policies.is_missed(
+            job, scheduled=scheduled, now=datetime.now(UTC)
+        ):
+            return None
+        if self._coalesced_from(job, scheduled) is not None:
+            return None
+        expected = self._triggers.expected_count(job)
+        running = 0
+        if expected:
+            running = self._launcher.running_count(job, second=scheduled, fires=self._fires_due(scheduled))
+        if policies.replaces(job, expected=expected, running=running):
+            return None
+        to_start = policies.tasks_to_start(job, expected=expected, running=running)
+        if to_start > RUN_TASK_BATCH:
+            return None
+        run = Run(
+            job_id=job.id,
+            scheduled_for=scheduled,
+            replica=self._replica,
+            token=lease.token,
+            expected=expected,
+            running=running,
+            timeout_seconds=job.timeout_seconds,
+        )
+        return fire, job, run, to_start
+
+    def _complete_many(self, launches: list[_Launch]) -> None:
+        """Record the outcomes of answered launches in one write; one INFO line for them."""
+        outcomes: list[_Outcome] = []
+        for launch in launches:
+            try:
+                result = launch.answer.result()
+            except LaunchError as exc:
+                result = LaunchResult(failures=[LaunchFailure(reason="LaunchError", detail=exc.message)])
+            except Exception as exc:  # noqa: BLE001 - this job's launch failed, not the batch
+                logger.warning("job %s: launch failed: %s", launch.job.id, exc)
+                result = LaunchResult(
+                    failures=[LaunchFailure(reason="LaunchError", detail=type(exc).__name__)]
+                )
+            outcomes.append(self._outcome(launch.job, launch.run, launch.to_start, result))
+        try:
+            written = self._retry_store(self._store.record_runs, [outcome.record for outcome in outcomes])
+        except SchedulerError as exc:
+            logger.error("%d runs not recorded: %s", len(outcomes), exc.message)
+            written = [None] * len(outcomes)
+        statuses: Counter[str] = Counter()
+        now = time.monotonic()
+        single = len(launches) <= LINES_PER_FIRE_UP_TO  # a few fires: a line each, as alone
+        for launch, outcome, stored in zip(launches, outcomes, written, strict=True):
+            if stored is False:
+                logger.info("job %s was deleted while firing; status not recorded", launch.job.id)
+            try:
+                self._after(outcome, written=stored is not None)
+            except Exception:
+                logger.exception("job %s: after its run for %s", launch.job.id, launch.fire.scheduled)
+            metrics.fired(launch.job.id, outcome.status)
+            statuses[outcome.status] += 1
+            if single or logger.isEnabledFor(logging.DEBUG):  # a herd: one INFO line below
+                with bind(job_id=launch.job.id, scheduled_for=launch.fire.scheduled.isoformat()):
+                    logger.log(
+                        logging.INFO if single else logging.DEBUG,
+                        "job %s fired for %s: %s; expected %d, running %d, started %d, failed %d; "
+                        "lag %.3f s, took %.3f s",
+                        launch.job.id,
+                        launch.fire.scheduled.isoformat(),
+                        outcome.status,
+                        launch.run.expected or 0,
+                        launch.run.running or 0,
+                        len(outcome.record.run.tasks),
+                        len(outcome.record.run.failures),
+                        launch.fire.lag,
+                        now - launch.fire.started,
+                    )
+            launch.fire.handled()
+        if single:
+            return
+        first = min(launches, key=lambda launch: launch.fire.scheduled)
+        logger.info(
+            "%d jobs fired for %s: %s; lag up to %.3f s, the slowest took %.3f s",
+            len(launches),
+            first.fire.scheduled.isoformat(),
+            ", ".join(f"{count} {status}" for status, count in sorted(statuses.items())),
+            max(launch.fire.lag for launch in launches),
+            now - min(launch.fire.started for launch in launches),
+        )
 
     def _claim(self, run: Run, lease: Lease) -> bool:
         """``claim_run``, written together with the claims of other fires under way."""
@@ -515,6 +748,25 @@ class Firing:
         if first is not None and first < horizon:
             first = self._first_fire_after(job, horizon - timedelta(microseconds=1), scheduled)
         return first if first is not None and first < scheduled else None
+
+
+@dataclass
+class _Launch:
+    """A fire of a batch, claimed, whose launch is under way (or answered)."""
+
+    fire: Fire
+    job: Job
+    run: Run
+    to_start: int
+    answer: Future[LaunchResult]
+
+
+@dataclass
+class _Outcome:
+    job: Job
+    status: RunStatus
+    record: RunRecord
+    launch_failed: bool
 
 
 def _tried_then_retried(settings: RetrySettings) -> Callable[..., Any]:

@@ -20,9 +20,11 @@ scheduld's own process.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import logging
 import multiprocessing
+import queue
 import signal
 import threading
 import time
@@ -89,13 +91,16 @@ class _Worker:
         self.generation = 1  # how many workers in a row died as they started in this slot
         self.dead = False  # a send failed: not chosen again while its reader replaces it
 
-    def send(self, call: int, params: dict[str, Any], answer: Future[_Answer]) -> None:
+    def send(self, calls: list[tuple[int, dict[str, Any], Future[_Answer]]]) -> None:
+        """Hand ``calls`` over in one pipe message."""
         with self.send_lock:
-            self.held[call] = answer
+            for call, _, answer in calls:
+                self.held[call] = answer
             try:
-                self.connection.send((call, params))
+                self.connection.send([(call, params) for call, params, _ in calls])
             except BaseException as exc:
-                self.held.pop(call, None)
+                for call, _, _ in calls:
+                    self.held.pop(call, None)
                 if isinstance(exc, OSError):  # it died; its reader replaces it
                     self.dead = True
                     raise _WorkerDied() from exc
@@ -140,22 +145,60 @@ class LaunchPool:
             except _WorkerDied:  # closing, or no worker came back in time
                 raise LauncherDied() from None
             try:
-                worker.send(next(self._calls), params, answer)
+                worker.send([(next(self._calls), params, answer)])
             except _WorkerDied:  # not sent: another worker takes it
                 continue
             try:
-                response, error, throttles = answer.result()
+                return _response(answer.result())
             except _WorkerDied:
                 lost += 1
                 if lost == LOST_CALLS:
                     raise LauncherDied() from None
                 continue
-            if throttles:
-                metrics.RUN_TASK_THROTTLES.inc(throttles)
-            if error is not None:
-                raise error
-            assert response is not None
-            return response
+
+    def run_tasks(self, calls: list[dict[str, Any]]) -> list[Future[dict[str, Any]]]:
+        """Send ``calls`` at once, one pipe message per worker (a herd's launches); each
+        future is answered as ``run_task`` returns or raises. A call whose worker dies is
+        sent again through ``run_task`` (same client token)."""
+        results: list[Future[dict[str, Any]]] = [Future() for _ in calls]
+        try:
+            live = self._live()
+        except _WorkerDied:
+            for result in results:
+                result.set_exception(LauncherDied())
+            return results
+        chunk = -(-len(calls) // len(live))
+        for start, worker in zip(range(0, len(calls), chunk), live, strict=False):
+            sent: list[tuple[int, dict[str, Any], Future[_Answer]]] = []
+            for index in range(start, min(start + chunk, len(calls))):
+                answer: Future[_Answer] = Future()
+                answer.add_done_callback(functools.partial(self._settle, calls[index], results[index]))
+                sent.append((next(self._calls), calls[index], answer))
+            try:
+                worker.send(sent)
+            except _WorkerDied:
+                for _, _, answer in sent:
+                    answer.set_exception(_WorkerDied())
+        return results
+
+    def _settle(
+        self, params: dict[str, Any], result: Future[dict[str, Any]], answer: Future[_Answer]
+    ) -> None:
+        if isinstance(answer.exception(), _WorkerDied):  # sent again, on a thread of its own
+            threading.Thread(
+                target=self._again, args=(params, result), name="launcher-again", daemon=True
+            ).start()
+            return
+        try:
+            result.set_result(_response(answer.result()))
+        except BaseException as exc:  # noqa: BLE001 - the call's own error, for its caller
+            result.set_exception(exc)
+
+    def _again(self, params: dict[str, Any], result: Future[dict[str, Any]]) -> None:
+        try:
+            result.set_result(self.run_task(params))
+        except BaseException as exc:  # noqa: BLE001 - the call's own error, for its caller
+            result.set_exception(exc)
 
     def close(self, timeout: float = 10.0) -> None:
         """Stop the workers once the calls under way are answered."""
@@ -167,13 +210,17 @@ class LaunchPool:
 
     def _least_busy(self) -> _Worker:
         """The live worker holding fewest calls; a dead one is replaced within moments."""
+        return min(self._live(), key=lambda w: len(w.held))
+
+    def _live(self) -> list[_Worker]:
+        """The live workers (waiting a few seconds for one, if none is)."""
         for _ in range(50):
             if self._closed.is_set():
                 raise _WorkerDied()
             with self._lock:
                 live = [w for w in self._workers if not (w.dead or w.connection.closed)]
             if live:
-                return min(live, key=lambda w: len(w.held))
+                return live
             self._closed.wait(0.1)
         raise _WorkerDied()
 
@@ -192,8 +239,8 @@ class LaunchPool:
         another in its place (unless closing)."""
         try:
             while True:
-                call, answer = worker.connection.recv()
-                worker.held.pop(call).set_result(answer)
+                for call, answer in worker.connection.recv():
+                    worker.held.pop(call).set_result(answer)
         except (EOFError, OSError):
             pass
         worker.dead = True
@@ -232,26 +279,60 @@ def _serve(connection: Connection, settings: Settings) -> None:
     threads = -(-settings.scheduler.max_workers // max(1, settings.scheduler.launch_processes)) + 1
     ecs = ecs_client(settings, pool=threads)
     ecs.meta.events.register("needs-retry.ecs.RunTask", _count_throttle)
-    sending = threading.Lock()
+    answers: queue.SimpleQueue[tuple[int, _Answer] | None] = queue.SimpleQueue()
     gone = threading.Event()
 
     def answer(call: int, params: dict[str, Any]) -> None:
-        result = _run_task(ecs, params)
-        with sending:
+        answers.put((call, _run_task(ecs, params)))
+
+    def send_answers() -> None:
+        """The answers ready at once go back in one message; None ends."""
+        done = False
+        while not done:
+            ready: list[tuple[int, _Answer]] = []
+            item = answers.get()
+            while item is not None:
+                ready.append(item)
+                if len(ready) == 256:
+                    break
+                try:
+                    item = answers.get_nowait()
+                except queue.Empty:
+                    break
+            done = item is None
+            if not ready:
+                continue
             try:
-                connection.send((call, result))
+                connection.send(ready)
             except OSError:  # scheduld is gone
                 gone.set()
+                return
 
+    sender = threading.Thread(target=send_answers, name="answers", daemon=True)
+    sender.start()
     with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="runtask") as calls:
         while not gone.is_set():
             try:
                 request = connection.recv()
             except (EOFError, OSError):  # scheduld is gone
-                return
+                break
             if request is None:
-                return
-            calls.submit(answer, *request)
+                break
+            for call, params in request:
+                calls.submit(answer, call, params)
+    answers.put(None)
+    sender.join(10)
+
+
+def _response(answer: _Answer) -> dict[str, Any]:
+    """A worker's answer as ``ecs.run_task`` gives it: the response, or its error raised."""
+    response, error, throttles = answer
+    if throttles:
+        metrics.RUN_TASK_THROTTLES.inc(throttles)
+    if error is not None:
+        raise error
+    assert response is not None
+    return response
 
 
 def _run_task(ecs: ECSClient, params: dict[str, Any]) -> _Answer:
