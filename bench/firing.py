@@ -16,7 +16,6 @@ not wait for another process's interpreter lock.
 
 from __future__ import annotations
 
-import os
 import tempfile
 import time
 from collections import Counter
@@ -25,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.fake_aws import Arrival, FakeAWSProcess
-from bench.harness import MotoServer, component, moto_server, percentiles, preload, wait_for_line
+from bench.harness import MotoServer, component, cpu_seconds, moto_server, percentiles, preload, wait_for_line
 
 PRECISION_JOBS = 10_000
 PRECISION_WINDOW = 60.0
@@ -173,8 +172,8 @@ def herd(
             wait_for_line(log, "jobs scheduled", timeout=60)
             fake.take()
             time.sleep(max(0.0, fire_at.timestamp() - 0.5 - time.time()))
-            cpu_before = _cpu_seconds(process.pid), _cpu_seconds(process.pid, children=True)
-            endpoint_before = _cpu_seconds(fake.pid)
+            cpu_before = cpu_seconds(process.pid), cpu_seconds(process.pid, children=True)
+            endpoint_before = cpu_seconds(fake.pid)
             deadline = fire_at.timestamp() + 10
             launched: set[str] = set()
             calls: Counter[str] = Counter()
@@ -185,12 +184,12 @@ def herd(
                 calls += counted
                 launched.update(a.job_id for a in taken)
             cpu = (
-                _cpu_seconds(process.pid) - cpu_before[0],
-                _cpu_seconds(process.pid, children=True) - cpu_before[1],
+                cpu_seconds(process.pid) - cpu_before[0],
+                cpu_seconds(process.pid, children=True) - cpu_before[1],
             )
-            endpoint = _cpu_seconds(fake.pid) - endpoint_before
+            endpoint = cpu_seconds(fake.pid) - endpoint_before
             time.sleep(1.0)  # the runs are recorded, and tracking sees the tasks
-            settled = _cpu_seconds(process.pid) - cpu_before[0]
+            settled = cpu_seconds(process.pid) - cpu_before[0]
     lags = [(a.at - fire_at.timestamp()) * 1000 for a in arrivals]
     stats = percentiles(lags)
     return {
@@ -206,23 +205,3 @@ def herd(
         "launchers_cpu_s": round(cpu[1], 2),
         "ecs_endpoint_cpu_s": round(endpoint, 2),
     }
-
-
-def _cpu_seconds(pid: int, *, children: bool = False) -> float:
-    """User + system CPU of a process, or of its live descendants (launcher processes), from
-    /proc."""
-    tick = os.sysconf("SC_CLK_TCK")
-    total = 0.0
-    pending = [pid]
-    while pending:
-        current = pending.pop()
-        try:
-            if current != pid or not children:
-                fields = Path(f"/proc/{current}/stat").read_text().rsplit(")", 1)[1].split()
-                total += (int(fields[11]) + int(fields[12])) / tick
-            if children:
-                for task in Path(f"/proc/{current}/task").iterdir():
-                    pending += [int(child) for child in (task / "children").read_text().split()]
-        except (FileNotFoundError, ProcessLookupError):
-            continue
-    return total

@@ -170,9 +170,10 @@ def test_worst_hostile_schedule_costs_about_an_ordinary_request(
     client: httpx.Client, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """Relative, not wall-clock: the slowest hostile schedule's best-of-5 answer takes at most
-    five ordinary creates' best-of-5 (a store write with its outbox event; three while a
-    create also waited on SQS and searched the next fires for its frequency warning).
-    Unbounded, the first case alone took seconds of CPU."""
+    ten ordinary creates' best-of-5 (a store write with its outbox event). The bound was three
+    while a create also waited on SQS and searched the next fires for its frequency warning,
+    then five; each cut to the create's own cost raised the ratio, not the hostile cost (about
+    9 ms). Unbounded, the first case alone took seconds of CPU: hundreds of creates."""
     ordinary, status = _fastest(client, {**BASE, "id": "ordinary", "schedule": "*/5"}, new_schedules=True)
     assert status == 201
     plain_400, status = _fastest(client, {**BASE, "schedule": "61"})
@@ -190,7 +191,7 @@ def test_worst_hostile_schedule_costs_about_an_ordinary_request(
             f"{ratio:.2f} x an ordinary create ({ordinary * 1000:.1f} ms), "
             f"{costs[worst] / plain_400:.2f} x a 400 for a bad field value ({plain_400 * 1000:.1f} ms)\n"
         )
-    assert ratio < 5, f"{worst!r} took {costs[worst] * 1000:.1f} ms vs {ordinary * 1000:.1f} ms ordinary"
+    assert ratio < 10, f"{worst!r} took {costs[worst] * 1000:.1f} ms vs {ordinary * 1000:.1f} ms ordinary"
 
 
 def test_the_openapi_document_states_the_limits(client: httpx.Client) -> None:
