@@ -113,10 +113,7 @@ def _webapi(
     variant: str, *, moto: MotoServer, fake: FakeAWS, tmp: Path, seconds: float, bare: dict[str, Any]
 ) -> dict[str, Any]:
     db = tmp / f"{variant}.db"
-    preload(
-        db,
-        [{"id": f"job{n:05d}", "taskDefinition": "bench-task", "schedule": "0 0 0"} for n in range(JOBS)],
-    )
+    _preload(db)
     port = free_port()
     extra = {"WEBAPI__PORT": str(port), "LOG_LEVEL": "WARNING", **WRITES_UNLIMITED}
     if variant == "fast_sqs":
@@ -148,22 +145,20 @@ def _webapi(
 
 
 def _instrumentation(*, moto: MotoServer, fake: FakeAWS, tmp: Path, seconds: float) -> dict[str, Any]:
-    """Throughput with metrics (and the access log) off and on; the same store for all.
+    """Throughput with metrics (and the access log) off and on, each server on a store of its
+    own (on a shared one, every server's outbox relay would also send the others' events).
 
     The three servers run side by side and take turns under load, ``INSTRUMENTATION_ROUNDS``
     times, each figure the best of its rounds: a busy moment on a shared machine then hits
     every setup alike rather than the one that happened to run then.
     """
-    db = tmp / "instrumentation.db"
-    preload(
-        db,
-        [{"id": f"job{n:05d}", "taskDefinition": "bench-task", "schedule": "0 0 0"} for n in range(JOBS)],
-    )
     kinds = ("get", "post")
     best: dict[str, dict[str, dict[str, float]]] = {kind: {} for kind in kinds}
     with contextlib.ExitStack() as running:
         servers: dict[str, tuple[int, int]] = {}
         for setup, env in INSTRUMENTATION.items():
+            db = tmp / f"instrumentation-{setup}.db"
+            _preload(db)
             port = free_port()
             extra = {"WEBAPI__PORT": str(port), "AWS_ENDPOINT_URL_SQS": fake.url, **WRITES_UNLIMITED, **env}
             log = tmp / f"instrumentation-{setup}.log"
@@ -197,6 +192,13 @@ def _instrumentation(*, moto: MotoServer, fake: FakeAWS, tmp: Path, seconds: flo
         )
         figures[kind] = section_figures
     return figures
+
+
+def _preload(db: Path) -> None:
+    preload(
+        db,
+        [{"id": f"job{n:05d}", "taskDefinition": "bench-task", "schedule": "0 0 0"} for n in range(JOBS)],
+    )
 
 
 def _lost(before: float, after: float) -> float:
