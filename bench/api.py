@@ -168,9 +168,11 @@ def _instrumentation(*, moto: MotoServer, fake: FakeAWS, tmp: Path, seconds: flo
             servers[setup] = (port, server.pid)
         for port, _ in servers.values():
             wait_up(port)
+        order = list(servers.items())
         for round_ in range(INSTRUMENTATION_ROUNDS):
             for kind in kinds:
-                for setup, (port, pid) in servers.items():
+                # each setup goes first in one round: none always follows the same neighbour
+                for setup, (port, pid) in order[round_ % len(order) :] + order[: round_ % len(order)]:
                     result = _load(port, kind, 16, seconds, server=pid, tag=f"i{setup}{round_}")
                     seen = best[kind].setdefault(
                         setup, {"rps": 0.0, "p99_ms": 0.0, "server_cpu_ms": 1e9, "errors": 0}
