@@ -209,11 +209,11 @@ class LineHandler(logging.StreamHandler):  # type: ignore[type-arg]
     """The process's stderr handler: records as any StreamHandler, plus lines already formatted
     (``hold``), kept up to ``hold_seconds`` and written together in one call.
 
-    For the one access line of every request, where building a LogRecord, handling, formatting
-    and one write per line were over a quarter of a GET's CPU (bench/request_cpu.py). Held
-    lines go out before any record's line, so the order of lines is kept; at most
-    ``hold_seconds`` of access lines are lost if the process is killed (as nginx's
-    ``access_log … buffer= flush=``).
+    For the lines of every request (``write_line``: the access line, a write's audit line),
+    where building a LogRecord, handling, formatting and one write per line were over a
+    quarter of a GET's CPU (bench/request_cpu.py). Held lines go out before any record's line,
+    so the order of lines is kept; at most ``hold_seconds`` of them are lost if the process is
+    killed (as with nginx's ``access_log … buffer= flush=``).
     """
 
     def __init__(self, stream: Any, *, hold_seconds: float = 0.1, max_held: int = 1000) -> None:
