@@ -143,10 +143,8 @@ class JSONFormatter(logging.Formatter):
         )
 
     def format(self, record: logging.LogRecord) -> str:
-        entry = self.entry(record.created, record.levelname, record.name, record.getMessage())
-        for key, value in _fields_of(record).items():
-            if key not in entry:
-                entry[key] = value
+        message = record.getMessage()
+        entry = self.entry(record.created, record.levelname, record.name, message, _fields_of(record))
         if record.exc_info:
             entry["exception"] = self.formatException(record.exc_info)
         elif record.exc_text:
@@ -155,11 +153,14 @@ class JSONFormatter(logging.Formatter):
             entry["stack"] = record.stack_info
         return json_line(entry)
 
-    def entry(self, created: float, level: str, logger: str, message: str) -> dict[str, Any]:
-        """The fields every line starts with; ``created`` is a ``time.time()``."""
+    def entry(
+        self, created: float, level: str, logger: str, message: str, fields: Mapping[str, Any]
+    ) -> dict[str, Any]:
+        """A line's object: the fields every line starts with, then ``fields`` (context and
+        extras) that do not shadow them; ``created`` is a ``time.time()``."""
         second = int(created)
         millis = min(999, int((created - second) * 1000))
-        return {
+        entry: dict[str, Any] = {
             # as isoformat(timespec="milliseconds") of the UTC time, the second's text cached
             "time": f"{self._second(second)}.{millis:03d}+00:00",
             "level": level,
@@ -167,6 +168,9 @@ class JSONFormatter(logging.Formatter):
             "logger": logger,
             "message": message,
         }
+        for key, value in fields.items():
+            entry.setdefault(key, value)
+        return entry
 
 
 def json_line(entry: Mapping[str, Any]) -> str:
@@ -285,10 +289,8 @@ def write_line(logger: logging.Logger, level: int, message: str, fields: Mapping
     held = held_line_handler(logger, level)
     if held is not None:
         formatter: JSONFormatter = held.formatter  # type: ignore[assignment]  # checked by the lookup
-        entry = formatter.entry(time.time(), logging.getLevelName(level), logger.name, message)
-        for key, value in context_fields(fields).items():
-            entry.setdefault(key, value)
-        held.hold(json_line(entry))
+        name = logging.getLevelName(level)
+        held.hold(json_line(formatter.entry(time.time(), name, logger.name, message, context_fields(fields))))
         return
     # as ``Logger.log`` would, without its search of the stack for the caller
     logger.handle(logger.makeRecord(logger.name, level, __file__, 0, message, (), None, extra=dict(fields)))
