@@ -10,7 +10,7 @@ webapi/access.py.
 from __future__ import annotations
 
 import logging
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 from starlette.concurrency import run_in_threadpool
@@ -58,7 +58,6 @@ measured there); every dependency, ``authorize`` included, still runs on them.""
 
 MAX_PAGE = 1000
 SCAN_BATCH = 500
-T = TypeVar("T")
 
 _ERROR_TEXTS: dict[int | str, str] = {
     400: "Invalid input; `errors` names each bad field",
