@@ -6,32 +6,33 @@ Checked against APScheduler >=3.11,<3.12 (3.11.3); tests/common/test_apscheduler
 drives each seam below through a real scheduler or trigger and fails, naming the seam, on an
 upgrade that breaks it; ``CHECKED`` is the range it accepts. Each seam buys a measured cost
 (bench/firing.py, cold start and herds) or a syntax APScheduler lacks; on APScheduler 4 the
-first five go: its scheduler passes the scheduled fire time to jobs and builds triggers cheaply.
+first four go: its scheduler passes the scheduled fire time to jobs and builds triggers cheaply.
 
 Scheduler side (used by scheduld/scheduler.py):
 
-1. ``FireTimeExecutor._do_submit_job``: APScheduler's thread-pool executor, overridden so a job
-   learns the *scheduled* time it runs for (the run's key, exactly-once firing) and counts the
-   fires of each second (one ECS listing serves a herd). Uses ``run_job``,
-   ``job._jobstore_alias``, ``_run_job_success``/``_run_job_error`` and ``self._pool``.
-2. ``shutdown_pool``: wait for fires under way after the scheduler was shut down without
-   waiting (APScheduler keeps no public handle on the pool).
-3. ``presigned``: APScheduler checks each added job's callable with ``inspect.signature``,
+1. ``FireTimeExecutor._do_submit_job``: an executor that runs each job at once on the
+   scheduler's thread, as APScheduler's own ``DebugExecutor`` does, so a job learns the
+   *scheduled* time it runs for (the run's key, exactly-once firing) and the fires of each
+   second are counted (one ECS listing serves a herd). Uses ``run_job``,
+   ``job._jobstore_alias`` and ``_run_job_success``/``_run_job_error``. scheduld's job only
+   hands its fire over (scheduld/herd.py); a thread pool's hand-off per job cost more than
+   the job (bench/README.md, "scheduld's CPU per herd fire").
+2. ``presigned``: APScheduler checks each added job's callable with ``inspect.signature``,
    which honours a ``__signature__`` attribute; a precomputed one saves most of that check.
 
 Trigger side (used by common/schedule.py and common/expressions.py, in both processes):
 
-4. ``SharedFieldsCronTrigger.FIELDS_MAP``: CronTrigger builds each field through
+3. ``SharedFieldsCronTrigger.FIELDS_MAP``: CronTrigger builds each field through
    ``FIELDS_MAP[name](name, exprs, is_default)``; a cached factory shares compiled fields
    (immutable once built) between triggers of equal fields.
-5. ``metered_next_fire``: CronTrigger's next-fire search calls each field's
+4. ``metered_next_fire``: CronTrigger's next-fire search calls each field's
    ``get_next_value`` and may otherwise walk year by year to 9999; a twin trigger (built
    through ``__new__`` and its five slots) whose ``fields`` charge a step budget bounds it.
-6. ``DayExpression`` and ``ExtendedCronTrigger.DAY_EXPRESSIONS``: a field compiles its text
+5. ``DayExpression`` and ``ExtendedCronTrigger.DAY_EXPRESSIONS``: a field compiles its text
    with the first of its ``COMPILERS`` whose ``value_re`` matches; an expression answers
    ``get_next_value(date, field)``. Extra day-of-month expressions (EventBridge's ``15W``)
    are added there.
-7. ``ExtendedCronTrigger.fields_accept`` and ``refused_field``: read ``fields``
+6. ``ExtendedCronTrigger.fields_accept`` and ``refused_field``: read ``fields``
    (``REAL``, ``get_value``, ``get_next_value``) and build one field alone.
 """
 
@@ -46,8 +47,7 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any, ClassVar
 
-from apscheduler.executors.base import run_job
-from apscheduler.executors.pool import ThreadPoolExecutor
+from apscheduler.executors.base import BaseExecutor, run_job
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.cron.expressions import AllExpression
 from apscheduler.triggers.cron.fields import BaseField, DayOfMonthField
@@ -67,11 +67,16 @@ def current_run_time() -> datetime | None:
 # --- scheduler side -------------------------------------------------------------------------
 
 
-class FireTimeExecutor(ThreadPoolExecutor):  # type: ignore[misc]
-    """APScheduler's thread pool, but the job learns which scheduled time it runs for."""
+class FireTimeExecutor(BaseExecutor):  # type: ignore[misc]
+    """Runs each job at once on the scheduler's thread, telling it which scheduled time it
+    runs for. For jobs that return at once: one that blocks holds up every later fire.
 
-    def __init__(self, max_workers: int) -> None:
-        super().__init__(max_workers=max_workers)
+    As in APScheduler's ``DebugExecutor``, a job's instance count is back to zero when
+    ``submit_job`` returns (the run is over), so ``max_instances`` never refuses a run: a
+    job that must not overlap its previous fire checks that itself (scheduld/herd.py)."""
+
+    def __init__(self) -> None:
+        super().__init__()
         self._submitted: Counter[datetime] = Counter()
         self._submitted_lock = threading.Lock()
 
@@ -81,28 +86,20 @@ class FireTimeExecutor(ThreadPoolExecutor):  # type: ignore[misc]
             return self._submitted[run_time]
 
     def _do_submit_job(self, job: Any, run_times: list[datetime]) -> None:
+        run_time = run_times[-1]  # coalesced: one run time per submission
         with self._submitted_lock:
-            if run_times[-1] not in self._submitted and len(self._submitted) >= 256:
+            if run_time not in self._submitted and len(self._submitted) >= 256:
                 self._submitted = Counter({t: self._submitted[t] for t in sorted(self._submitted)[-128:]})
-            self._submitted[run_times[-1]] += 1
-
-        def run() -> Any:
-            _current.run_time = run_times[-1]  # coalesced: one run time per submission
-            return run_job(job, job._jobstore_alias, run_times, self._logger.name)
-
-        def done(future: Any) -> None:
-            error = future.exception()
-            if error is not None:
-                self._run_job_error(job.id, error, error.__traceback__)
-            else:
-                self._run_job_success(job.id, future.result())
-
-        self._pool.submit(run).add_done_callback(done)
-
-
-def shutdown_pool(executor: FireTimeExecutor) -> None:
-    """Wait for the executor's jobs under way, even after a shutdown that did not wait."""
-    executor._pool.shutdown(wait=True)  # noqa: SLF001
+            self._submitted[run_time] += 1
+        _current.run_time = run_time
+        try:
+            events = run_job(job, job._jobstore_alias, run_times, self._logger.name)
+        except BaseException as exc:  # noqa: BLE001 - reported as APScheduler reports it
+            self._run_job_error(job.id, exc, exc.__traceback__)
+        else:
+            self._run_job_success(job.id, events)
+        finally:
+            _current.run_time = None
 
 
 def presigned(fire: Callable[[str], None]) -> Callable[[str], None]:
@@ -143,7 +140,7 @@ _budget = _Budget()
 
 class _MeteredField:
     """A compiled field that charges one step of this thread's budget per ``get_next_value``
-    (seam 5): the only way into CronTrigger's search loop."""
+    (seam 4): the only way into CronTrigger's search loop."""
 
     __slots__ = ("_next", "name", "is_default", "REAL", "get_value", "get_min", "get_max")
 
@@ -178,7 +175,7 @@ def _metered_twin(trigger: CronTrigger) -> CronTrigger:
 def metered_next_fire(
     trigger: CronTrigger, previous: datetime | None, now: datetime, *, steps: int
 ) -> datetime | None:
-    """CronTrigger's own ``get_next_fire_time`` in at most ``steps`` field steps (seam 5);
+    """CronTrigger's own ``get_next_fire_time`` in at most ``steps`` field steps (seam 4);
     SearchBudgetExceeded beyond. Only the fields' search runs: a subclass's own
     ``get_next_fire_time`` (DST handling, bounds) is the caller's to apply."""
     twin = trigger.metered() if isinstance(trigger, SharedFieldsCronTrigger) else _metered_twin(trigger)
@@ -193,7 +190,7 @@ def metered_next_fire(
 
 class SharedFieldsCronTrigger(CronTrigger):  # type: ignore[misc]
     """A CronTrigger whose compiled fields are shared with other triggers of equal fields
-    (seam 4). Compiling its eight fields is most of a CronTrigger's construction, and
+    (seam 3). Compiling its eight fields is most of a CronTrigger's construction, and
     schedules repeat field values (``0`` hours, ``*`` years), so a 100 000-job cold start
     compiles a few hundred fields instead of 800 000."""
 
@@ -212,7 +209,7 @@ class SharedFieldsCronTrigger(CronTrigger):  # type: ignore[misc]
 
 
 class DayExpression(AllExpression):  # type: ignore[misc]
-    """An extra day-of-month expression for ``ExtendedCronTrigger.DAY_EXPRESSIONS`` (seam 6).
+    """An extra day-of-month expression for ``ExtendedCronTrigger.DAY_EXPRESSIONS`` (seam 5).
 
     APScheduler builds it with ``value_re``'s named groups as keyword arguments when the
     field's text matches; ``next_day`` gives the first matching day of the month from
@@ -232,7 +229,7 @@ class DayExpression(AllExpression):  # type: ignore[misc]
 
 class ExtendedCronTrigger(CronTrigger):  # type: ignore[misc]
     """A CronTrigger whose day-of-month field also accepts the subclass's
-    ``DAY_EXPRESSIONS`` (seam 6), and which can check a moment against its fields (seam 7)."""
+    ``DAY_EXPRESSIONS`` (seam 5), and which can check a moment against its fields (seam 6)."""
 
     __slots__ = ()
     DAY_EXPRESSIONS: ClassVar[tuple[type[DayExpression], ...]] = ()

@@ -2,9 +2,10 @@
 that imports it (its internals are reached only through common/apscheduler_seams.py).
 
 Deliberate settings: UTC; coalesce (missed fires collapse into one run); misfire grace from
-config (APScheduler's default of 1 s would drop fires under load); one instance per job at a
-time; a thread pool sized from config (APScheduler's default is 10 workers). The fire callback
-receives the *scheduled* fire time, which becomes the job's ``lastRun``.
+config (APScheduler's default of 1 s would drop fires under load). The fire callback receives
+the *scheduled* fire time, which becomes the job's ``lastRun``; it runs on the scheduler's own
+thread and must return at once (it hands the fire over: scheduld/herd.py, which also keeps
+one fire of a job at a time), so no thread pool stands between the two.
 """
 
 from __future__ import annotations
@@ -22,14 +23,14 @@ from apscheduler.jobstores.base import JobLookupError
 from apscheduler.schedulers.background import BackgroundScheduler
 
 from common import schedule as schedule_syntax
-from common.apscheduler_seams import FireTimeExecutor, current_run_time, presigned, shutdown_pool
+from common.apscheduler_seams import FireTimeExecutor, current_run_time, presigned
 from common.config import SchedulerSettings
 from common.models import Job
 
 logger = logging.getLogger(__name__)
 
 FireCallback = Callable[[str, datetime], None]
-"""Called on a worker thread with (job id, scheduled fire time)."""
+"""Called on the scheduler's thread with (job id, scheduled fire time); returns at once."""
 
 
 @dataclass(frozen=True)
@@ -66,7 +67,7 @@ class Schedule:
         self._fingerprints: dict[str, _Fingerprint] = {}
         self._lock = threading.Lock()
         self._job_callable = presigned(self._fire)
-        self._executor = FireTimeExecutor(max_workers=settings.max_workers)
+        self._executor = FireTimeExecutor()
         self._scheduler = BackgroundScheduler(
             executors={"default": self._executor},
             job_defaults={
@@ -85,12 +86,11 @@ class Schedule:
         self._scheduler.start()
 
     def shutdown(self, *, wait: bool) -> None:
-        """Stop firing; with ``wait``, also wait for fires under way (even after an earlier
-        shutdown without waiting)."""
+        """Stop firing. A fire is handed over before the scheduler's thread moves on, so none
+        is under way here once this returns, ``wait`` or not (the fires handed over are the
+        herd's to finish: ``Firing.drain``)."""
         if self._scheduler.running:
             self._scheduler.shutdown(wait=wait)
-        elif wait:
-            shutdown_pool(self._executor)
 
     def put(self, job: Job, *, catch_up: bool = False) -> Scheduled | None:
         """Schedule ``job`` or apply its changes; None when nothing changed.

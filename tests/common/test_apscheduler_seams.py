@@ -27,7 +27,6 @@ from common.apscheduler_seams import (
     current_run_time,
     metered_next_fire,
     presigned,
-    shutdown_pool,
 )
 
 
@@ -42,7 +41,7 @@ def test_installed_apscheduler_is_in_the_checked_range() -> None:
 
 @pytest.fixture
 def executor() -> FireTimeExecutor:
-    return FireTimeExecutor(max_workers=4)
+    return FireTimeExecutor()
 
 
 @pytest.fixture
@@ -74,6 +73,28 @@ def test_seam_1_executor_hands_each_run_its_scheduled_time_and_counts_the_herd(
     assert executor.submitted(at) == 3
 
 
+def test_seam_1_executor_runs_jobs_on_the_scheduler_thread_and_again_at_their_next_fire(
+    scheduler: BackgroundScheduler,
+) -> None:
+    """Run at once, a job's instance count is back to zero before its next fire: APScheduler's
+    ``max_instances`` never skips it."""
+    runs: list[tuple[threading.Thread, datetime | None]] = []
+
+    def job() -> None:
+        runs.append((threading.current_thread(), current_run_time()))
+
+    first = datetime.now(UTC) + timedelta(milliseconds=100)
+    scheduler.add_job(job, "interval", seconds=0.3, next_run_time=first, id="again", max_instances=1)
+    deadline = time.monotonic() + 5
+    while len(runs) < 3 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert len(runs) >= 3, "the job's later fires were skipped"
+    assert {thread.name for thread, _ in runs} == {"APScheduler"}
+    times = [at for _, at in runs]
+    assert times[:2] == [first, first + timedelta(seconds=0.3)]
+    assert current_run_time() is None
+
+
 def test_seam_1_executor_reports_outcomes_through_apscheduler_events(scheduler: BackgroundScheduler) -> None:
     from apscheduler.events import EVENT_JOB_ERROR, EVENT_JOB_EXECUTED
 
@@ -92,26 +113,7 @@ def test_seam_1_executor_reports_outcomes_through_apscheduler_events(scheduler: 
     assert sorted(events) == sorted([EVENT_JOB_EXECUTED, EVENT_JOB_ERROR])
 
 
-def test_seam_2_shutdown_pool_waits_for_a_fire_under_way() -> None:
-    executor = FireTimeExecutor(max_workers=2)
-    scheduler = BackgroundScheduler(executors={"default": executor}, timezone=UTC)
-    scheduler.start()
-    started, finished = threading.Event(), threading.Event()
-
-    def slow() -> None:
-        started.set()
-        time.sleep(0.5)
-        finished.set()
-
-    # an interval job stays in the store after its run, as scheduld's cron jobs do
-    scheduler.add_job(slow, "interval", seconds=60, next_run_time=datetime.now(UTC), id="slow")
-    assert started.wait(5)
-    scheduler.shutdown(wait=False)
-    shutdown_pool(executor)
-    assert finished.is_set()
-
-
-def test_seam_3_apscheduler_checks_callables_through_their_signature_attribute() -> None:
+def test_seam_2_apscheduler_checks_callables_through_their_signature_attribute() -> None:
     calls: list[str] = []
     fire_job = presigned(calls.append)
     assert inspect.signature(fire_job) is fire_job.__signature__  # type: ignore[attr-defined]
@@ -124,7 +126,7 @@ def test_seam_3_apscheduler_checks_callables_through_their_signature_attribute()
     assert calls == ["direct"]
 
 
-def test_seam_4_shared_fields_trigger_fires_like_a_cron_trigger_and_shares_fields() -> None:
+def test_seam_3_shared_fields_trigger_fires_like_a_cron_trigger_and_shares_fields() -> None:
     fields = {"second": "0", "minute": "*/5", "hour": "1-3", "day_of_week": "mon-fri"}
     shared = SharedFieldsCronTrigger(timezone=UTC, **fields)
     again = SharedFieldsCronTrigger(timezone=UTC, **fields)
@@ -139,7 +141,7 @@ def test_seam_4_shared_fields_trigger_fires_like_a_cron_trigger_and_shares_field
 
 
 @pytest.mark.parametrize("trigger_class", [CronTrigger, SharedFieldsCronTrigger])
-def test_seam_5_metered_search_finds_what_apscheduler_finds_and_stops_at_its_budget(
+def test_seam_4_metered_search_finds_what_apscheduler_finds_and_stops_at_its_budget(
     trigger_class: type[CronTrigger],
 ) -> None:
     fields = {"second": "0", "minute": "0", "hour": "0", "day": "29", "month": "2"}
@@ -173,7 +175,7 @@ class _WithFifteenth(ExtendedCronTrigger):
     DAY_EXPRESSIONS = (_Fifteenth,)
 
 
-def test_seam_6_an_extra_day_expression_is_compiled_and_searched() -> None:
+def test_seam_5_an_extra_day_expression_is_compiled_and_searched() -> None:
     trigger = _WithFifteenth(timezone=UTC, second="0", minute="0", hour="12", day="15x")
     now = datetime(2026, 11, 30, tzinfo=UTC)
     assert trigger.get_next_fire_time(None, now) == datetime(2026, 12, 15, 12, tzinfo=UTC)
@@ -182,7 +184,7 @@ def test_seam_6_an_extra_day_expression_is_compiled_and_searched() -> None:
         CronTrigger(timezone=UTC, day="15x")  # APScheduler itself does not know it
 
 
-def test_seam_7_fields_accept_and_refused_field() -> None:
+def test_seam_6_fields_accept_and_refused_field() -> None:
     trigger = _WithFifteenth(timezone=UTC, second="0", minute="30", hour="12", day="15x")
     assert trigger.fields_accept(datetime(2026, 12, 15, 12, 30))
     assert not trigger.fields_accept(datetime(2026, 12, 15, 12, 31))
