@@ -32,6 +32,7 @@ from common.models import (
     Attempt,
     Job,
     JobStatus,
+    LaunchedTask,
     LaunchFailure,
     Lease,
     Run,
@@ -476,18 +477,20 @@ class Firing:
                 last_run_failures=result.failures or None,
                 estimated_next_run=self._next_fire_time(job.id),
             )
-        final = run.model_copy(update={"attempts": attempts, "next_attempt_at": next_at})
+        retry = {"attempts": attempts, "next_attempt_at": next_at}
         if status == "failed" and run.trigger is None:  # ended at launch: no task to track
-            ended = outcome_status(job, final.model_copy(update={"status": status}))
+            ended = outcome_status(job, run.model_copy(update={**retry, "status": status}))
             job_status = job_status.model_copy(
                 update={name: getattr(ended, name) for name in ended.model_fields_set}
             )
         record = self._record_of(
-            final,
+            run,
             LaunchResult(tasks=tasks, failures=result.failures),
             status=status,
             job_status=job_status,
             keep=policies.history_limit(job, self._settings),
+            changes=retry,
+            now=now,
         )
         return _Outcome(job, status, record, launch_failed)
 
@@ -517,19 +520,24 @@ class Firing:
         job_status: JobStatus,
         error: str | None = None,
         keep: int | None = None,
+        changes: dict[str, Any] | None = None,
+        now: datetime | None = None,
     ) -> RunRecord:
+        """The record that stores ``run`` finished with ``result`` (and ``changes``)."""
+        now = now or datetime.now(UTC)
         finished = run.model_copy(
             update={
+                **(changes or {}),
                 "status": status,
                 "started": len(result.tasks),
-                "tasks": [TrackedTask.model_validate(task.model_dump()) for task in result.tasks],
+                "tasks": [_tracked(task) for task in result.tasks],
                 "failures": result.failures,
                 "error": error or _error_of(result),
-                "finished_at": datetime.now(UTC),
+                "finished_at": now,
             }
         )
         keep = keep or self._settings.run_history_per_job
-        older_than = datetime.now(UTC) - timedelta(days=self._settings.run_history_days)
+        older_than = now - timedelta(days=self._settings.run_history_days)
         return RunRecord(finished, job_status, keep, older_than)
 
     def _write(self, record: RunRecord) -> bool:
@@ -566,10 +574,11 @@ class Firing:
             logger.warning("jobs of %d fires not read together (%s)", len(fires), exc.message)
             jobs = {}
         plain: list[tuple[Fire, Job, Run, int]] = []
+        now = datetime.now(UTC)
         for fire in fires:
             job = jobs.get(fire.job_id)
             try:
-                planned = None if job is None else self._plan(fire, job, lease)
+                planned = None if job is None else self._plan(fire, job, lease, now)
             except Exception:  # noqa: BLE001 - it fires alone, which reports its own errors
                 planned = None
             if planned is None:
@@ -594,41 +603,38 @@ class Firing:
                 "%d fires at %s failed: their runs could not be claimed", len(plain), fires[0].scheduled
             )
             return []
-        launches: list[_Launch] = []
+        to_launch: list[tuple[Fire, Job, Run, int]] = []
         skipped: list[_Launch] = []
-        for (fire, job, run, to_start), mine in zip(plain, claimed, strict=True):
+        for planned, mine in zip(plain, claimed, strict=True):
+            fire, job, run, to_start = planned
             if not mine:
                 metrics.fired(fire.job_id, "already_claimed")
                 logger.debug("job %s: fire at %s already claimed", fire.job_id, fire.scheduled.isoformat())
                 fire.handled()
-                continue
-            launch = _Launch(fire, job, run, to_start, Future())
-            (launches if to_start else skipped).append(launch)
-        for scheduled in {launch.fire.scheduled for launch in launches}:
-            batch = [launch for launch in launches if launch.fire.scheduled == scheduled]
+            elif to_start:
+                to_launch.append(planned)
+            else:
+                skipped.append(_Launch(fire, job, run, to_start, _answer(LaunchResult())))
+        launches: list[_Launch] = []
+        for scheduled in {fire.scheduled for fire, _, _, _ in to_launch}:
+            batch = [planned for planned in to_launch if planned[0].scheduled == scheduled]
             try:
                 pending = self._launcher.start_launches(
-                    [(launch.job, launch.to_start) for launch in batch], scheduled=scheduled
+                    [(job, to_start) for _, job, _, to_start in batch], scheduled=scheduled
                 )
+                answers = [under_way.result for under_way in pending]
             except Exception as exc:  # a bug: the claimed runs are recorded failed, not left
                 logger.exception("%d launches for %s could not start", len(batch), scheduled)
-                for launch in batch:
-                    launch.answer.set_exception(exc)
-                continue
-            for launch, under_way in zip(batch, pending, strict=True):
-                launch.answer = under_way.result
+                answers = [_answer(error=exc) for _ in batch]
+            launches += [_Launch(*planned, answer) for planned, answer in zip(batch, answers, strict=True)]
         if skipped:
-            for launch in skipped:
-                launch.answer.set_result(LaunchResult())
             self._complete_many(skipped)
         return launches
 
-    def _plan(self, fire: Fire, job: Job, lease: Lease) -> tuple[Fire, Job, Run, int] | None:
+    def _plan(self, fire: Fire, job: Job, lease: Lease, now: datetime) -> tuple[Fire, Job, Run, int] | None:
         """A fire's run and the tasks it starts, if it is a plain one; None otherwise."""
         scheduled = fire.scheduled
-        if not _should_fire(job, scheduled) or policies.is_missed(
-            job, scheduled=scheduled, now=datetime.now(UTC)
-        ):
+        if not _should_fire(job, scheduled) or policies.is_missed(job, scheduled=scheduled, now=now):
             return None
         if self._coalesced_from(job, scheduled) is not None:
             return None
@@ -681,7 +687,6 @@ class Firing:
                 self._after(outcome, written=stored is not None)
             except Exception:
                 logger.exception("job %s: after its run for %s", launch.job.id, launch.fire.scheduled)
-            metrics.fired(launch.job.id, outcome.status)
             statuses[outcome.status] += 1
             if single or logger.isEnabledFor(logging.DEBUG):  # a herd: one INFO line below
                 with bind(job_id=launch.job.id, scheduled_for=launch.fire.scheduled.isoformat()):
@@ -699,7 +704,8 @@ class Firing:
                         launch.fire.lag,
                         now - launch.fire.started,
                     )
-            launch.fire.handled()
+        metrics.fired_many(statuses, lambda: ((o.job.id, o.status) for o in outcomes))
+        self._herd.handled([launch.fire for launch in launches])
         if single:
             return
         first = min(launches, key=lambda launch: launch.fire.scheduled)
@@ -787,6 +793,23 @@ def _tried_then_retried(settings: RetrySettings) -> Callable[..., Any]:
             return policy(store_call, *args, **kwargs)
 
     return call
+
+
+def _answer(result: LaunchResult | None = None, *, error: BaseException | None = None) -> Future[Any]:
+    """A launch's answer, known already."""
+    answer: Future[Any] = Future()
+    if error is not None:
+        answer.set_exception(error)
+    else:
+        answer.set_result(result or LaunchResult())
+    return answer
+
+
+def _tracked(task: LaunchedTask) -> TrackedTask:
+    """A task of a run: a copy of what tracking learnt of it, or RunTask's answer as is."""
+    if isinstance(task, TrackedTask):
+        return TrackedTask.model_validate(task.model_dump())
+    return TrackedTask(task_id=task.task_id, host_id=task.host_id)
 
 
 def _error_of(result: LaunchResult) -> str | None:

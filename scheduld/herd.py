@@ -53,7 +53,7 @@ that never leaves the herd idle) let it run again until the herd is idle."""
 class Fire:
     """One fire waiting in a herd, and how its own thread goes on once it is handled."""
 
-    __slots__ = ("job_id", "scheduled", "started", "lag", "_handled", "_finish", "done")
+    __slots__ = ("job_id", "scheduled", "started", "lag", "is_handled", "_finish", "done")
 
     def __init__(
         self,
@@ -68,7 +68,8 @@ class Fire:
         self.started = time.monotonic()
         self.lag = (datetime.now(UTC) - scheduled).total_seconds()
         """From the scheduled time to the fire's hand-off to the herd."""
-        self._handled = False
+        self.is_handled = False
+        """The batch is done with it (``handled``)."""
         self._finish = finish
         self.done = threading.Event() if waited else None
         """Set once the fire is over (recorded, or fired alone); None when nobody waits."""
@@ -76,12 +77,8 @@ class Fire:
     def handled(self, *, alone: Callable[[], object] | None = None) -> None:
         """The batch is done with this fire; ``alone``, if given, fires it by itself next, on
         a thread of its own."""
-        self._handled = True
+        self.is_handled = True
         self._finish(self, alone)
-
-    @property
-    def is_handled(self) -> bool:
-        return self._handled
 
 
 class Launch(Protocol):
@@ -124,6 +121,9 @@ class Herd(Generic[L]):
         self._idle = threading.Condition(lock)  # no fire is under way
         self._in_flight: dict[str, Fire] = {}
         self._under_way = 0  # launches not answered yet, or answered and not taken
+        # each launch by its answer to come: a callback holding its launch would make a
+        # cycle (launch → answer → callback → launch) that only the garbage collector frees
+        self._unanswered: dict[Future[Any], L] = {}
         self._answered_since = 0.0
         self._collector = CollectorPause()
         self._alone_threads = ThreadPoolExecutor(max_workers=alone_threads, thread_name_prefix="fire-alone")
@@ -156,6 +156,20 @@ class Herd(Generic[L]):
         with self._idle:
             return self._idle.wait_for(lambda: not self._in_flight, timeout)
 
+    def handled(self, fires: list[Fire]) -> None:
+        """As ``fire.handled()`` for each of ``fires``, in one go."""
+        with self._wake:
+            for fire in fires:
+                fire.is_handled = True
+                if self._in_flight.get(fire.job_id) is fire:
+                    del self._in_flight[fire.job_id]
+            if not self._in_flight:
+                self._collector.resume(idle=True)
+                self._idle.notify_all()
+        for fire in fires:
+            if fire.done is not None:
+                fire.done.set()
+
     def _finish(self, fire: Fire, alone: Callable[[], object] | None) -> None:
         if alone is not None:
             self._alone_threads.submit(self._fire_alone, fire, alone)
@@ -175,12 +189,16 @@ class Herd(Generic[L]):
         finally:
             self._finish(fire, None)
 
-    def _answered_now(self, launch: L) -> None:
+    def _answered_now(self, answer: Future[Any]) -> None:
         with self._wake:
+            launch = self._unanswered.pop(answer)
             if not self._answered:
                 self._answered_since = time.monotonic()
             self._answered.append(launch)
-            self._wake_up()
+            # the herd thread waits for the first answer, then for all of them or the window's
+            # end: woken for each answer, it would only go back to waiting (a thread switch each)
+            if len(self._answered) == 1 or len(self._answered) >= self._under_way:
+                self._wake_up()
 
     def _wake_up(self) -> None:
         """The herd thread has work: wake it, or start it (it ends when idle). Locked."""
@@ -190,20 +208,26 @@ class Herd(Generic[L]):
         self._wake.notify()
 
     def _run(self) -> None:
-        while True:
-            with self._wake:
-                if not self._wait_for_work():
-                    self._running = False
-                    # launches unanswered for a second: the collector need not wait for them
-                    self._collector.resume(idle=not self._in_flight)
-                    return
-                fires, self._fires = self._fires, []
-                answered, self._answered = self._answered, []
-                self._under_way -= len(answered)
-            if answered:  # first: their fires' threads have waited longest
-                self._complete(answered)
-            if fires:
-                self._start(fires)
+        while self._turn():
+            pass
+
+    def _turn(self) -> bool:
+        """One turn of the herd thread: the work waiting, if any came (False: idle, ended).
+        What a turn handled is freed once it returns, not kept until the next one."""
+        with self._wake:
+            if not self._wait_for_work():
+                self._running = False
+                # launches unanswered for a second: the collector need not wait for them
+                self._collector.resume(idle=not self._in_flight)
+                return False
+            fires, self._fires = self._fires, []
+            answered, self._answered = self._answered, []
+            self._under_way -= len(answered)
+        if answered:  # first: their fires' threads have waited longest
+            self._complete(answered)
+        if fires:
+            self._start(fires)
+        return True
 
     def _wait_for_work(self) -> bool:
         """Wait for fires, or for answers worth recording: all those under way, or whatever
@@ -241,8 +265,9 @@ class Herd(Generic[L]):
             return
         with self._wake:
             self._under_way += len(launches)
+            self._unanswered.update((launch.answer, launch) for launch in launches)
         for launch in launches:
-            launch.answer.add_done_callback(lambda _, launch=launch: self._answered_now(launch))  # type: ignore[misc]
+            launch.answer.add_done_callback(self._answered_now)
 
 
 class CollectorPause:

@@ -7,7 +7,7 @@ Label values come from small fixed sets (outcome, result, reason codes of ECS an
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
 
 from prometheus_client import Counter, Gauge, Histogram
@@ -112,6 +112,16 @@ def fired(job_id: str, outcome: str) -> None:
     FIRES.labels(outcome=outcome).inc()
     if _per_job:
         JOB_FIRES.labels(job_id=job_id, outcome=outcome).inc()
+
+
+def fired_many(outcomes: Mapping[str, int], fires: Callable[[], Iterable[tuple[str, str]]]) -> None:
+    """A batch's fires: ``outcomes`` counts them by outcome; ``fires`` gives (job id,
+    outcome) of each, asked only with ``per_job``."""
+    for outcome, count in outcomes.items():
+        FIRES.labels(outcome=outcome).inc(count)
+    if _per_job:
+        for job_id, outcome in fires():
+            JOB_FIRES.labels(job_id=job_id, outcome=outcome).inc()
 
 
 def run_finished(status: str, *, task_durations: list[float], ended_at: datetime, now: datetime) -> None:

@@ -57,6 +57,15 @@ def _trigger(timing: schedule_syntax.Timing) -> Any:
     return timing.trigger()
 
 
+@functools.lru_cache(maxsize=4096)
+def _first_fire_after(timing: schedule_syntax.Timing, moment: datetime) -> datetime | None:
+    """The first fire of ``timing`` strictly after ``moment``. Every fire of a job asks it
+    from the job's last fire (a gap means missed fires), so a herd of jobs sharing their
+    timing and last fire asks it once instead of once a job (a cron search: 14-24 µs)."""
+    first: datetime | None = schedule_syntax.next_fire_time(_trigger(timing), moment)
+    return first
+
+
 class Schedule:
     """Which jobs fire when. Thread-safe; ``put`` is idempotent."""
 
@@ -140,8 +149,7 @@ class Schedule:
 
     def first_fire_after(self, job: Job, moment: datetime, until: datetime) -> datetime | None:
         """The job's first fire time after ``moment`` (None if none up to ``until``)."""
-        trigger = _trigger(job.timing)
-        first = schedule_syntax.next_fire_time(trigger, moment)
+        first = _first_fire_after(job.timing, moment)
         return first if first is not None and first <= until else None
 
     def fires_due(self, moment: datetime) -> int:

@@ -8,6 +8,7 @@ the others gather into the next batch whatever the thread timing.
 
 from __future__ import annotations
 
+import gc
 import logging
 import threading
 from collections.abc import Callable, Sequence
@@ -19,7 +20,9 @@ from prometheus_client import REGISTRY
 
 from common.models import Job, Lease, Run
 from common.store.base import Store
-from scheduld.executor import TaskLauncher
+from scheduld import herd
+from scheduld.executor import LaunchResult, TaskLauncher
+from scheduld.herd import CollectorPause
 from scheduld.triggers import TriggerRegistry
 from tests.scheduld.conftest import job, make_firing, running_tasks
 
@@ -85,8 +88,10 @@ def test_a_herd_is_claimed_in_one_batch_and_each_job_keeps_its_outcome(
     with caplog.at_level(logging.WARNING, logger="scheduld.herd"):
         firing.hand_off("ok-1", second + timedelta(seconds=1))  # its fire of `second` is under way
     assert "still under way" in caplog.text
+    assert not gc.isenabled(), "the collector runs while fires are under way"
     gate.open()
     assert firing.drain(timeout=30)
+    assert gc.isenabled(), "the collector stayed paused after the herd"
 
     assert 6 in gate.sizes  # ok-1…ok-4, busy and broken in one claim; replacing fired alone
     for name in plain:
@@ -137,3 +142,101 @@ def test_a_herd_interrupted_by_a_lost_lease_launches_nothing_it_did_not_claim(
     assert all(sqlite_store.list_runs(name) == [] for name in names[1:])
     assert len(running_tasks(ecs_client, cluster)) == 1
     assert fires("lease_lost") - lost == len(names) - 1
+
+
+def test_a_herd_leaves_no_cycle_for_the_garbage_collector(
+    sqlite_store: Store,
+    launcher: TaskLauncher,
+    triggers: TriggerRegistry,
+    lease: Lease,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The collector is paused during a herd: what a herd allocates must be freed by reference
+    counts, or each herd leaves its fires' objects to a full collection."""
+    monkeypatch.setattr(herd, "IDLE_SECONDS", 0.05)
+    second = datetime.now(UTC).replace(microsecond=0)
+    firing = make_firing(sqlite_store, launcher, triggers, lease)
+    names = [f"c-{n}" for n in range(5)]
+    for name in names:
+        sqlite_store.create_job(job(name))
+    gc.collect()
+    gc.set_debug(gc.DEBUG_SAVEALL)
+    try:
+        for name in names:
+            firing.hand_off(name, second)
+        assert firing.drain(timeout=30)
+        assert all(sqlite_store.list_runs(name)[0].status == "launched" for name in names)
+        for thread in threading.enumerate():  # idle herd threads end, and their last turn with them
+            if thread.name == "herd":
+                thread.join(5)
+        gc.collect()
+        left = {type(thing).__name__ for thing in gc.garbage}
+    finally:
+        gc.set_debug(0)
+        gc.garbage.clear()
+    assert not left & {"_Launch", "Fire", "PendingLaunch", "LaunchResult", "Run", "Job"}, left
+
+
+def test_a_batch_whose_launches_cannot_start_records_its_claimed_runs_failed(
+    sqlite_store: Store,
+    launcher: TaskLauncher,
+    triggers: TriggerRegistry,
+    lease: Lease,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A bug in starting the RunTask calls (here: a stand-in for TaskLauncher.start_launches
+    that raises, as no real ECS answer can make it) leaves no claimed run behind."""
+    second = datetime.now(UTC).replace(microsecond=0)
+    firing = make_firing(sqlite_store, launcher, triggers, lease)
+    names = [f"b-{n}" for n in range(3)]
+    for name in names:
+        sqlite_store.create_job(job(name))
+    failed = fires("failed")
+
+    def broken(launches: list[tuple[Job, int]], *, scheduled: datetime) -> list[LaunchResult]:
+        raise RuntimeError("bug")
+
+    monkeypatch.setattr(launcher, "start_launches", broken)
+    with caplog.at_level(logging.ERROR, logger="scheduld.firing"):
+        for name in names:
+            firing.hand_off(name, second)
+        assert firing.drain(timeout=30)
+    assert "could not start" in caplog.text
+    for name in names:
+        (run,) = sqlite_store.list_runs(name)
+        assert (run.status, run.started) == ("failed", 0), name
+    assert fires("failed") - failed == len(names)
+
+
+def test_the_collector_pause_ends_when_idle_and_never_outlasts_its_limit(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    pause = CollectorPause()
+    assert gc.isenabled()
+    try:
+        pause.pause()
+        assert not gc.isenabled()
+        pause.resume(idle=True)
+        assert gc.isenabled()
+
+        monkeypatch.setattr(herd, "MAX_COLLECTOR_PAUSE_SECONDS", 0.0)
+        pause.pause()
+        assert not gc.isenabled()
+        threading.Event().wait(0.01)
+        pause.pause()  # a steady load: paused too long
+        assert gc.isenabled()
+        pause.pause()
+        assert gc.isenabled(), "paused again before the herd was idle"
+        pause.resume(idle=True)
+        pause.pause()
+        assert not gc.isenabled()
+        pause.resume(idle=False)  # the herd thread ends with launches unanswered
+        assert gc.isenabled()
+
+        gc.disable()  # someone else's choice
+        pause.pause()
+        pause.resume(idle=True)
+        assert not gc.isenabled()
+    finally:
+        gc.enable()

@@ -68,6 +68,18 @@ def test_per_job_series_only_when_enabled(per_job: None) -> None:
     assert sample("ecs_scheduler_job_fires_total", job_id="big-install-job", outcome="launched") == 0
 
 
+def test_a_batch_counts_each_fire_by_outcome_and_per_job_only_when_enabled(per_job: None) -> None:
+    outcomes = {"herd-a": "launched", "herd-b": "launched", "herd-c": "failed"}
+    before = {o: sample("ecs_scheduler_fires_total", outcome=o) for o in ("launched", "failed")}
+    metrics.fired_many({"launched": 2, "failed": 1}, lambda: outcomes.items())
+    assert sample("ecs_scheduler_fires_total", outcome="launched") - before["launched"] == 2
+    assert sample("ecs_scheduler_fires_total", outcome="failed") - before["failed"] == 1
+    assert sample("ecs_scheduler_job_fires_total", job_id="herd-c", outcome="failed") == 1
+    metrics.configure(per_job=False)
+    metrics.fired_many({"launched": 1}, lambda: pytest.fail("asked for the fires without metrics.per_job"))
+    assert sample("ecs_scheduler_fires_total", outcome="launched") - before["launched"] == 3
+
+
 def test_a_periodic_reconcile_counts_the_drift_it_corrects(
     daemon_settings: Settings,
     sqlite_store: JobStore,
