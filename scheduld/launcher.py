@@ -287,7 +287,11 @@ def _serve(connection: Connection, settings: Settings) -> None:
     gone = threading.Event()
 
     def answer(call: int, params: dict[str, Any]) -> None:
-        answers.put((call, _run_task(ecs, signed, params)))
+        try:
+            answered = _run_task(ecs, signed, params)
+        except Exception as exc:  # noqa: BLE001 - a call never answered would hold its fire forever
+            answered = None, LauncherCallFailed(error=f"{type(exc).__name__}: {exc}"), 0
+        answers.put((call, answered))
 
     def send_answers() -> None:
         """The answers ready at once go back in one message; None ends."""

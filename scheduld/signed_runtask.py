@@ -127,7 +127,12 @@ class SignedRunTask:
         except (urllib3.exceptions.HTTPError, OSError) as exc:
             return Handover(f"no answer ({type(exc).__name__})")
         if response.status == 200:
-            answer: dict[str, Any] = json.loads(response.data)
+            try:
+                answer = json.loads(response.data)
+            except ValueError:
+                answer = None
+            if not isinstance(answer, dict):  # ECS may have started it: its token tells
+                return Handover("200 with an answer that is not a JSON object")
             return answer
         code = _error_code(response.data)
         throttled = code in THROTTLE_CODES

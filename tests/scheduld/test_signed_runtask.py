@@ -130,6 +130,16 @@ def test_a_call_left_unanswered_goes_to_botocore_with_its_token() -> None:
     ]
 
 
+def test_an_unreadable_answer_goes_to_botocore_with_its_token() -> None:
+    with _GarbledFirstRunTask() as endpoint, _pool(endpoint.url) as pool:
+        answer = pool.run_task(_params("c", "garbled"))
+    assert len(answer["tasks"]) == 2
+    assert [(_token(r), _sender(r)) for r in endpoint.received] == [
+        ("garbled", "signed"),
+        ("garbled", "botocore"),
+    ]
+
+
 def test_launches_go_through_botocore_alone_when_switched_off(recording_ecs: RecordingECS) -> None:
     with _pool(recording_ecs.url, signed=False) as pool:
         launcher = TaskLauncher(recording_ecs.client(), ECSSettings(cluster="c"), run_task=pool.run_task)
@@ -158,6 +168,18 @@ class _SlowFirstRunTask(RecordingECS):
         if action == "RunTask" and not self.slowed:
             self.slowed = True
             time.sleep(1.0)
+        return super().answer(action, body)
+
+
+class _GarbledFirstRunTask(RecordingECS):
+    """Answers its first RunTask 200 with a JSON list: no answer the launcher can read."""
+
+    garbled = False
+
+    def answer(self, action: str, body: dict[str, Any]) -> tuple[int, Any]:
+        if action == "RunTask" and not self.garbled:
+            self.garbled = True
+            return 200, []
         return super().answer(action, body)
 
 
