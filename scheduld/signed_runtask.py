@@ -24,8 +24,8 @@ from __future__ import annotations
 import json
 import logging
 import ssl
-import threading
 import time
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
@@ -34,6 +34,7 @@ import botocore.session
 import urllib3
 from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
+from botocore.exceptions import BotoCoreError
 from botocore.httpsession import create_urllib3_context, get_cert_path
 from botocore.utils import get_environ_proxies
 
@@ -48,13 +49,13 @@ BOTOCORE_ONLY_SECONDS = 60.0
 _USER_AGENT = f"ecs-scheduler-launcher botocore/{botocore.__version__}"
 
 
+@dataclass(frozen=True)
 class Handover:
     """Why a call goes to botocore: ``throttled`` counts as a throttled attempt."""
 
-    def __init__(self, reason: str, *, throttled: bool = False, backs_off: bool = False) -> None:
-        self.reason = reason
-        self.throttled = throttled
-        self.backs_off = backs_off  # the launcher leaves calls to botocore for a while
+    reason: str
+    throttled: bool = False
+    backs_off: bool = False  # every call goes to botocore for BOTOCORE_ONLY_SECONDS
 
 
 class SignedRunTask:
@@ -78,8 +79,7 @@ class SignedRunTask:
         self._credentials = credentials  # botocore (refreshable) credentials
         self._pool = pool
         self._path = urlsplit(self._url).path or "/"
-        self._botocore_until = 0.0
-        self._lock = threading.Lock()
+        self._botocore_until = 0.0  # a float written whole: no lock needed
 
     @classmethod
     def for_client(cls, ecs: ECSClient, session: botocore.session.Session) -> SignedRunTask | None:
@@ -121,8 +121,12 @@ class SignedRunTask:
             return Handover("botocore alone after a throttle or a server error")
         body = json.dumps(params, separators=(",", ":")).encode()
         try:
+            headers = self._signed(body)
+        except BotoCoreError as exc:  # credentials that cannot be refreshed: botocore tells why
+            return Handover(f"not signed ({type(exc).__name__})")
+        try:
             response = self._pool.urlopen(
-                "POST", self._path, body=body, headers=self._signed(body), retries=False, preload_content=True
+                "POST", self._path, body=body, headers=headers, retries=False, preload_content=True
             )
         except (urllib3.exceptions.HTTPError, OSError) as exc:
             return Handover(f"no answer ({type(exc).__name__})")
@@ -137,8 +141,7 @@ class SignedRunTask:
         code = _error_code(response.data)
         throttled = code in THROTTLE_CODES
         if throttled or response.status >= 500:
-            with self._lock:
-                self._botocore_until = time.monotonic() + BOTOCORE_ONLY_SECONDS
+            self._botocore_until = time.monotonic() + BOTOCORE_ONLY_SECONDS
             return Handover(f"{response.status} {code}", throttled=throttled, backs_off=True)
         return Handover(f"{response.status} {code}")
 
