@@ -16,7 +16,8 @@ Scheduler side (used by scheduld/scheduler.py):
    second are counted (one ECS listing serves a herd). Uses ``run_job``,
    ``job._jobstore_alias`` and ``_run_job_success``/``_run_job_error``. scheduld's job only
    hands its fire over (scheduld/herd.py); a thread pool's hand-off per job cost more than
-   the job (bench/README.md, "scheduld's CPU per herd fire").
+   the job: APScheduler's part of a 1 000-job herd went from 63–130 to 30–34 µs of CPU a
+   fire (bench/README.md, "scheduld's CPU per herd fire").
 2. ``presigned``: APScheduler checks each added job's callable with ``inspect.signature``,
    which honours a ``__signature__`` attribute; a precomputed one saves most of that check.
 

@@ -4,7 +4,7 @@ A thousand jobs on one second used to be a thousand fires each doing alone what 
 alike: a read, a claim transaction, a RunTask hand-off to the launcher processes, a record
 transaction, an INFO line and metric updates, with a thread hand-off at each step: about 1.4
 ms of scheduld's CPU a fire (bench/README.md, "Herds"). Here APScheduler's job function
-(still one per job, on its executor's threads) hands its fire to ``Herd.fire``: the
+(still one per job, run on the scheduler's thread) hands its fire to ``Herd.fire``: the
 herd thread takes every fire waiting at each turn of its loop and gives them to
 ``fire_many`` (one claim of all their runs, the RunTask calls sent in one message per
 launcher process), then, as launches are answered, gives the ones answered by then to
@@ -14,7 +14,7 @@ fires it alone as before.
 
 APScheduler's job function only hands its fire over (``wait=False``), so a whole herd is
 handed over within milliseconds and batches are large; waiting there for each fire would
-cap the fires under way at the executor's thread count (32). What APScheduler guaranteed
+hold up the scheduler's thread. What APScheduler's thread pool guaranteed
 while its job ran is kept here: one fire of a job at a time (a fire of a job whose previous
 fire is under way is skipped, as APScheduler skips it, with a warning), and ``drain`` lets a
 shutdown wait for the fires under way. The herd thread starts with the first fire and ends
@@ -22,10 +22,11 @@ after a second with nothing to do.
 
 Python's cyclic garbage collector is paused while fires are under way (``CollectorPause``): a
 herd allocates objects that live until its fires are recorded, enough to set off collections
-of every generation, full ones included, which traversed the whole heap (the schedule's 1 000
-jobs, every module) for 15-20 % of scheduld's CPU per herd. Once no fire is under way, the
-herd's objects were freed by their reference counts and the collector resumes with little to
-do (bench/README.md, "scheduld's CPU per herd fire").
+of every generation, full ones included, which traversed the whole heap (the schedule's jobs,
+every module): 80-120 ms of scheduld's 0.4-0.55 s of CPU per 1 000-job herd. Once no fire is
+under way, the herd's objects were freed by their reference counts (nothing here makes a
+cycle of them) and the collector resumes with little to do (bench/README.md, "scheduld's CPU
+per herd fire").
 """
 
 from __future__ import annotations
