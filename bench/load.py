@@ -2,7 +2,10 @@
 
 Runs in its own process (``python -m bench.load``) so it does not share an interpreter lock
 with the server; prints one JSON line: requests, errors, seconds, latencies (ms) percentiles.
-Every run is bounded by ``--seconds``.
+Every run is bounded by ``--seconds``. With ``--server-pid`` it also reports that process's
+CPU seconds during the measured phase only (``server_cpu_s``): read from /proc the moment the
+warm-up's last reply is in and the last measured reply is in, so the warm-up's requests (and
+a server's first, costlier ones) are in neither the count nor the CPU.
 """
 
 from __future__ import annotations
@@ -89,8 +92,22 @@ async def _connection(
         writer.close()
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a live process, from /proc."""
+    with open(f"/proc/{pid}/stat") as stat:
+        fields = stat.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 async def run(
-    host: str, port: int, requests: list[bytes], *, concurrency: int, seconds: float, warmup: float
+    host: str,
+    port: int,
+    requests: list[bytes],
+    *,
+    concurrency: int,
+    seconds: float,
+    warmup: float,
+    server_pid: int | None = None,
 ) -> dict[str, Any]:
     warm: list[float] = []
     await asyncio.gather(
@@ -101,6 +118,7 @@ async def run(
     )
     latencies: list[float] = []
     errors: list[int] = []
+    cpu_before = cpu_seconds(server_pid) if server_pid else 0.0
     started = time.perf_counter()
     await asyncio.gather(
         *(
@@ -109,9 +127,10 @@ async def run(
         )
     )
     elapsed = time.perf_counter() - started
+    cpu = cpu_seconds(server_pid) - cpu_before if server_pid else None
     ordered = sorted(latencies)
     at = lambda q: ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else 0.0  # noqa: E731
-    return {
+    result: dict[str, Any] = {
         "requests": len(latencies),
         "warmup_requests": len(warm),
         "errors": len(errors),
@@ -121,6 +140,9 @@ async def run(
         "p50_ms": round(at(0.50), 2),
         "p99_ms": round(at(0.99), 2),
     }
+    if cpu is not None:
+        result["server_cpu_s"] = round(cpu, 3)
+    return result
 
 
 def _event_loop_runner() -> Callable[[Coroutine[Any, Any, dict[str, Any]]], dict[str, Any]]:
@@ -145,6 +167,7 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=4.0)
     parser.add_argument("--warmup", type=float, default=1.0)
     parser.add_argument("--tag", default="", help="makes POSTed ids unique per run")
+    parser.add_argument("--server-pid", type=int, help="report this process's CPU in the measured phase")
     args = parser.parse_args()
     requests = build_requests(
         args.kind,
@@ -161,6 +184,7 @@ def main() -> int:
             concurrency=args.concurrency,
             seconds=args.seconds,
             warmup=args.warmup,
+            server_pid=args.server_pid,
         )
     )
     sys.stdout.write(json.dumps(result) + "\n")
