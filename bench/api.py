@@ -226,7 +226,9 @@ def instrumentation_costs(rounds: dict[str, list[dict[str, Any]]]) -> dict[str, 
 
     The server is CPU-bound under this load, so what it can serve is 1 / (CPU per request):
     ``<setup>_cost_pct`` = 100 × (1 − cpu_off / cpu_setup), the share of "off"'s capacity
-    lost. ``<setup>_rps_lost_pct`` is the same from served req/s, which also moves with what
+    lost. ``<setup>_cost_paired_pct``: the median of the same figure taken round by round
+    (setups loaded within seconds of each other), which a drift of the machine over the
+    minutes moves less. ``<setup>_rps_lost_pct`` is the same from served req/s, which also moves with what
     the load generator and the rest of the machine took of the two cores.
     """
     figures: dict[str, Any] = {}
@@ -236,6 +238,7 @@ def instrumentation_costs(rounds: dict[str, list[dict[str, Any]]]) -> dict[str, 
             "cpu_us": round(statistics.median(cpu), 1),
             "cpu_us_min": round(min(cpu), 1),
             "cpu_us_max": round(max(cpu), 1),
+            "cpu_us_rounds": [round(value) for value in cpu],
             "rps": round(statistics.median(result["rps"] for result in results), 1),
             "p99_ms": round(statistics.median(result["p99_ms"] for result in results), 2),
             "errors": sum(result["errors"] for result in results),
@@ -244,7 +247,11 @@ def instrumentation_costs(rounds: dict[str, list[dict[str, Any]]]) -> dict[str, 
     off = figures["off"]
     for setup in rounds.keys() - {"off"}:
         on = figures[setup]
-        figures[f"{setup}_cost_pct"] = round(100 * (1 - off["cpu_us"] / max(1e-9, on["cpu_us"])), 1)
+        figures[f"{setup}_cost_pct"] = _capacity_lost(off["cpu_us"], on["cpu_us"])
+        paired = zip(off["cpu_us_rounds"], on["cpu_us_rounds"], strict=True)
+        figures[f"{setup}_cost_paired_pct"] = round(
+            statistics.median(_capacity_lost(before, after) for before, after in paired), 1
+        )
         figures[f"{setup}_rps_lost_pct"] = _lost(off["rps"], on["rps"])
     return figures
 
@@ -254,6 +261,10 @@ def _preload(db: Path) -> None:
         db,
         [{"id": f"job{n:05d}", "taskDefinition": "bench-task", "schedule": "0 0 0"} for n in range(JOBS)],
     )
+
+
+def _capacity_lost(cpu_before: float, cpu_after: float) -> float:
+    return round(100 * (1 - cpu_before / max(1e-9, cpu_after)), 1)
 
 
 def _lost(before: float, after: float) -> float:

@@ -26,6 +26,8 @@ def test_cost_is_the_capacity_lost_from_median_cpu_per_request() -> None:
     assert (figures["off"]["cpu_us_min"], figures["off"]["cpu_us_max"]) == (100.0, 400.0)
     assert figures["metrics"]["cpu_us"] == 125.0
     assert figures["metrics_cost_pct"] == round(100 * (1 - 101 / 125), 1) == 19.2
+    # round by round: 20.0, -222.6, 20.6, 18.4; their median
+    assert figures["metrics_cost_paired_pct"] == 19.2
     assert figures["off"]["rps"] == 4900.0  # served req/s: medians too, informative only
     assert figures["metrics_rps_lost_pct"] == round(100 * (4900 - 4000) / 4900, 1)
     assert figures["metrics"]["errors"] == 2
