@@ -72,9 +72,9 @@ TARGETS: list[tuple[str, str, str, float, str]] = (
         for setup, what in (("metrics", "metrics"), ("metrics_access_log", "metrics + JSON lines"))
     ]
 )
-INSTRUMENTATION_ROUNDS = 6
-"""Each of the three setups goes first in two rounds; medians of six."""
-INSTRUMENTATION_SECONDS = 3.0
+INSTRUMENTATION_ROUNDS = 9
+"""Each of the three setups goes first in three rounds; medians of nine."""
+INSTRUMENTATION_SECONDS = 2.0
 INSTRUMENTATION_WARMUP = 0.5
 WRITES_UNLIMITED = {"WEBAPI__LIMITS__WRITE_RATE": "", "WEBAPI__LIMITS__MAX_JOBS": "0"}
 """One load client writes far faster than a person: no write rate or job quota (else POSTs
