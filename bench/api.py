@@ -13,16 +13,23 @@ proportion to the messages its queue holds, so ``sqs_floor`` measures what moto 
 sustains (bench/sqs_floor.py, under the same drain): the bound of the ``moto_sqs`` writes.
 
 ``instrumentation``: GET and POST at 16 connections (fast SQS) against three webapi servers
-running side by side and loaded in turn, three rounds (best of each): metrics off
-(``METRICS__ENABLED=false``; request ids stay), metrics on (the default), and metrics on with
-the JSON access log at INFO (production logging); ``*_cost_pct`` is the throughput lost
-against "off" (``*_cpu_cost_pct``: server CPU per request added). bench/request_cpu.py
-measures the same costs in-process, which a busy machine disturbs far less.
+running side by side and loaded in turn for ``INSTRUMENTATION_ROUNDS`` short rounds, each
+setup going first as often: metrics off (``METRICS__ENABLED=false``; request ids stay),
+metrics on (the default), and metrics on with the JSON access and audit lines at INFO
+(production logging). The server is CPU-bound under this load, so its capacity is 1 / (its
+CPU per request): ``<setup>_cost_pct`` = 100 × (1 − cpu_off / cpu_setup) from each setup's
+median over the rounds, the capacity lost (``*_cost_paired_pct``: the same, round by round,
+then the median). Served req/s (``*_rps_lost_pct``) and p99 are medians too, for
+information: they move with whatever else uses the two cores, more than the costs measured.
+Per setup, ``cpu_us_min``/``cpu_us_max``/``cpu_us_rounds`` show the noise.
+``BENCH_API_ONLY=instrumentation python -m bench api`` runs that part alone.
+bench/request_cpu.py measures the same costs in-process.
 
 Reads run before writes, and moto runs last, so no scenario pays for a queue a previous
 one left behind. Per scenario, besides req/s and latency: ``server_cpu_ms``, the CPU time the
-server process spent per request (warm-up included), which does not depend on how the cores
-were shared, and ``server_cores``, how busy the server was.
+server process spent per request of the measured phase (bench/load.py reads it from /proc
+when its warm-up is over and when its last reply is in), which depends far less on how the
+cores were shared than req/s, and ``server_cores``, how busy the server was.
 """
 
 from __future__ import annotations
