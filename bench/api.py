@@ -79,10 +79,10 @@ TARGETS: list[tuple[str, str, str, float, str]] = (
         for setup, what in (("metrics", "metrics"), ("metrics_access_log", "metrics + JSON lines"))
     ]
 )
-INSTRUMENTATION_ROUNDS = 9
-"""Each of the three setups goes first in three rounds; medians of nine."""
-INSTRUMENTATION_SECONDS = 2.0
-INSTRUMENTATION_WARMUP = 0.5
+INSTRUMENTATION_ROUNDS = 24
+"""Each of the three setups goes first in eight rounds; medians of 24."""
+INSTRUMENTATION_SECONDS = 0.75
+INSTRUMENTATION_WARMUP = 0.2
 WRITES_UNLIMITED = {"WEBAPI__LIMITS__WRITE_RATE": "", "WEBAPI__LIMITS__MAX_JOBS": "0"}
 """One load client writes far faster than a person: no write rate or job quota (else POSTs
 measure 429 and 403 replies)."""
@@ -112,8 +112,8 @@ def run(quick: bool = False) -> dict[str, Any]:
                     moto=moto,
                     fake=fake,
                     tmp=Path(tmp),
-                    seconds=1.5 if quick else INSTRUMENTATION_SECONDS,
-                    rounds=3 if quick else INSTRUMENTATION_ROUNDS,
+                    seconds=0.5 if quick else INSTRUMENTATION_SECONDS,
+                    rounds=6 if quick else INSTRUMENTATION_ROUNDS,
                 )
             for variant in ("fast_sqs", "moto_sqs"):
                 if variant in parts:
@@ -189,9 +189,10 @@ def _instrumentation(
     store of its own (on a shared one, every server's outbox relay would also send the others'
     events).
 
-    The three servers run side by side and take turns under load, ``rounds`` times, each going
-    first as often as the others: a busy moment on a shared machine then hits every setup
-    alike rather than the one that happened to run then.
+    The three servers run side by side and take turns under load, ``rounds`` short rounds
+    driven by one load process (no process start between them), each going first as often as
+    the others: a busy moment on a shared machine then hits every setup alike rather than the
+    one that happened to run then.
     """
     kinds = ("get", "post")
     seen: dict[str, dict[str, list[dict[str, Any]]]] = {kind: {} for kind in kinds}
@@ -209,21 +210,9 @@ def _instrumentation(
             servers[setup] = (port, server.pid)
         for port, _ in servers.values():
             wait_up(port)
-        order = list(servers.items())
-        for round_ in range(rounds):
-            for kind in kinds:
-                # each setup goes first in as many rounds: none always follows the same neighbour
-                for setup, (port, pid) in order[round_ % len(order) :] + order[: round_ % len(order)]:
-                    result = _load(
-                        port,
-                        kind,
-                        16,
-                        seconds,
-                        server=pid,
-                        tag=f"i{setup}{round_}",
-                        warmup=INSTRUMENTATION_WARMUP,
-                    )
-                    seen[kind].setdefault(setup, []).append(result)
+        for kind in kinds:
+            by_setup = _alternate(servers, kind, seconds=seconds, rounds=rounds)
+            seen[kind] = {setup: by_setup[n] for n, setup in enumerate(servers)}
     return {kind: instrumentation_costs(by_setup) for kind, by_setup in seen.items()}
 
 
@@ -370,3 +359,24 @@ def _load(
     result["server_cpu_ms"] = round(1000 * cpu / max(1, result["requests"]), 3)
     result["server_cores"] = round(cpu / max(1e-3, result["seconds"]), 2)
     return result
+
+
+def _alternate(
+    servers: dict[str, tuple[int, int]], kind: str, *, seconds: float, rounds: int
+) -> list[list[dict[str, Any]]]:
+    """One load process loading each (port, pid) in turn for ``rounds`` rounds (bench/load.py
+    ``alternate``); per server, its rounds' results with ``server_cpu_ms``."""
+    ports = ",".join(str(port) for port, _ in servers.values())
+    pids = ",".join(str(pid) for _, pid in servers.values())
+    command = [
+        *(sys.executable, "-m", "bench.load", "--kind", kind, "--ids", str(JOBS), "--concurrency", "16"),
+        *("--ports", ports, "--server-pids", pids, "--rounds", str(rounds), "--tag", f"i{kind}"),
+        *("--seconds", str(seconds), "--warmup", str(INSTRUMENTATION_WARMUP)),
+    ]
+    limit = rounds * len(servers) * (seconds + INSTRUMENTATION_WARMUP + 2) + 60
+    output = subprocess.run(command, capture_output=True, text=True, check=True, timeout=limit).stdout
+    targets: list[list[dict[str, Any]]] = json.loads(output.strip().splitlines()[-1])["targets"]
+    for results in targets:
+        for result in results:
+            result["server_cpu_ms"] = round(1000 * result.pop("server_cpu_s") / max(1, result["requests"]), 3)
+    return targets

@@ -5,7 +5,9 @@ with the server; prints one JSON line: requests, errors, seconds, latencies (ms)
 Every run is bounded by ``--seconds``. With ``--server-pid`` it also reports that process's
 CPU seconds during the measured phase only (``server_cpu_s``): read from /proc the moment the
 warm-up's last reply is in and the last measured reply is in, so the warm-up's requests (and
-a server's first, costlier ones) are in neither the count nor the CPU.
+a server's first, costlier ones) are in neither the count nor the CPU. With ``--ports`` and
+``--server-pids`` it loads several servers in turn, ``--rounds`` times, and prints
+``{"targets": [[result per round] per server]}``.
 """
 
 from __future__ import annotations
@@ -122,7 +124,9 @@ async def run(
     started = time.perf_counter()
     await asyncio.gather(
         *(
-            _connection(host, port, requests, 100_000 + i * 1500, started + seconds, latencies, errors)
+            _connection(
+                host, port, requests, len(requests) // 2 + i * 1500, started + seconds, latencies, errors
+            )
             for i in range(concurrency)
         )
     )
@@ -145,7 +149,42 @@ async def run(
     return result
 
 
-def _event_loop_runner() -> Callable[[Coroutine[Any, Any, dict[str, Any]]], dict[str, Any]]:
+async def alternate(
+    targets: list[tuple[int, int]],
+    kind: str,
+    *,
+    ids: int,
+    concurrency: int,
+    seconds: float,
+    warmup: float,
+    rounds: int,
+    tag: str,
+) -> list[list[dict[str, Any]]]:
+    """``run`` against each (port, server pid) in turn, ``rounds`` times, each target going
+    first in as many rounds; per target, its rounds' results. Short phases a second apart
+    see the shared machine in nearly the same state, which separate processes cannot."""
+    results: list[list[dict[str, Any]]] = [[] for _ in targets]
+    for round_ in range(rounds):
+        shift = round_ % len(targets)
+        for index in [*range(shift, len(targets)), *range(shift)]:
+            port, pid = targets[index]
+            requests = build_requests(
+                kind, host=f"127.0.0.1:{port}", ids=ids, count=40_000, tag=f"{tag}t{index}r{round_}"
+            )
+            result = await run(
+                "127.0.0.1",
+                port,
+                requests,
+                concurrency=concurrency,
+                seconds=seconds,
+                warmup=warmup,
+                server_pid=pid,
+            )
+            results[index].append(result)
+    return results
+
+
+def _event_loop_runner() -> Callable[[Coroutine[Any, Any, Any]], Any]:
     """uvloop when installed (webapi depends on it): a cheaper client leaves more of the
     shared cores to the server under test. ``BENCH_LOAD_LOOP=asyncio`` forces asyncio."""
     if os.environ.get("BENCH_LOAD_LOOP", "uvloop") == "uvloop":
@@ -160,7 +199,10 @@ def _event_loop_runner() -> Callable[[Coroutine[Any, Any, dict[str, Any]]], dict
 
 def main() -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.load")
-    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--port", type=int, help="the server (else --ports)")
+    parser.add_argument("--ports", help="comma-separated: servers loaded in turn, --rounds times")
+    parser.add_argument("--server-pids", help="comma-separated, one per --ports entry")
+    parser.add_argument("--rounds", type=int, default=1)
     parser.add_argument("--kind", required=True, choices=["get", "list", "put", "post", "delete", "bare"])
     parser.add_argument("--ids", type=int, default=10_000)
     parser.add_argument("--concurrency", type=int, default=16)
@@ -169,6 +211,24 @@ def main() -> int:
     parser.add_argument("--tag", default="", help="makes POSTed ids unique per run")
     parser.add_argument("--server-pid", type=int, help="report this process's CPU in the measured phase")
     args = parser.parse_args()
+    if args.ports:
+        ports, pids = args.ports.split(","), args.server_pids.split(",")
+        rounds = _event_loop_runner()(
+            alternate(
+                [(int(port), int(pid)) for port, pid in zip(ports, pids, strict=True)],
+                args.kind,
+                ids=args.ids,
+                concurrency=args.concurrency,
+                seconds=args.seconds,
+                warmup=args.warmup,
+                rounds=args.rounds,
+                tag=args.tag,
+            )
+        )
+        sys.stdout.write(json.dumps({"targets": rounds}) + "\n")
+        return 0
+    if args.port is None:
+        parser.error("--port or --ports is required")
     requests = build_requests(
         args.kind,
         host=f"127.0.0.1:{args.port}",
