@@ -22,7 +22,8 @@ median over the rounds, the capacity lost (``*_cost_paired_pct``: the same, roun
 then the median). Served req/s (``*_rps_lost_pct``) and p99 are medians too, for
 information: they move with whatever else uses the two cores, more than the costs measured.
 Per setup, ``cpu_us_min``/``cpu_us_max``/``cpu_us_rounds`` show the noise.
-``BENCH_API_ONLY=instrumentation python -m bench api`` runs that part alone.
+``BENCH_API_ONLY=instrumentation python -m bench api`` runs that part alone;
+``BENCH_API_ROUNDS=96`` takes four times as long and halves the noise.
 bench/request_cpu.py measures the same costs in-process.
 
 Reads run before writes, and moto runs last, so no scenario pays for a queue a previous
@@ -113,7 +114,7 @@ def run(quick: bool = False) -> dict[str, Any]:
                     fake=fake,
                     tmp=Path(tmp),
                     seconds=0.5 if quick else INSTRUMENTATION_SECONDS,
-                    rounds=6 if quick else INSTRUMENTATION_ROUNDS,
+                    rounds=int(os.environ.get("BENCH_API_ROUNDS", 6 if quick else INSTRUMENTATION_ROUNDS)),
                 )
             for variant in ("fast_sqs", "moto_sqs"):
                 if variant in parts:
