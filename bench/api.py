@@ -23,7 +23,7 @@ then the median). Served req/s (``*_rps_lost_pct``) and p99 are medians too, for
 information: they move with whatever else uses the two cores, more than the costs measured.
 Per setup, ``cpu_us_min``/``cpu_us_max``/``cpu_us_rounds`` show the noise.
 ``BENCH_API_ONLY=instrumentation python -m bench api`` runs that part alone;
-``BENCH_API_ROUNDS=96`` takes four times as long and halves the noise.
+``BENCH_API_ROUNDS=96`` takes four times as long for about half the noise.
 bench/request_cpu.py measures the same costs in-process.
 
 Reads run before writes, and moto runs last, so no scenario pays for a queue a previous
