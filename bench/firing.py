@@ -8,6 +8,10 @@ herd       1 000 jobs on the same second: lag of each RunTask (its arrival minus
            off: our own overhead), and scheduld's CPU seconds (its launcher processes
            apart) from the second to the last RunTask, and to 1 s later (``settled``: the
            runs recorded too); the fake ECS endpoint's CPU over the first window.
+herd_boto3 the same herd with the launchers' signed requests off (every RunTask through
+           boto3): the figure the signed path (scheduld/signed_runtask.py) has to earn.
+floors     1 000 RunTask calls in a row in a process of their own, through boto3 and as
+           signed requests: wall and CPU per call.
            bench/retry_modes.py measures herds against a throttling endpoint.
 
 FakeAWS runs as a process of its own (``FakeAWSProcess``): the arrival times it records do
@@ -46,8 +50,14 @@ def run(quick: bool = False) -> dict[str, Any]:
                 jobs=2_000 if quick else PRECISION_JOBS,
                 window=20.0 if quick else PRECISION_WINDOW,
             )
-            figures["herd_unlimited"] = herd(moto, fake, jobs=200 if quick else HERD_JOBS)
-            figures["boto3_floor"] = boto3_floor(fake, calls=200 if quick else HERD_JOBS)
+            herd_jobs = 200 if quick else HERD_JOBS
+            figures["herd_unlimited"] = herd(moto, fake, jobs=herd_jobs)
+            # the same herd with every RunTask through boto3: what the signed requests earn
+            figures["herd_boto3"] = herd(
+                moto, fake, jobs=herd_jobs, env={"SCHEDULER__SIGNED_RUN_TASK": "false"}
+            )
+            for way in ("boto3", "signed"):
+                figures[f"{way}_floor"] = call_floor(fake, calls=herd_jobs, way=way)
         finally:
             fake.stop()
     return figures
@@ -113,39 +123,49 @@ def precision(
 
 
 _FLOOR_SCRIPT = """
-import sys, time
-from common import aws
-ecs = aws.client("ecs", endpoint_url=sys.argv[1], region_name="us-east-1",
-                 aws_access_key_id="x", aws_secret_access_key="x")
+import os, sys, time
+import botocore.session
+from common.config import Settings
+from scheduld.executor import ecs_client
+from scheduld.signed_runtask import SignedRunTask
+os.environ.update(AWS_ENDPOINT_URL_ECS=sys.argv[1], AWS_DEFAULT_REGION="us-east-1",
+                  AWS_ACCESS_KEY_ID="x", AWS_SECRET_ACCESS_KEY="x")
+session = botocore.session.get_session()
+ecs = ecs_client(Settings(), session=session)
+signed = SignedRunTask.for_client(ecs, session)
+call = (lambda params: ecs.run_task(**params)) if sys.argv[3] == "boto3" else signed.send
 params = {"cluster": "bench", "taskDefinition": "bench-task", "count": 1, "startedBy": "bench/x",
-          "tags": [{"key": "ecs-scheduler:job-id", "value": "floor"}]}
-ecs.run_task(**params)
-started = time.perf_counter()
+          "clientToken": "floor", "tags": [{"key": "ecs-scheduler:job-id", "value": "floor"}]}
+call(params)
+started, cpu = time.perf_counter(), time.process_time()
 for _ in range(int(sys.argv[2])):
-    ecs.run_task(**params)
-print(time.perf_counter() - started)
+    assert "tasks" in call(params)
+print(time.perf_counter() - started, time.process_time() - cpu)
 """
 
 
-def boto3_floor(fake: FakeAWSProcess, *, calls: int) -> dict[str, Any]:
-    """What boto3 RunTask calls cost here, one after another in a process of their own with
-    nothing else to do: the floor under a herd, which needs one call per job (one job's tasks
-    cannot share another job's call) and runs them under one interpreter lock."""
+def call_floor(fake: FakeAWSProcess, *, calls: int, way: str) -> dict[str, Any]:
+    """What RunTask calls cost here, one after another in a process of their own with nothing
+    else to do: the floor under a herd, which needs one call per job (one job's tasks cannot
+    share another job's call). ``way``: ``boto3`` (``ecs.run_task``) or ``signed`` (the
+    launchers' signed request, scheduld/signed_runtask.py), built as a launcher builds them."""
     import subprocess
     import sys
 
     output = subprocess.run(
-        [sys.executable, "-c", _FLOOR_SCRIPT, fake.url, str(calls)],
+        [sys.executable, "-c", _FLOOR_SCRIPT, fake.url, str(calls), way],
         capture_output=True,
         text=True,
         check=True,
+        cwd=Path(__file__).resolve().parent.parent,
     ).stdout
-    elapsed = float(output.strip().splitlines()[-1])
+    elapsed, cpu = (float(value) for value in output.strip().splitlines()[-1].split())
     fake.take()
     return {
         "calls": calls,
         "total_ms": round(elapsed * 1000, 1),
         "per_call_ms": round(elapsed * 1000 / calls, 3),
+        "cpu_per_call_ms": round(cpu * 1000 / calls, 3),
     }
 
 

@@ -14,6 +14,7 @@ import os
 from typing import Any
 
 import boto3
+import botocore.session
 from botocore.exceptions import ClientError, ConnectTimeoutError, EndpointConnectionError, ReadTimeoutError
 
 from common.config import AWSSettings, RetrySettings
@@ -27,12 +28,14 @@ def client(
     retry: RetrySettings | None = None,
     read_timeout: float | None = None,
     max_pool_connections: int | None = None,
+    session: botocore.session.Session | None = None,
     **kwargs: Any,
 ) -> Any:
     """A boto3 client for ``service``; explicit kwargs win over the environment.
 
     ``read_timeout`` overrides the section's for one kind of call (a long poll must outlast its
-    wait; ECS calls have their own).
+    wait; ECS calls have their own). ``session``: the botocore session to build it from, for a
+    caller that needs the client's credentials too (boto3's default session otherwise).
     """
     aws = settings or AWSSettings()
     region = os.environ.get("AWS_DEFAULT_REGION") or os.environ.get("AWS_REGION")
@@ -47,6 +50,8 @@ def client(
         read_timeout=read_timeout or aws.read_timeout_seconds,
         **options,
     )
+    if session is not None:
+        return boto3.session.Session(botocore_session=session).client(service, config=config, **kwargs)  # type: ignore[call-overload]
     return boto3.client(service, config=config, **kwargs)  # type: ignore[call-overload]
 
 

@@ -219,6 +219,9 @@ class SchedulerSettings(_Section):
     launch_processes: Annotated[int, Field(ge=0, le=64)] = 2
     """Processes that send RunTask calls (scheduld/launcher.py), so a herd is not bound by
     botocore's CPU on one interpreter; 0 sends them from scheduld's own process."""
+    signed_run_task: bool = True
+    """Launcher processes send RunTask as one signed request while ECS answers 200, and through
+    boto3 otherwise (scheduld/signed_runtask.py); false: always through boto3."""
     shutdown_timeout_seconds: Seconds = 30.0
     lease_ttl_seconds: Annotated[float, Field(ge=0.5)] = 2.0
     run_history_per_job: Annotated[int, Field(ge=1)] = 100

@@ -35,6 +35,7 @@ from scheduld import metrics
 from scheduld.running import SharedRunningCounts
 
 if TYPE_CHECKING:
+    import botocore.session
     from mypy_boto3_ecs import ECSClient
 
 logger = logging.getLogger(__name__)
@@ -42,7 +43,7 @@ logger = logging.getLogger(__name__)
 RUN_TASK_BATCH = 10
 JOB_TAG = "ecs-scheduler:job-id"
 SCHEDULED_TAG = "ecs-scheduler:scheduled-for"
-_THROTTLED = frozenset(
+THROTTLE_CODES = frozenset(
     {"Throttling", "ThrottlingException", "ThrottledException", "TooManyRequestsException"}
     | {"RequestLimitExceeded"}
 )
@@ -63,7 +64,9 @@ def started_by(prefix: str, job_id: str) -> str:
     return f"{prefix}/{hashlib.blake2b(job_id.encode(), digest_size=8).hexdigest()}"
 
 
-def ecs_client(settings: Settings, *, pool: int = 10) -> ECSClient:
+def ecs_client(
+    settings: Settings, *, pool: int = 10, session: botocore.session.Session | None = None
+) -> ECSClient:
     """scheduld's ECS client: every call bounded by ``aws.ecs_read_timeout_seconds`` and
     ``retry.aws_max_attempts``, so one stalled call cannot hold a fire for long."""
     client: ECSClient = aws.client(
@@ -72,6 +75,7 @@ def ecs_client(settings: Settings, *, pool: int = 10) -> ECSClient:
         retry=settings.retry,
         read_timeout=settings.aws.ecs_read_timeout_seconds,
         max_pool_connections=pool,
+        session=session,
     )
     return client
 
@@ -463,7 +467,7 @@ def _count_throttle(response: Any = None, **kwargs: Any) -> None:
 
 def throttled(response: Any) -> bool:
     """A botocore needs-retry ``response`` (http response, parsed) is a throttling error."""
-    return response is not None and response[1].get("Error", {}).get("Code") in _THROTTLED
+    return response is not None and response[1].get("Error", {}).get("Code") in THROTTLE_CODES
 
 
 def _reason(reason: str | None) -> str:

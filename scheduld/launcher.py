@@ -32,11 +32,13 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from multiprocessing.connection import Connection
 from typing import TYPE_CHECKING, Any
 
+import botocore.session
 from botocore.exceptions import BotoCoreError, ClientError
 
 from common.config import Settings
 from scheduld import metrics
 from scheduld.executor import ecs_client, throttled
+from scheduld.signed_runtask import Handover, SignedRunTask
 
 if TYPE_CHECKING:
     from multiprocessing.context import SpawnProcess
@@ -277,13 +279,19 @@ def _serve(connection: Connection, settings: Settings) -> None:
     # Ctrl-C reaches the whole process group: scheduld decides when workers stop
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     threads = -(-settings.scheduler.max_workers // max(1, settings.scheduler.launch_processes)) + 1
-    ecs = ecs_client(settings, pool=threads)
+    session = botocore.session.get_session()
+    ecs = ecs_client(settings, pool=threads, session=session)
     ecs.meta.events.register("needs-retry.ecs.RunTask", _count_throttle)
+    signed = SignedRunTask.for_client(ecs, session) if settings.scheduler.signed_run_task else None
     answers: queue.SimpleQueue[tuple[int, _Answer] | None] = queue.SimpleQueue()
     gone = threading.Event()
 
     def answer(call: int, params: dict[str, Any]) -> None:
-        answers.put((call, _run_task(ecs, params)))
+        try:
+            answered = _run_task(ecs, signed, params)
+        except Exception as exc:  # noqa: BLE001 - a call never answered would hold its fire forever
+            answered = None, LauncherCallFailed(error=f"{type(exc).__name__}: {exc}"), 0
+        answers.put((call, answered))
 
     def send_answers() -> None:
         """The answers ready at once go back in one message; None ends."""
@@ -335,8 +343,17 @@ def _response(answer: _Answer) -> dict[str, Any]:
     return response
 
 
-def _run_task(ecs: ECSClient, params: dict[str, Any]) -> _Answer:
-    before = _throttled()
+def _run_task(ecs: ECSClient, signed: SignedRunTask | None, params: dict[str, Any]) -> _Answer:
+    """A call as a signed request when it can go that way, else (or when that hands it over)
+    through boto3: same parameters, same client token."""
+    handed_over = 0
+    if signed is not None:
+        sent = signed.send(params)
+        if not isinstance(sent, Handover):
+            return sent, None, 0
+        handed_over = int(sent.throttled)
+        logger.debug("RunTask %s goes through botocore: %s", params.get("clientToken"), sent.reason)
+    before = _throttled() - handed_over
     try:
         response = ecs.run_task(**params)
     except ClientError as exc:

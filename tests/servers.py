@@ -145,6 +145,15 @@ class ThreadedUvicorn:
         self._thread.join(timeout=15)
 
 
+@dataclass(frozen=True)
+class Received:
+    """One request as an AWS endpoint sees it: what it verifies a signature against."""
+
+    path: str
+    headers: dict[str, str]
+    body: bytes
+
+
 class AWSJSONEndpoint:
     """A threaded HTTP server speaking the AWS JSON protocol, for services moto cannot play
     (a recorder, an ECS that enforces clientToken): each POST's ``X-Amz-Target`` action and
@@ -153,13 +162,16 @@ class AWSJSONEndpoint:
 
     def __init__(self) -> None:
         endpoint = self
+        self.received: list[Received] = []  # every request as it arrived, for what a body hides
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
 
             def do_POST(self) -> None:  # noqa: N802 - http.server's name
                 action = self.headers.get("X-Amz-Target", "").rsplit(".", 1)[-1]
-                body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", "0"))) or b"{}")
+                raw = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+                endpoint.received.append(Received(self.path, dict(self.headers.items()), raw))
+                body = json.loads(raw or b"{}")
                 status, reply = endpoint.answer(action, body)
                 data = json.dumps(reply).encode()
                 self.send_response(status)

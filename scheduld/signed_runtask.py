@@ -1,0 +1,186 @@
+"""RunTask as one signed HTTP request: a herd's launches at a third of botocore's CPU.
+
+A boto3 ``run_task`` costs 0.55–0.8 ms of CPU here: botocore's event hooks, parameter
+validation, serialiser, its urllib3 adapter and response parser wrap a request that is one JSON
+document. The same request signed by botocore's own SigV4 signer and sent with urllib3 costs
+about 0.25 ms (bench/README.md, "Signed RunTask requests"), and a herd of 1 000 jobs needs
+1 000 of them on the same two cores as everything else.
+
+So the launcher processes send each call this way while ECS answers 200, and hand the call to
+the boto3 client in every other case: an error answer, a throttle, a timeout, a broken
+connection. botocore then does what it always does (retries, its adaptive rate limiter, error
+parsing), and the call carries the same client token, so ECS answers a call it already started
+with that call's outcome instead of new tasks. After a throttle or a server error the launcher
+leaves every call to botocore for ``BOTOCORE_ONLY_SECONDS``, so a struggling ECS sees botocore's
+backoff alone, not a second sender.
+
+Used only where botocore would add nothing to the request: the ECS API speaks ``json``, no proxy
+applies to the endpoint and no client certificate is configured. TLS is verified against the
+same CA bundle botocore uses (``AWS_CA_BUNDLE`` / ``ca_bundle``, else certifi's).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import ssl
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
+
+import botocore
+import botocore.session
+import urllib3
+from botocore.auth import SigV4Auth
+from botocore.awsrequest import AWSRequest
+from botocore.exceptions import BotoCoreError
+from botocore.httpsession import create_urllib3_context, get_cert_path
+from botocore.utils import get_environ_proxies
+
+from scheduld.executor import THROTTLE_CODES
+
+if TYPE_CHECKING:
+    from mypy_boto3_ecs import ECSClient
+
+logger = logging.getLogger(__name__)
+
+BOTOCORE_ONLY_SECONDS = 60.0
+_USER_AGENT = f"ecs-scheduler-launcher botocore/{botocore.__version__}"
+
+
+@dataclass(frozen=True)
+class Handover:
+    """Why a call goes to botocore: ``throttled`` counts as a throttled attempt."""
+
+    reason: str
+    throttled: bool = False
+    backs_off: bool = False  # every call goes to botocore for BOTOCORE_ONLY_SECONDS
+
+
+class SignedRunTask:
+    """Thread-safe. ``send(params)`` returns ECS's answer as a dict, or a ``Handover`` when
+    the call must go through botocore instead (nothing raised)."""
+
+    def __init__(
+        self,
+        *,
+        endpoint_url: str,
+        region: str,
+        signing_name: str,
+        target: str,
+        credentials: Any,
+        pool: urllib3.HTTPConnectionPool,
+    ) -> None:
+        self._url = endpoint_url.rstrip("/") + "/"
+        self._region = region
+        self._signing_name = signing_name
+        self._target = target
+        self._credentials = credentials  # botocore (refreshable) credentials
+        self._pool = pool
+        self._path = urlsplit(self._url).path or "/"
+        self._botocore_until = 0.0  # a float written whole: no lock needed
+
+    @classmethod
+    def for_client(cls, ecs: ECSClient, session: botocore.session.Session) -> SignedRunTask | None:
+        """The signed path for ``ecs`` (built from ``session``), or None where botocore must send
+        every call itself (another protocol, a proxy, a client certificate, no credentials)."""
+        meta = ecs.meta
+        config: Any = meta.config  # botocore.config.Config: its options are set dynamically
+        model = meta.service_model
+        url = meta.endpoint_url
+        parts = urlsplit(url)
+        why_not = (
+            "the ECS API does not speak json"
+            if model.protocol != "json"
+            else "a proxy applies to the endpoint"
+            if config.proxies or get_environ_proxies(url)
+            else "a client certificate is configured"
+            if config.client_cert
+            else "the endpoint is neither http nor https"
+            if parts.scheme not in ("http", "https") or not parts.hostname
+            else None
+        )
+        credentials = session.get_credentials()
+        if why_not is None and credentials is None:
+            why_not = "no credentials were found"
+        if why_not is not None:
+            logger.info("RunTask goes through botocore alone: %s", why_not)
+            return None
+        return cls(
+            endpoint_url=url,
+            region=meta.region_name,
+            signing_name=model.signing_name,
+            target=f"{model.metadata['targetPrefix']}.RunTask",
+            credentials=credentials,
+            pool=_pool(parts.scheme, parts.hostname or "", parts.port, meta.config, session),
+        )
+
+    def send(self, params: dict[str, Any]) -> dict[str, Any] | Handover:
+        if time.monotonic() < self._botocore_until:
+            return Handover("botocore alone after a throttle or a server error")
+        body = json.dumps(params, separators=(",", ":")).encode()
+        try:
+            headers = self._signed(body)
+        except BotoCoreError as exc:  # credentials that cannot be refreshed: botocore tells why
+            return Handover(f"not signed ({type(exc).__name__})")
+        try:
+            response = self._pool.urlopen(
+                "POST", self._path, body=body, headers=headers, retries=False, preload_content=True
+            )
+        except (urllib3.exceptions.HTTPError, OSError) as exc:
+            return Handover(f"no answer ({type(exc).__name__})")
+        if response.status == 200:
+            try:
+                answer = json.loads(response.data)
+            except ValueError:
+                answer = None
+            if not isinstance(answer, dict):  # ECS may have started it: its token tells
+                return Handover("200 with an answer that is not a JSON object")
+            return answer
+        code = _error_code(response.data)
+        throttled = code in THROTTLE_CODES
+        if throttled or response.status >= 500:
+            self._botocore_until = time.monotonic() + BOTOCORE_ONLY_SECONDS
+            return Handover(f"{response.status} {code}", throttled=throttled, backs_off=True)
+        return Handover(f"{response.status} {code}")
+
+    def _signed(self, body: bytes) -> dict[str, str]:
+        request = AWSRequest(
+            method="POST",
+            url=self._url,
+            data=body,
+            headers={
+                "Content-Type": "application/x-amz-json-1.1",
+                "X-Amz-Target": self._target,
+                "User-Agent": _USER_AGENT,
+            },
+        )
+        # as botocore's own signer does: frozen credentials (refreshed here when due)
+        frozen = self._credentials.get_frozen_credentials()
+        SigV4Auth(frozen, self._signing_name, self._region).add_auth(request)
+        return dict(request.headers.items())
+
+
+def _pool(
+    scheme: str, host: str, port: int | None, config: Any, session: botocore.session.Session
+) -> urllib3.HTTPConnectionPool:
+    timeout = urllib3.Timeout(connect=config.connect_timeout, read=config.read_timeout)
+    size = config.max_pool_connections
+    if scheme == "http":
+        return urllib3.HTTPConnectionPool(host, port, maxsize=size, timeout=timeout, retries=False)
+    context = create_urllib3_context()
+    context.load_verify_locations(cafile=get_cert_path(session.get_config_variable("ca_bundle") or True))
+    context.verify_mode = ssl.CERT_REQUIRED
+    return urllib3.HTTPSConnectionPool(
+        host, port, maxsize=size, timeout=timeout, retries=False, ssl_context=context
+    )
+
+
+def _error_code(data: bytes) -> str:
+    """The error code of a JSON-protocol error answer (``__type``, after any ``#``)."""
+    try:
+        kind = str(json.loads(data).get("__type", ""))
+    except (ValueError, AttributeError):
+        return "unknown"
+    return kind.rsplit("#", 1)[-1] or "unknown"
