@@ -13,16 +13,24 @@ proportion to the messages its queue holds, so ``sqs_floor`` measures what moto 
 sustains (bench/sqs_floor.py, under the same drain): the bound of the ``moto_sqs`` writes.
 
 ``instrumentation``: GET and POST at 16 connections (fast SQS) against three webapi servers
-running side by side and loaded in turn, three rounds (best of each): metrics off
-(``METRICS__ENABLED=false``; request ids stay), metrics on (the default), and metrics on with
-the JSON access log at INFO (production logging); ``*_cost_pct`` is the throughput lost
-against "off" (``*_cpu_cost_pct``: server CPU per request added). bench/request_cpu.py
-measures the same costs in-process, which a busy machine disturbs far less.
+running side by side and loaded in turn for ``INSTRUMENTATION_ROUNDS`` short rounds, each
+setup going first as often: metrics off (``METRICS__ENABLED=false``; request ids stay),
+metrics on (the default), and metrics on with the JSON access and audit lines at INFO
+(production logging). The server is CPU-bound under this load, so its capacity is 1 / (its
+CPU per request): ``<setup>_cost_pct`` = 100 × (1 − cpu_off / cpu_setup) from each setup's
+median over the rounds, the capacity lost (``*_cost_paired_pct``: the same, round by round,
+then the median). Served req/s (``*_rps_lost_pct``) and p99 are medians too, for
+information: they move with whatever else uses the two cores, more than the costs measured.
+Per setup, ``cpu_us_min``/``cpu_us_max``/``cpu_us_rounds`` show the noise.
+``BENCH_API_ONLY=instrumentation python -m bench api`` runs that part alone;
+``BENCH_API_ROUNDS=96`` takes four times as long for about half the noise.
+bench/request_cpu.py measures the same costs in-process.
 
 Reads run before writes, and moto runs last, so no scenario pays for a queue a previous
 one left behind. Per scenario, besides req/s and latency: ``server_cpu_ms``, the CPU time the
-server process spent per request (warm-up included), which does not depend on how the cores
-were shared, and ``server_cores``, how busy the server was.
+server process spent per request of the measured phase (bench/load.py reads it from /proc
+when its warm-up is over and when its last reply is in), which depends far less on how the
+cores were shared than req/s, and ``server_cores``, how busy the server was.
 """
 
 from __future__ import annotations
@@ -30,6 +38,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -49,25 +58,32 @@ SECONDS = 4.0
 # Reference figures of the original Flask/uwsgi implementation on this machine (16 clients).
 REFERENCE = {"get": 3450, "list": 990, "put": 600, "post": 520}
 
-TARGETS: list[tuple[str, str, str, float, str]] = [
-    ("api", f"{variant}.c16.{kind}.rps", ">=", 3 * REFERENCE[kind], f"{kind} ≥ 3× reference ({variant})")
-    for variant in ("moto_sqs", "fast_sqs")
-    for kind in ("list", "put", "post")
-] + [
-    ("api", "moto_sqs.c16.get_vs_bare", ">=", 0.8, "GET ≥ 80% of bare FastAPI (16 clients)"),
-    ("api", "moto_sqs.c16.get.p99_ms", "<=", 5, "GET p99 at 16 clients, ms"),
-    ("api", "instrumentation.get.metrics_cost_pct", "<=", 10, "metrics cost, % of GET throughput"),
-    ("api", "instrumentation.post.metrics_cost_pct", "<=", 10, "metrics cost, % of POST throughput"),
-    ("api", "instrumentation.get.metrics_access_log_cost_pct", "<=", 10, "metrics + JSON log, % of GET rps"),
-    (
-        "api",
-        "instrumentation.post.metrics_access_log_cost_pct",
-        "<=",
-        10,
-        "metrics + JSON log, % of POST rps",
-    ),
-]
-INSTRUMENTATION_ROUNDS = 3
+TARGETS: list[tuple[str, str, str, float, str]] = (
+    [
+        ("api", f"{variant}.c16.{kind}.rps", ">=", 3 * REFERENCE[kind], f"{kind} ≥ 3× reference ({variant})")
+        for variant in ("moto_sqs", "fast_sqs")
+        for kind in ("list", "put", "post")
+    ]
+    + [
+        ("api", "moto_sqs.c16.get_vs_bare", ">=", 0.8, "GET ≥ 80% of bare FastAPI (16 clients)"),
+        ("api", "moto_sqs.c16.get.p99_ms", "<=", 5, "GET p99 at 16 clients, ms"),
+    ]
+    + [
+        (
+            "api",
+            f"instrumentation.{kind}.{setup}_cost_pct",
+            "<=",
+            10,
+            f"{what}: {kind.upper()} capacity lost, % (server CPU per request)",
+        )
+        for kind in ("get", "post")
+        for setup, what in (("metrics", "metrics"), ("metrics_access_log", "metrics + JSON lines"))
+    ]
+)
+INSTRUMENTATION_ROUNDS = 24
+"""Each of the three setups goes first in eight rounds; medians of 24."""
+INSTRUMENTATION_SECONDS = 0.75
+INSTRUMENTATION_WARMUP = 0.2
 WRITES_UNLIMITED = {"WEBAPI__LIMITS__WRITE_RATE": "", "WEBAPI__LIMITS__MAX_JOBS": "0"}
 """One load client writes far faster than a person: no write rate or job quota (else POSTs
 measure 429 and 403 replies)."""
@@ -78,24 +94,47 @@ INSTRUMENTATION = {
 }
 
 
+PARTS = ("bare", "instrumentation", "fast_sqs", "moto_sqs")
+
+
 def run(quick: bool = False) -> dict[str, Any]:
+    """Every part, or those named in ``BENCH_API_ONLY`` (comma-separated, e.g.
+    ``BENCH_API_ONLY=instrumentation python -m bench api``); ``bare`` comes with either SQS part."""
     seconds = 2.0 if quick else SECONDS
+    parts = _parts(os.environ.get("BENCH_API_ONLY", ""))
     figures: dict[str, Any] = {}
     with moto_server() as moto, tempfile.TemporaryDirectory() as tmp:
         fake = FakeAWS().start()
         try:
-            figures["bare"] = _bare(seconds)
-            figures["instrumentation"] = _instrumentation(
-                moto=moto, fake=fake, tmp=Path(tmp), seconds=seconds
-            )
-            for variant in ("fast_sqs", "moto_sqs"):
-                figures[variant] = _webapi(
-                    variant, moto=moto, fake=fake, tmp=Path(tmp), seconds=seconds, bare=figures["bare"]
+            if "bare" in parts:
+                figures["bare"] = _bare(seconds)
+            if "instrumentation" in parts:
+                figures["instrumentation"] = _instrumentation(
+                    moto=moto,
+                    fake=fake,
+                    tmp=Path(tmp),
+                    seconds=0.5 if quick else INSTRUMENTATION_SECONDS,
+                    rounds=int(os.environ.get("BENCH_API_ROUNDS", 6 if quick else INSTRUMENTATION_ROUNDS)),
                 )
+            for variant in ("fast_sqs", "moto_sqs"):
+                if variant in parts:
+                    figures[variant] = _webapi(
+                        variant, moto=moto, fake=fake, tmp=Path(tmp), seconds=seconds, bare=figures["bare"]
+                    )
         finally:
             fake.stop()
     figures["reference_c16"] = REFERENCE
     return figures
+
+
+def _parts(only: str) -> set[str]:
+    chosen = {part.strip() for part in only.split(",") if part.strip()} or set(PARTS)
+    unknown = chosen - set(PARTS)
+    if unknown:
+        raise SystemExit(f"BENCH_API_ONLY: unknown part(s) {sorted(unknown)}; any of {', '.join(PARTS)}")
+    if chosen & {"fast_sqs", "moto_sqs"}:
+        chosen.add("bare")  # their get_vs_bare
+    return chosen
 
 
 def _bare(seconds: float) -> dict[str, Any]:
@@ -144,16 +183,20 @@ def _webapi(
     return figures
 
 
-def _instrumentation(*, moto: MotoServer, fake: FakeAWS, tmp: Path, seconds: float) -> dict[str, Any]:
-    """Throughput with metrics (and the access log) off and on, each server on a store of its
-    own (on a shared one, every server's outbox relay would also send the others' events).
+def _instrumentation(
+    *, moto: MotoServer, fake: FakeAWS, tmp: Path, seconds: float, rounds: int
+) -> dict[str, Any]:
+    """Server CPU per request with metrics (and the JSON lines) off and on, each server on a
+    store of its own (on a shared one, every server's outbox relay would also send the others'
+    events).
 
-    The three servers run side by side and take turns under load, ``INSTRUMENTATION_ROUNDS``
-    times, each figure the best of its rounds: a busy moment on a shared machine then hits
-    every setup alike rather than the one that happened to run then.
+    The three servers run side by side and take turns under load, ``rounds`` short rounds
+    driven by one load process (no process start between them), each going first as often as
+    the others: a busy moment on a shared machine then hits every setup alike rather than the
+    one that happened to run then.
     """
     kinds = ("get", "post")
-    best: dict[str, dict[str, dict[str, float]]] = {kind: {} for kind in kinds}
+    seen: dict[str, dict[str, list[dict[str, Any]]]] = {kind: {} for kind in kinds}
     with contextlib.ExitStack() as running:
         servers: dict[str, tuple[int, int]] = {}
         for setup, env in INSTRUMENTATION.items():
@@ -168,31 +211,45 @@ def _instrumentation(*, moto: MotoServer, fake: FakeAWS, tmp: Path, seconds: flo
             servers[setup] = (port, server.pid)
         for port, _ in servers.values():
             wait_up(port)
-        order = list(servers.items())
-        for round_ in range(INSTRUMENTATION_ROUNDS):
-            for kind in kinds:
-                # each setup goes first in one round: none always follows the same neighbour
-                for setup, (port, pid) in order[round_ % len(order) :] + order[: round_ % len(order)]:
-                    result = _load(port, kind, 16, seconds, server=pid, tag=f"i{setup}{round_}")
-                    seen = best[kind].setdefault(
-                        setup, {"rps": 0.0, "p99_ms": 0.0, "server_cpu_ms": 1e9, "errors": 0}
-                    )
-                    seen["errors"] += result["errors"]
-                    seen["rps"] = max(seen["rps"], result["rps"])
-                    seen["p99_ms"] = max(seen["p99_ms"], result["p99_ms"])  # the worst round's
-                    seen["server_cpu_ms"] = min(seen["server_cpu_ms"], result["server_cpu_ms"])
+        for kind in kinds:
+            by_setup = _alternate(servers, kind, seconds=seconds, rounds=rounds)
+            seen[kind] = {setup: by_setup[n] for n, setup in enumerate(servers)}
+    return {kind: instrumentation_costs(by_setup) for kind, by_setup in seen.items()}
+
+
+def instrumentation_costs(rounds: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
+    """Per setup the median over its rounds of server CPU per request (and its min and max,
+    the noise), of served req/s and of p99; per instrumented setup, the capacity it costs.
+
+    The server is CPU-bound under this load, so what it can serve is 1 / (CPU per request):
+    ``<setup>_cost_pct`` = 100 × (1 − cpu_off / cpu_setup), the share of "off"'s capacity
+    lost. ``<setup>_cost_paired_pct``: the median of the same figure taken round by round
+    (setups loaded within seconds of each other), which a drift of the machine over the
+    minutes moves less. ``<setup>_rps_lost_pct`` is the same from served req/s, which also moves with what
+    the load generator and the rest of the machine took of the two cores.
+    """
     figures: dict[str, Any] = {}
-    for kind, section in best.items():
-        off, on, logged = section["off"], section["metrics"], section["metrics_access_log"]
-        # throughput lost against "off", and server CPU per request added
-        section_figures: dict[str, Any] = dict(section)
-        section_figures["metrics_cost_pct"] = _lost(off["rps"], on["rps"])
-        section_figures["metrics_access_log_cost_pct"] = _lost(off["rps"], logged["rps"])
-        section_figures["metrics_cpu_cost_pct"] = _added(off["server_cpu_ms"], on["server_cpu_ms"])
-        section_figures["metrics_access_log_cpu_cost_pct"] = _added(
-            off["server_cpu_ms"], logged["server_cpu_ms"]
+    for setup, results in rounds.items():
+        cpu = [1000 * result["server_cpu_ms"] for result in results]
+        figures[setup] = {
+            "cpu_us": round(statistics.median(cpu), 1),
+            "cpu_us_min": round(min(cpu), 1),
+            "cpu_us_max": round(max(cpu), 1),
+            "cpu_us_rounds": [round(value) for value in cpu],
+            "rps": round(statistics.median(result["rps"] for result in results), 1),
+            "p99_ms": round(statistics.median(result["p99_ms"] for result in results), 2),
+            "errors": sum(result["errors"] for result in results),
+            "rounds": len(results),
+        }
+    off = figures["off"]
+    for setup in rounds.keys() - {"off"}:
+        on = figures[setup]
+        figures[f"{setup}_cost_pct"] = _capacity_lost(off["cpu_us"], on["cpu_us"])
+        paired = zip(off["cpu_us_rounds"], on["cpu_us_rounds"], strict=True)
+        figures[f"{setup}_cost_paired_pct"] = round(
+            statistics.median(_capacity_lost(before, after) for before, after in paired), 1
         )
-        figures[kind] = section_figures
+        figures[f"{setup}_rps_lost_pct"] = _lost(off["rps"], on["rps"])
     return figures
 
 
@@ -203,12 +260,12 @@ def _preload(db: Path) -> None:
     )
 
 
+def _capacity_lost(cpu_before: float, cpu_after: float) -> float:
+    return round(100 * (1 - cpu_before / max(1e-9, cpu_after)), 1)
+
+
 def _lost(before: float, after: float) -> float:
     return round(100 * (before - after) / max(1.0, before), 1)
-
-
-def _added(before: float, after: float) -> float:
-    return round(100 * (after - before) / max(1e-6, before), 1)
 
 
 class _Drain:
@@ -264,7 +321,14 @@ def _sqs_floor(moto: MotoServer, *, seconds: float) -> dict[str, Any]:
 
 
 def _load(
-    port: int, kind: str, concurrency: int, seconds: float, *, server: int, tag: str = ""
+    port: int,
+    kind: str,
+    concurrency: int,
+    seconds: float,
+    *,
+    server: int,
+    tag: str = "",
+    warmup: float = 1.0,
 ) -> dict[str, Any]:
     command = [
         sys.executable,
@@ -280,20 +344,40 @@ def _load(
         str(concurrency),
         "--seconds",
         str(seconds),
+        "--warmup",
+        str(warmup),
         "--tag",
         tag,
+        "--server-pid",
+        str(server),
     ]
-    cpu_before, started = _cpu_seconds(server), time.monotonic()
-    output = subprocess.run(command, capture_output=True, text=True, check=True, timeout=seconds + 60).stdout
-    cpu, elapsed = _cpu_seconds(server) - cpu_before, time.monotonic() - started
+    output = subprocess.run(
+        command, capture_output=True, text=True, check=True, timeout=seconds + warmup + 60
+    ).stdout
     result: dict[str, Any] = json.loads(output.strip().splitlines()[-1])
-    served = result["requests"] + result.pop("warmup_requests", 0)
-    result["server_cpu_ms"] = round(1000 * cpu / max(1, served), 3)
-    result["server_cores"] = round(cpu / elapsed, 2)
+    cpu = result.pop("server_cpu_s")  # the measured phase only, warm-up left out
+    result.pop("warmup_requests", None)
+    result["server_cpu_ms"] = round(1000 * cpu / max(1, result["requests"]), 3)
+    result["server_cores"] = round(cpu / max(1e-3, result["seconds"]), 2)
     return result
 
 
-def _cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a live process, from /proc."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+def _alternate(
+    servers: dict[str, tuple[int, int]], kind: str, *, seconds: float, rounds: int
+) -> list[list[dict[str, Any]]]:
+    """One load process loading each (port, pid) in turn for ``rounds`` rounds (bench/load.py
+    ``alternate``); per server, its rounds' results with ``server_cpu_ms``."""
+    ports = ",".join(str(port) for port, _ in servers.values())
+    pids = ",".join(str(pid) for _, pid in servers.values())
+    command = [
+        *(sys.executable, "-m", "bench.load", "--kind", kind, "--ids", str(JOBS), "--concurrency", "16"),
+        *("--ports", ports, "--server-pids", pids, "--rounds", str(rounds), "--tag", f"i{kind}"),
+        *("--seconds", str(seconds), "--warmup", str(INSTRUMENTATION_WARMUP)),
+    ]
+    limit = rounds * len(servers) * (seconds + INSTRUMENTATION_WARMUP + 2) + 60
+    output = subprocess.run(command, capture_output=True, text=True, check=True, timeout=limit).stdout
+    targets: list[list[dict[str, Any]]] = json.loads(output.strip().splitlines()[-1])["targets"]
+    for results in targets:
+        for result in results:
+            result["server_cpu_ms"] = round(1000 * result.pop("server_cpu_s") / max(1, result["requests"]), 3)
+    return targets

@@ -2,7 +2,12 @@
 
 Runs in its own process (``python -m bench.load``) so it does not share an interpreter lock
 with the server; prints one JSON line: requests, errors, seconds, latencies (ms) percentiles.
-Every run is bounded by ``--seconds``.
+Every run is bounded by ``--seconds``. With ``--server-pid`` it also reports that process's
+CPU seconds during the measured phase only (``server_cpu_s``): read from /proc the moment the
+warm-up's last reply is in and the last measured reply is in, so the warm-up's requests (and
+a server's first, costlier ones) are in neither the count nor the CPU. With ``--ports`` and
+``--server-pids`` it loads several servers in turn, ``--rounds`` times, and prints
+``{"targets": [[result per round] per server]}``.
 """
 
 from __future__ import annotations
@@ -89,8 +94,22 @@ async def _connection(
         writer.close()
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a live process, from /proc."""
+    with open(f"/proc/{pid}/stat") as stat:
+        fields = stat.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 async def run(
-    host: str, port: int, requests: list[bytes], *, concurrency: int, seconds: float, warmup: float
+    host: str,
+    port: int,
+    requests: list[bytes],
+    *,
+    concurrency: int,
+    seconds: float,
+    warmup: float,
+    server_pid: int | None = None,
 ) -> dict[str, Any]:
     warm: list[float] = []
     await asyncio.gather(
@@ -101,17 +120,21 @@ async def run(
     )
     latencies: list[float] = []
     errors: list[int] = []
+    cpu_before = cpu_seconds(server_pid) if server_pid else 0.0
     started = time.perf_counter()
     await asyncio.gather(
         *(
-            _connection(host, port, requests, 100_000 + i * 1500, started + seconds, latencies, errors)
+            _connection(
+                host, port, requests, len(requests) // 2 + i * 1500, started + seconds, latencies, errors
+            )
             for i in range(concurrency)
         )
     )
     elapsed = time.perf_counter() - started
+    cpu = cpu_seconds(server_pid) - cpu_before if server_pid else None
     ordered = sorted(latencies)
     at = lambda q: ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else 0.0  # noqa: E731
-    return {
+    result: dict[str, Any] = {
         "requests": len(latencies),
         "warmup_requests": len(warm),
         "errors": len(errors),
@@ -121,9 +144,47 @@ async def run(
         "p50_ms": round(at(0.50), 2),
         "p99_ms": round(at(0.99), 2),
     }
+    if cpu is not None:
+        result["server_cpu_s"] = round(cpu, 3)
+    return result
 
 
-def _event_loop_runner() -> Callable[[Coroutine[Any, Any, dict[str, Any]]], dict[str, Any]]:
+async def alternate(
+    targets: list[tuple[int, int]],
+    kind: str,
+    *,
+    ids: int,
+    concurrency: int,
+    seconds: float,
+    warmup: float,
+    rounds: int,
+    tag: str,
+) -> list[list[dict[str, Any]]]:
+    """``run`` against each (port, server pid) in turn, ``rounds`` times, each target going
+    first in as many rounds; per target, its rounds' results. Short phases a second apart
+    see the shared machine in nearly the same state, which separate processes cannot."""
+    results: list[list[dict[str, Any]]] = [[] for _ in targets]
+    for round_ in range(rounds):
+        shift = round_ % len(targets)
+        for index in [*range(shift, len(targets)), *range(shift)]:
+            port, pid = targets[index]
+            requests = build_requests(
+                kind, host=f"127.0.0.1:{port}", ids=ids, count=40_000, tag=f"{tag}t{index}r{round_}"
+            )
+            result = await run(
+                "127.0.0.1",
+                port,
+                requests,
+                concurrency=concurrency,
+                seconds=seconds,
+                warmup=warmup,
+                server_pid=pid,
+            )
+            results[index].append(result)
+    return results
+
+
+def _event_loop_runner() -> Callable[[Coroutine[Any, Any, Any]], Any]:
     """uvloop when installed (webapi depends on it): a cheaper client leaves more of the
     shared cores to the server under test. ``BENCH_LOAD_LOOP=asyncio`` forces asyncio."""
     if os.environ.get("BENCH_LOAD_LOOP", "uvloop") == "uvloop":
@@ -138,14 +199,36 @@ def _event_loop_runner() -> Callable[[Coroutine[Any, Any, dict[str, Any]]], dict
 
 def main() -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.load")
-    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--port", type=int, help="the server (else --ports)")
+    parser.add_argument("--ports", help="comma-separated: servers loaded in turn, --rounds times")
+    parser.add_argument("--server-pids", help="comma-separated, one per --ports entry")
+    parser.add_argument("--rounds", type=int, default=1)
     parser.add_argument("--kind", required=True, choices=["get", "list", "put", "post", "delete", "bare"])
     parser.add_argument("--ids", type=int, default=10_000)
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--seconds", type=float, default=4.0)
     parser.add_argument("--warmup", type=float, default=1.0)
     parser.add_argument("--tag", default="", help="makes POSTed ids unique per run")
+    parser.add_argument("--server-pid", type=int, help="report this process's CPU in the measured phase")
     args = parser.parse_args()
+    if args.ports:
+        ports, pids = args.ports.split(","), args.server_pids.split(",")
+        rounds = _event_loop_runner()(
+            alternate(
+                [(int(port), int(pid)) for port, pid in zip(ports, pids, strict=True)],
+                args.kind,
+                ids=args.ids,
+                concurrency=args.concurrency,
+                seconds=args.seconds,
+                warmup=args.warmup,
+                rounds=args.rounds,
+                tag=args.tag,
+            )
+        )
+        sys.stdout.write(json.dumps({"targets": rounds}) + "\n")
+        return 0
+    if args.port is None:
+        parser.error("--port or --ports is required")
     requests = build_requests(
         args.kind,
         host=f"127.0.0.1:{args.port}",
@@ -161,6 +244,7 @@ def main() -> int:
             concurrency=args.concurrency,
             seconds=args.seconds,
             warmup=args.warmup,
+            server_pid=args.server_pid,
         )
     )
     sys.stdout.write(json.dumps(result) + "\n")
