@@ -330,6 +330,8 @@ def _serve(connection: Connection, settings: Settings) -> None:
                 calls.submit(answer, call, params)
     answers.put(None)
     sender.join(10)
+    if signed is not None:
+        signed.close()
 
 
 def _response(answer: _Answer) -> dict[str, Any]:

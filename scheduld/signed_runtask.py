@@ -2,9 +2,10 @@
 
 A boto3 ``run_task`` costs 0.55–0.8 ms of CPU here: botocore's event hooks, parameter
 validation, serialiser, its urllib3 adapter and response parser wrap a request that is one JSON
-document. The same request signed by botocore's own SigV4 signer and sent with urllib3 costs
-about 0.25 ms (bench/README.md, "Signed RunTask requests"), and a herd of 1 000 jobs needs
-1 000 of them on the same two cores as everything else.
+document. The same request signed by botocore's own SigV4 signer and sent over a kept
+connection (scheduld/connections.py) costs about a third of that (bench/README.md, "Signed
+RunTask requests"), and a herd of 1 000 jobs needs 1 000 of them on the same two cores as
+everything else.
 
 So the launcher processes send each call this way while ECS answers 200, and hand the call to
 the boto3 client in every other case: an error answer, a throttle, a timeout, a broken
@@ -21,6 +22,7 @@ same CA bundle botocore uses (``AWS_CA_BUNDLE`` / ``ca_bundle``, else certifi's)
 
 from __future__ import annotations
 
+import http.client
 import json
 import logging
 import ssl
@@ -31,13 +33,13 @@ from urllib.parse import urlsplit
 
 import botocore
 import botocore.session
-import urllib3
 from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.exceptions import BotoCoreError
-from botocore.httpsession import create_urllib3_context, get_cert_path
+from botocore.httpsession import get_cert_path
 from botocore.utils import get_environ_proxies
 
+from scheduld.connections import ThreadConnections
 from scheduld.executor import THROTTLE_CODES
 
 if TYPE_CHECKING:
@@ -70,14 +72,14 @@ class SignedRunTask:
         signing_name: str,
         target: str,
         credentials: Any,
-        pool: urllib3.HTTPConnectionPool,
+        connections: ThreadConnections,
     ) -> None:
         self._url = endpoint_url.rstrip("/") + "/"
         self._region = region
         self._signing_name = signing_name
         self._target = target
         self._credentials = credentials  # botocore (refreshable) credentials
-        self._pool = pool
+        self._connections = connections
         self._path = urlsplit(self._url).path or "/"
         self._botocore_until = 0.0  # a float written whole: no lock needed
 
@@ -113,7 +115,13 @@ class SignedRunTask:
             signing_name=model.signing_name,
             target=f"{model.metadata['targetPrefix']}.RunTask",
             credentials=credentials,
-            pool=_pool(parts.scheme, parts.hostname or "", parts.port, meta.config, session),
+            connections=ThreadConnections(
+                host=parts.hostname or "",
+                port=parts.port,
+                tls=_tls(session) if parts.scheme == "https" else None,
+                connect_timeout=config.connect_timeout,
+                read_timeout=config.read_timeout,
+            ),
         )
 
     def send(self, params: dict[str, Any]) -> dict[str, Any] | Handover:
@@ -125,25 +133,26 @@ class SignedRunTask:
         except BotoCoreError as exc:  # credentials that cannot be refreshed: botocore tells why
             return Handover(f"not signed ({type(exc).__name__})")
         try:
-            response = self._pool.urlopen(
-                "POST", self._path, body=body, headers=headers, retries=False, preload_content=True
-            )
-        except (urllib3.exceptions.HTTPError, OSError) as exc:
+            status, data = self._connections.post(self._path, body, headers)
+        except (http.client.HTTPException, OSError) as exc:
             return Handover(f"no answer ({type(exc).__name__})")
-        if response.status == 200:
+        if status == 200:
             try:
-                answer = json.loads(response.data)
+                answer = json.loads(data)
             except ValueError:
                 answer = None
             if not isinstance(answer, dict):  # ECS may have started it: its token tells
                 return Handover("200 with an answer that is not a JSON object")
             return answer
-        code = _error_code(response.data)
+        code = _error_code(data)
         throttled = code in THROTTLE_CODES
-        if throttled or response.status >= 500:
+        if throttled or status >= 500:
             self._botocore_until = time.monotonic() + BOTOCORE_ONLY_SECONDS
-            return Handover(f"{response.status} {code}", throttled=throttled, backs_off=True)
-        return Handover(f"{response.status} {code}")
+            return Handover(f"{status} {code}", throttled=throttled, backs_off=True)
+        return Handover(f"{status} {code}")
+
+    def close(self) -> None:
+        self._connections.close()
 
     def _signed(self, body: bytes) -> dict[str, str]:
         request = AWSRequest(
@@ -162,19 +171,9 @@ class SignedRunTask:
         return dict(request.headers.items())
 
 
-def _pool(
-    scheme: str, host: str, port: int | None, config: Any, session: botocore.session.Session
-) -> urllib3.HTTPConnectionPool:
-    timeout = urllib3.Timeout(connect=config.connect_timeout, read=config.read_timeout)
-    size = config.max_pool_connections
-    if scheme == "http":
-        return urllib3.HTTPConnectionPool(host, port, maxsize=size, timeout=timeout, retries=False)
-    context = create_urllib3_context()
-    context.load_verify_locations(cafile=get_cert_path(session.get_config_variable("ca_bundle") or True))
-    context.verify_mode = ssl.CERT_REQUIRED
-    return urllib3.HTTPSConnectionPool(
-        host, port, maxsize=size, timeout=timeout, retries=False, ssl_context=context
-    )
+def _tls(session: botocore.session.Session) -> ssl.SSLContext:
+    """Certificates and host names verified against botocore's CA bundle."""
+    return ssl.create_default_context(cafile=get_cert_path(session.get_config_variable("ca_bundle") or True))
 
 
 def _error_code(data: bytes) -> str:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
 
@@ -28,8 +29,9 @@ FIRE = datetime.fromisoformat("2026-01-01T00:00:00+00:00")
 
 
 @pytest.fixture
-def signed_for(monkeypatch: pytest.MonkeyPatch) -> Any:
+def signed_for(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
     """A SignedRunTask reaching ``url``, built as a launcher process builds it."""
+    made: list[SignedRunTask] = []
 
     def make(url: str | None, **environment: str) -> SignedRunTask | None:
         """``url`` None: ECS's own https endpoint."""
@@ -41,9 +43,13 @@ def signed_for(monkeypatch: pytest.MonkeyPatch) -> Any:
         else:
             monkeypatch.setenv("AWS_ENDPOINT_URL_ECS", url)
         session = botocore.session.get_session()
-        return SignedRunTask.for_client(ecs_client(Settings(), session=session), session)
+        signed = SignedRunTask.for_client(ecs_client(Settings(), session=session), session)
+        made.extend([signed] if signed is not None else [])
+        return signed
 
-    return make
+    yield make
+    for signed in made:
+        signed.close()
 
 
 def _params(cluster: str, token: str, **more: Any) -> dict[str, Any]:
