@@ -281,15 +281,17 @@ def _judge(
     # herds: boundaries every job had to fire at (after the last 201 and its settle time)
     first_full = math.ceil((last_201 + SETTLE) / PERIOD) * PERIOD
     herd_lags: list[float] = []
+    each_p99: list[float] = []  # one herd late is not every herd late
     herd_missed = 0
     herds = 0
     for boundary in range(first_full, int(last_201 + WATCH) - PERIOD, PERIOD):
         herds += 1
-        for job_id, _ in created:
-            if boundary in fired[job_id]:
-                herd_lags.append((fired[job_id][boundary] - boundary) * 1000)
-            else:
-                herd_missed += 1
+        lags = [
+            (fired[job_id][boundary] - boundary) * 1000 for job_id, _ in created if boundary in fired[job_id]
+        ]
+        herd_missed += len(created) - len(lags)
+        herd_lags += lags
+        each_p99.append(round(percentiles(lags)["p99"], 1) if lags else 0.0)
     first = percentiles(first_lags)
     herd = percentiles(herd_lags)
     return {
@@ -306,6 +308,7 @@ def _judge(
             "lag_ms_p50": round(herd["p50"], 1),
             "lag_ms_p99": round(herd["p99"], 1),
             "lag_ms_max": round(herd["max"], 1),
+            "lag_ms_p99_each": each_p99,
             "seed_lag_ms_p99": SEED_HERD_P99_MS,
         },
     }
