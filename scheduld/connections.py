@@ -1,9 +1,8 @@
 """One keep-alive HTTP connection per thread, for the launchers' signed RunTask requests.
 
-``http.client`` sends a request's head and a bytes body in one write and needs nothing else
-per call; urllib3's pool (a queue, a connection check, its response wrapper, the body as a
-second write) cost about a fifth of a signed RunTask's CPU more (bench/README.md, "Signed
-RunTask requests"). A launcher's calls run on a fixed set of threads, so a connection per
+``http.client`` alone needs nothing else per call; urllib3's pool around it (a queue, a
+connection check per request, its own request and response wrappers) cost about a fifth of a
+signed RunTask's CPU more (bench/README.md, "Signed RunTask requests"). A launcher's calls run on a fixed set of threads, so a connection per
 thread is a pool that needs no lock.
 
 A kept connection that the server has closed meanwhile fails as the request is written or as

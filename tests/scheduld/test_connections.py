@@ -68,5 +68,5 @@ def test_a_connection_closed_while_kept_is_replaced_and_the_request_sent_again(
     assert first == (200, b"{}") and second == (200, b"{}")
     assert server.connections == 2
     assert [request.rsplit(b"\r\n\r\n", 1)[1] for request in server.requests] == [b'{"n":1}', b'{"n":2}']
-    # the head and the body went out together: one request each, nothing left over
+    # each connection carried one whole request, nothing left over from another
     assert all(request.startswith(b"POST / HTTP/1.1\r\n") for request in server.requests)
