@@ -2,8 +2,8 @@
 
 ``http.client`` alone needs nothing else per call; urllib3's pool around it (a queue, a
 connection check per request, its own request and response wrappers) cost about a fifth of a
-signed RunTask's CPU more (bench/README.md, "Signed RunTask requests"). A launcher's calls run on a fixed set of threads, so a connection per
-thread is a pool that needs no lock.
+signed RunTask's CPU more (bench/README.md, "Signed RunTask requests"). A launcher's calls
+run on a fixed set of threads, so a connection per thread is a pool that needs no lock.
 
 A kept connection that the server has closed meanwhile fails as the request is written or as
 its answer is awaited; the request is then sent once more on a new connection. Both may have
