@@ -174,21 +174,14 @@ class Herd(Generic[L]):
     def _finish(self, fire: Fire, alone: Callable[[], object] | None) -> None:
         if alone is not None:
             self._alone_threads.submit(self._fire_alone, fire, alone)
-            return
-        with self._wake:
-            if self._in_flight.get(fire.job_id) is fire:
-                del self._in_flight[fire.job_id]
-            if not self._in_flight:
-                self._collector.resume(idle=True)
-                self._idle.notify_all()
-        if fire.done is not None:
-            fire.done.set()
+        else:
+            self.handled([fire])
 
     def _fire_alone(self, fire: Fire, alone: Callable[[], object]) -> None:
         try:
             alone()
         finally:
-            self._finish(fire, None)
+            self.handled([fire])
 
     def _answered_now(self, answer: Future[Any]) -> None:
         with self._wake:
