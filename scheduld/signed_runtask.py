@@ -71,6 +71,7 @@ class SignedRunTask:
         region: str,
         signing_name: str,
         target: str,
+        content_type: str,
         credentials: Any,
         connections: ThreadConnections,
     ) -> None:
@@ -78,6 +79,7 @@ class SignedRunTask:
         self._region = region
         self._signing_name = signing_name
         self._target = target
+        self._content_type = content_type
         self._credentials = credentials  # botocore (refreshable) credentials
         self._connections = connections
         self._path = urlsplit(self._url).path or "/"
@@ -114,6 +116,7 @@ class SignedRunTask:
             region=meta.region_name,
             signing_name=model.signing_name,
             target=f"{model.metadata['targetPrefix']}.RunTask",
+            content_type=f"application/x-amz-json-{model.metadata['jsonVersion']}",
             credentials=credentials,
             connections=ThreadConnections(
                 host=parts.hostname or "",
@@ -160,7 +163,7 @@ class SignedRunTask:
             url=self._url,
             data=body,
             headers={
-                "Content-Type": "application/x-amz-json-1.1",
+                "Content-Type": self._content_type,
                 "X-Amz-Target": self._target,
                 "User-Agent": _USER_AGENT,
             },
