@@ -38,7 +38,8 @@ from typing import Any
 import httpx
 
 from bench.fake_aws import FakeAWSProcess
-from bench.harness import component, cpu_seconds, free_port, moto_server, percentiles, preload, wait_up
+from bench.harness import component, free_port, moto_server, percentiles, preload, wait_up
+from bench.proc import cpu_seconds
 
 JOBS = 1_000
 PERIOD = 10  # seconds between fires of every burst job ("*/10": the seed syntax is second-first)

@@ -28,7 +28,8 @@ from pathlib import Path
 from typing import Any
 
 from bench.fake_aws import Arrival, FakeAWSProcess
-from bench.harness import MotoServer, component, cpu_seconds, moto_server, percentiles, preload, wait_for_line
+from bench.harness import MotoServer, component, moto_server, percentiles, preload, wait_for_line
+from bench.proc import cpu_seconds
 
 PRECISION_JOBS = 10_000
 PRECISION_WINDOW = 60.0

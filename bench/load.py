@@ -24,6 +24,8 @@ from typing import Any
 
 import orjson
 
+from bench.proc import cpu_seconds
+
 
 def build_requests(kind: str, *, host: str, ids: int, count: int, tag: str = "") -> list[bytes]:
     """Pre-built request bytes for a scenario (cycled through by every connection)."""
@@ -92,13 +94,6 @@ async def _connection(
                 errors.append(status)
     finally:
         writer.close()
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a live process, from /proc."""
-    with open(f"/proc/{pid}/stat") as stat:
-        fields = stat.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 async def run(
