@@ -12,18 +12,17 @@ its queue consumed as scheduld would (``_Drain``). moto's SendMessage costs time
 proportion to the messages its queue holds, so ``sqs_floor`` measures what moto alone
 sustains (bench/sqs_floor.py, under the same drain): the bound of the ``moto_sqs`` writes.
 
-``instrumentation``: GET and POST at 16 connections (fast SQS) against three webapi servers
-running side by side and loaded in turn for ``INSTRUMENTATION_ROUNDS`` short rounds, each
-setup going first as often: metrics off (``METRICS__ENABLED=false``; request ids stay),
-metrics on (the default), and metrics on with the JSON access and audit lines at INFO
-(production logging). The server is CPU-bound under this load, so its capacity is 1 / (its
-CPU per request): ``<setup>_cost_pct`` = 100 × (1 − cpu_off / cpu_setup) from each setup's
-median over the rounds, the capacity lost (``*_cost_paired_pct``: the same, round by round,
-then the median). Served req/s (``*_rps_lost_pct``) and p99 are medians too, for
-information: they move with whatever else uses the two cores, more than the costs measured.
-Per setup, ``cpu_us_min``/``cpu_us_max``/``cpu_us_rounds`` show the noise.
-``BENCH_API_ONLY=instrumentation python -m bench api`` runs that part alone;
-``BENCH_API_ROUNDS=96`` takes four times as long for about half the noise.
+``instrumentation``: GET and POST at 16 connections (fast SQS) against three webapi servers:
+metrics off (``METRICS__ENABLED=false``; request ids stay), metrics on (the default), and
+metrics on with the JSON access and audit lines at INFO (production logging). Each
+instrumented server is loaded *together* with the "off" one, ``INSTRUMENTATION_ROUNDS`` rounds
+of ``INSTRUMENTATION_SECONDS``, so every round is a pair measured in the same moments of the
+shared machine (bench/load.py ``together``). The capacity a setup costs is 1 − cpu_off /
+cpu_setup from the two servers' CPU per request in a round; ``<setup>_cost_pct`` is the median
+over the rounds. Served req/s (``*_rps_lost_pct``) and p99 are for information: they also move
+with how the kernel shared the cores. Per setup, ``cpu_us_rounds`` (and ``off_cpu_us_rounds``)
+show the noise. ``BENCH_API_ONLY=instrumentation python -m bench api`` runs that part alone;
+``BENCH_API_ROUNDS`` sets the rounds.
 bench/request_cpu.py measures the same costs in-process.
 
 Reads run before writes, and moto runs last, so no scenario pays for a queue a previous
@@ -80,9 +79,8 @@ TARGETS: list[tuple[str, str, str, float, str]] = (
         for setup, what in (("metrics", "metrics"), ("metrics_access_log", "metrics + JSON lines"))
     ]
 )
-INSTRUMENTATION_ROUNDS = 24
-"""Each of the three setups goes first in eight rounds; medians of 24."""
-INSTRUMENTATION_SECONDS = 0.75
+INSTRUMENTATION_ROUNDS = 16
+INSTRUMENTATION_SECONDS = 2.0
 INSTRUMENTATION_WARMUP = 0.2
 WRITES_UNLIMITED = {"WEBAPI__LIMITS__WRITE_RATE": "", "WEBAPI__LIMITS__MAX_JOBS": "0"}
 """One load client writes far faster than a person: no write rate or job quota (else POSTs
@@ -188,15 +186,8 @@ def _instrumentation(
 ) -> dict[str, Any]:
     """Server CPU per request with metrics (and the JSON lines) off and on, each server on a
     store of its own (on a shared one, every server's outbox relay would also send the others'
-    events).
-
-    The three servers run side by side and take turns under load, ``rounds`` short rounds
-    driven by one load process (no process start between them), each going first as often as
-    the others: a busy moment on a shared machine then hits every setup alike rather than the
-    one that happened to run then.
-    """
-    kinds = ("get", "post")
-    seen: dict[str, dict[str, list[dict[str, Any]]]] = {kind: {} for kind in kinds}
+    events); each instrumented server loaded together with the "off" one, round by round."""
+    seen: dict[str, dict[str, tuple[list[dict[str, Any]], list[dict[str, Any]]]]] = {}
     with contextlib.ExitStack() as running:
         servers: dict[str, tuple[int, int]] = {}
         for setup, env in INSTRUMENTATION.items():
@@ -211,46 +202,51 @@ def _instrumentation(
             servers[setup] = (port, server.pid)
         for port, _ in servers.values():
             wait_up(port)
-        for kind in kinds:
-            by_setup = _alternate(servers, kind, seconds=seconds, rounds=rounds)
-            seen[kind] = {setup: by_setup[n] for n, setup in enumerate(servers)}
-    return {kind: instrumentation_costs(by_setup) for kind, by_setup in seen.items()}
+        for kind in ("get", "post"):
+            seen[kind] = {}
+            for setup in INSTRUMENTATION.keys() - {"off"}:
+                off, on = _together([servers["off"], servers[setup]], kind, seconds=seconds, rounds=rounds)
+                seen[kind][setup] = (off, on)
+    return {kind: instrumentation_costs(pairs) for kind, pairs in seen.items()}
 
 
-def instrumentation_costs(rounds: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
-    """Per setup the median over its rounds of server CPU per request (and its min and max,
-    the noise), of served req/s and of p99; per instrumented setup, the capacity it costs.
+def instrumentation_costs(
+    pairs: dict[str, tuple[list[dict[str, Any]], list[dict[str, Any]]]],
+) -> dict[str, Any]:
+    """Per instrumented setup, from its rounds paired with the "off" server's of the same
+    moments: the capacity it costs and, for information, what it cost in served req/s.
 
     The server is CPU-bound under this load, so what it can serve is 1 / (CPU per request):
-    ``<setup>_cost_pct`` = 100 × (1 − cpu_off / cpu_setup), the share of "off"'s capacity
-    lost. ``<setup>_cost_paired_pct``: the median of the same figure taken round by round
-    (setups loaded within seconds of each other), which a drift of the machine over the
-    minutes moves less. ``<setup>_rps_lost_pct`` is the same from served req/s, which also moves with what
-    the load generator and the rest of the machine took of the two cores.
+    a round's cost is 100 × (1 − cpu_off / cpu_setup), the share of "off"'s capacity lost;
+    ``<setup>_cost_pct`` is the median over the rounds, which one disturbed round cannot move.
+    ``<setup>_rps_lost_pct``, the same from served req/s, also moves with how the kernel shared
+    the cores between the two servers and the load generator.
     """
     figures: dict[str, Any] = {}
-    for setup, results in rounds.items():
-        cpu = [1000 * result["server_cpu_ms"] for result in results]
+    for setup, (off, on) in pairs.items():
+        cpu_off, cpu_on = _cpu_us(off), _cpu_us(on)
         figures[setup] = {
-            "cpu_us": round(statistics.median(cpu), 1),
-            "cpu_us_min": round(min(cpu), 1),
-            "cpu_us_max": round(max(cpu), 1),
-            "cpu_us_rounds": [round(value) for value in cpu],
-            "rps": round(statistics.median(result["rps"] for result in results), 1),
-            "p99_ms": round(statistics.median(result["p99_ms"] for result in results), 2),
-            "errors": sum(result["errors"] for result in results),
-            "rounds": len(results),
+            "cpu_us": round(statistics.median(cpu_on), 1),
+            "cpu_us_rounds": [round(value) for value in cpu_on],
+            "off_cpu_us": round(statistics.median(cpu_off), 1),
+            "off_cpu_us_rounds": [round(value) for value in cpu_off],
+            "rps": round(statistics.median(result["rps"] for result in on), 1),
+            "off_rps": round(statistics.median(result["rps"] for result in off), 1),
+            "p99_ms": round(statistics.median(result["p99_ms"] for result in on), 2),
+            "errors": sum(result["errors"] for result in [*off, *on]),
+            "rounds": len(on),
         }
-    off = figures["off"]
-    for setup in rounds.keys() - {"off"}:
-        on = figures[setup]
-        figures[f"{setup}_cost_pct"] = _capacity_lost(off["cpu_us"], on["cpu_us"])
-        paired = zip(off["cpu_us_rounds"], on["cpu_us_rounds"], strict=True)
-        figures[f"{setup}_cost_paired_pct"] = round(
-            statistics.median(_capacity_lost(before, after) for before, after in paired), 1
+        figures[f"{setup}_cost_pct"] = round(
+            statistics.median(_capacity_lost(a, b) for a, b in zip(cpu_off, cpu_on, strict=True)), 1
         )
-        figures[f"{setup}_rps_lost_pct"] = _lost(off["rps"], on["rps"])
+        figures[f"{setup}_rps_lost_pct"] = round(
+            statistics.median(_lost(a["rps"], b["rps"]) for a, b in zip(off, on, strict=True)), 1
+        )
     return figures
+
+
+def _cpu_us(results: list[dict[str, Any]]) -> list[float]:
+    return [1000 * result["server_cpu_ms"] for result in results]
 
 
 def _preload(db: Path) -> None:
@@ -362,19 +358,20 @@ def _load(
     return result
 
 
-def _alternate(
-    servers: dict[str, tuple[int, int]], kind: str, *, seconds: float, rounds: int
+def _together(
+    servers: list[tuple[int, int]], kind: str, *, seconds: float, rounds: int
 ) -> list[list[dict[str, Any]]]:
-    """One load process loading each (port, pid) in turn for ``rounds`` rounds (bench/load.py
-    ``alternate``); per server, its rounds' results with ``server_cpu_ms``."""
-    ports = ",".join(str(port) for port, _ in servers.values())
-    pids = ",".join(str(pid) for _, pid in servers.values())
+    """One load process loading every (port, pid) at once for ``rounds`` rounds (bench/load.py
+    ``together``); per server, its rounds' results with ``server_cpu_ms``."""
+    ports = ",".join(str(port) for port, _ in servers)
+    pids = ",".join(str(pid) for _, pid in servers)
+    tag = f"i{kind}" + ports.replace(",", "p")  # POSTed ids unique per pass
     command = [
         *(sys.executable, "-m", "bench.load", "--kind", kind, "--ids", str(JOBS), "--concurrency", "16"),
-        *("--ports", ports, "--server-pids", pids, "--rounds", str(rounds), "--tag", f"i{kind}"),
+        *("--ports", ports, "--server-pids", pids, "--rounds", str(rounds), "--tag", tag),
         *("--seconds", str(seconds), "--warmup", str(INSTRUMENTATION_WARMUP)),
     ]
-    limit = rounds * len(servers) * (seconds + INSTRUMENTATION_WARMUP + 2) + 60
+    limit = rounds * (seconds + INSTRUMENTATION_WARMUP + 2) + 60
     output = subprocess.run(command, capture_output=True, text=True, check=True, timeout=limit).stdout
     targets: list[list[dict[str, Any]]] = json.loads(output.strip().splitlines()[-1])["targets"]
     for results in targets:

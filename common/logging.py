@@ -83,25 +83,35 @@ def bind_process(**fields: Any) -> None:
 
 def _fields_of(record: logging.LogRecord) -> dict[str, Any]:
     """Process, context and ``extra=`` fields of a line (in that order, later ones winning)."""
-    extra = {key: value for key, value in record.__dict__.items() if key not in _RECORD_FIELDS}
-    return context_fields(extra)
+    return context_fields(_extra_of(record))
+
+
+def _extra_of(record: logging.LogRecord) -> dict[str, Any]:
+    return {key: value for key, value in record.__dict__.items() if key not in _RECORD_FIELDS}
 
 
 def context_fields(extra: Mapping[str, Any]) -> dict[str, Any]:
     """Process fields, then the context's, then ``extra`` (later ones winning).
 
     A bound ``Deferred`` is asked now: for what is known only later (the principal, once
-    authentication has run); None leaves the field out. Plain loops: this runs for every
-    line, the access line of every request included (bench/request_cpu.py).
+    authentication has run); None leaves the field out.
     """
-    fields = {**_process_fields, **_context.get(), **extra}
     present: dict[str, Any] = {}
-    for key, value in fields.items():
-        if isinstance(value, Deferred):
-            value = value()
-        if value is not None:
-            present[key] = value
+    _add_present(present, extra)
     return present
+
+
+def _add_present(into: dict[str, Any], extra: Mapping[str, Any]) -> None:
+    """``context_fields(extra)`` added to ``into``, but for keys it has: one pass, for it runs
+    for every line, the access line of every request included (bench/request_cpu.py)."""
+    context = _context.get()
+    fields = {**_process_fields, **context, **extra} if _process_fields else {**context, **extra}
+    for key, value in fields.items():
+        if key not in into:
+            if type(value) is Deferred:
+                value = value()
+            if value is not None:
+                into[key] = value
 
 
 class Deferred:
@@ -144,7 +154,7 @@ class JSONFormatter(logging.Formatter):
 
     def format(self, record: logging.LogRecord) -> str:
         message = record.getMessage()
-        entry = self.entry(record.created, record.levelname, record.name, message, _fields_of(record))
+        entry = self.entry(record.created, record.levelname, record.name, message, _extra_of(record))
         if record.exc_info:
             entry["exception"] = self.formatException(record.exc_info)
         elif record.exc_text:
@@ -154,22 +164,20 @@ class JSONFormatter(logging.Formatter):
         return json_line(entry)
 
     def entry(
-        self, created: float, level: str, logger: str, message: str, fields: Mapping[str, Any]
+        self, created: float, level: str, logger: str, message: str, extra: Mapping[str, Any]
     ) -> dict[str, Any]:
-        """A line's object: the fields every line starts with, then ``fields`` (context and
-        extras) that do not shadow them; ``created`` is a ``time.time()``."""
+        """A line's object: the fields every line starts with, then the context fields with
+        ``extra`` (``context_fields``) that do not shadow them; ``created`` is a ``time.time()``."""
         second = int(created)
-        millis = min(999, int((created - second) * 1000))
         entry: dict[str, Any] = {
             # as isoformat(timespec="milliseconds") of the UTC time, the second's text cached
-            "time": f"{self._second(second)}.{millis:03d}+00:00",
+            "time": f"{self._second(second)}.{min(999, int((created - second) * 1000)):03d}+00:00",
             "level": level,
             "component": self._component,
             "logger": logger,
             "message": message,
         }
-        for key, value in fields.items():
-            entry.setdefault(key, value)
+        _add_present(entry, extra)
         return entry
 
 
@@ -290,7 +298,7 @@ def write_line(logger: logging.Logger, level: int, message: str, fields: Mapping
     if held is not None:
         formatter: JSONFormatter = held.formatter  # type: ignore[assignment]  # checked by the lookup
         name = logging.getLevelName(level)
-        held.hold(json_line(formatter.entry(time.time(), name, logger.name, message, context_fields(fields))))
+        held.hold(json_line(formatter.entry(time.time(), name, logger.name, message, fields)))
         return
     # as ``Logger.log`` would, without its search of the stack for the caller
     logger.handle(logger.makeRecord(logger.name, level, __file__, 0, message, (), None, extra=dict(fields)))
