@@ -1,54 +1,116 @@
-"""``storecalls.write``: a write that would wait for another process's short transaction is
-tried again on the event loop, and only a longer wait moves it to the thread pool."""
+"""``storecalls.write``: a write that would wait for another process's transaction waits on
+the event loop, queued behind this process's other waiting writes, and only a long wait
+moves it to the thread pool. The other process is a second SQLite connection holding the
+write lock, on a real file."""
 
 from __future__ import annotations
 
 import asyncio
 import sqlite3
 import threading
+from collections.abc import Iterator
 from pathlib import Path
+
+import pytest
 
 from common.config import SQLiteSettings
 from common.models import Job
 from common.store.sqlite import SQLiteJobStore
 from tests.contract.test_jobs import make_job
-from webapi.storecalls import RETRY_PAUSES, write
+from webapi import storecalls
+from webapi.storecalls import write
 
 
-def _writes_while_held(tmp_path: Path, hold_seconds: float | None) -> tuple[Job, bool]:
-    """Create a job while another connection (as another process) holds the write lock, for
-    ``hold_seconds`` or (None) until just after the first try found it held; returns the
-    stored job and whether it was written on the loop's thread."""
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[SQLiteJobStore]:
     store = SQLiteJobStore(SQLiteSettings(path=tmp_path / "jobs.db", busy_timeout_seconds=5))
-    other = sqlite3.connect(tmp_path / "jobs.db", isolation_level=None, check_same_thread=False)
-    other.execute("BEGIN IMMEDIATE")
-    if hold_seconds is not None:
-        threading.Timer(hold_seconds, other.execute, ("ROLLBACK",)).start()
-    writers: list[int] = []
+    yield store
+    store.close()
+
+
+class Holder:
+    """Another connection to the file, holding its write lock as another process would."""
+
+    def __init__(self, path: Path) -> None:
+        self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        self._db.execute("BEGIN IMMEDIATE")
+
+    def release_after(self, seconds: float) -> None:
+        threading.Timer(seconds, self._db.execute, ("ROLLBACK",)).start()
+
+    def close(self) -> None:
+        self._db.close()
+
+
+def _creates(store: SQLiteJobStore, ids: list[str]) -> tuple[list[Job], list[int], int, int]:
+    """Create the jobs concurrently through ``write``; (jobs, the thread of each try, the
+    loop's thread, how often a ticker on the loop ran meanwhile)."""
+    threads: list[int] = []
 
     def create(job: Job) -> Job:
-        if not writers and hold_seconds is None:  # released once this try has failed
-            asyncio.get_running_loop().call_soon(other.execute, "ROLLBACK")
-        writers.append(threading.get_ident())
+        threads.append(threading.get_ident())
         return store.create_job(job)
 
-    async def main() -> tuple[Job, int]:
-        return await write(store, create, make_job("a")), threading.get_ident()
+    async def main() -> tuple[list[Job], int, int]:
+        ticks = 0
 
+        async def ticker() -> None:
+            nonlocal ticks
+            while True:
+                await asyncio.sleep(0.001)
+                ticks += 1
+
+        ticking = asyncio.create_task(ticker())
+        jobs = await asyncio.gather(*(write(store, create, make_job(job_id)) for job_id in ids))
+        ticking.cancel()
+        return list(jobs), threading.get_ident(), ticks
+
+    jobs, loop_thread, ticks = asyncio.run(main())
+    return jobs, threads, loop_thread, ticks
+
+
+def test_a_short_wait_is_retried_on_the_loop(store: SQLiteJobStore, tmp_path: Path) -> None:
+    holder = Holder(tmp_path / "jobs.db")
+    holder.release_after(0.05)
     try:
-        created, loop_thread = asyncio.run(main())
-        assert store.get_job("a").id == created.id == "a"
-        return created, writers[-1] == loop_thread
+        jobs, threads, loop_thread, ticks = _creates(store, ["a"])
     finally:
-        other.close()
-        store.close()
+        holder.close()
+    assert [job.id for job in jobs] == ["a"] and store.get_job("a").id == "a"
+    assert set(threads) == {loop_thread}
+    assert ticks >= 5  # the loop went on serving while the write waited 50 ms
 
 
-def test_a_short_wait_is_retried_on_the_loop(tmp_path: Path) -> None:
-    _, on_loop = _writes_while_held(tmp_path, hold_seconds=None)
-    assert on_loop
+def test_writes_that_find_the_store_busy_queue_and_one_of_them_tries(
+    store: SQLiteJobStore, tmp_path: Path
+) -> None:
+    """Twenty writes during a 100 ms hold: each tries once, then only the first in the queue
+    tries again (every 4 ms at most); the others follow once it is through."""
+    ids = [f"job{n:02d}" for n in range(20)]
+    holder = Holder(tmp_path / "jobs.db")
+    holder.release_after(0.1)
+    try:
+        jobs, threads, loop_thread, _ = _creates(store, ids)
+    finally:
+        holder.close()
+    assert sorted(job.id for job in jobs) == ids
+    assert len(store.get_jobs(ids)) == 20
+    assert set(threads) == {loop_thread}
+    # 20 first tries + at most 100 ms / (0.5, 1, 2, 4, 4 ... ms) ≈ 28 for the head + 19;
+    # twenty writers each trying on their own would be ~500
+    assert len(threads) <= 20 + 30 + 19
 
 
-def test_a_long_wait_moves_to_the_thread_pool(tmp_path: Path) -> None:
-    _, on_loop = _writes_while_held(tmp_path, hold_seconds=sum(RETRY_PAUSES) + 0.5)
-    assert not on_loop
+def test_a_long_wait_moves_to_the_thread_pool(
+    store: SQLiteJobStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(storecalls, "LOOP_WAIT_SECONDS", 0.05)
+    holder = Holder(tmp_path / "jobs.db")
+    holder.release_after(0.3)
+    try:
+        jobs, threads, loop_thread, ticks = _creates(store, ["a"])
+    finally:
+        holder.close()
+    assert store.get_job("a").id == jobs[0].id
+    assert threads[0] == loop_thread and threads[-1] != loop_thread  # SQLite's busy wait, in a thread
+    assert ticks >= 50  # never on the loop
