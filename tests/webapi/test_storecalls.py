@@ -28,23 +28,15 @@ def store(tmp_path: Path) -> Iterator[SQLiteJobStore]:
     store.close()
 
 
-class Holder:
-    """Another connection to the file, holding its write lock as another process would."""
-
-    def __init__(self, path: Path) -> None:
-        self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-        self._db.execute("BEGIN IMMEDIATE")
-
-    def release_after(self, seconds: float) -> None:
-        threading.Timer(seconds, self._db.execute, ("ROLLBACK",)).start()
-
-    def close(self) -> None:
-        self._db.close()
-
-
-def _creates(store: SQLiteJobStore, ids: list[str]) -> tuple[list[Job], list[int], int, int]:
-    """Create the jobs concurrently through ``write``; (jobs, the thread of each try, the
-    loop's thread, how often a ticker on the loop ran meanwhile)."""
+def _creates(
+    store: SQLiteJobStore, tmp_path: Path, ids: list[str], *, held_for: float
+) -> tuple[list[Job], list[int], int, int]:
+    """Create the jobs concurrently through ``write`` while another connection to the file
+    holds its write lock for ``held_for`` seconds, as another process would; (jobs, the thread
+    of each try, the loop's thread, how often a ticker on the loop ran meanwhile)."""
+    holder = sqlite3.connect(tmp_path / "jobs.db", isolation_level=None, check_same_thread=False)
+    holder.execute("BEGIN IMMEDIATE")
+    threading.Timer(held_for, holder.execute, ("ROLLBACK",)).start()
     threads: list[int] = []
 
     def create(job: Job) -> Job:
@@ -65,17 +57,15 @@ def _creates(store: SQLiteJobStore, ids: list[str]) -> tuple[list[Job], list[int
         ticking.cancel()
         return list(jobs), threading.get_ident(), ticks
 
-    jobs, loop_thread, ticks = asyncio.run(main())
+    try:
+        jobs, loop_thread, ticks = asyncio.run(main())
+    finally:
+        holder.close()
     return jobs, threads, loop_thread, ticks
 
 
 def test_a_short_wait_is_retried_on_the_loop(store: SQLiteJobStore, tmp_path: Path) -> None:
-    holder = Holder(tmp_path / "jobs.db")
-    holder.release_after(0.05)
-    try:
-        jobs, threads, loop_thread, ticks = _creates(store, ["a"])
-    finally:
-        holder.close()
+    jobs, threads, loop_thread, ticks = _creates(store, tmp_path, ["a"], held_for=0.05)
     assert [job.id for job in jobs] == ["a"] and store.get_job("a").id == "a"
     assert set(threads) == {loop_thread}
     assert ticks >= 5  # the loop went on serving while the write waited 50 ms
@@ -87,12 +77,7 @@ def test_writes_that_find_the_store_busy_queue_and_one_of_them_tries(
     """Twenty writes during a 100 ms hold: each tries once, then only the first in the queue
     tries again (every 4 ms at most); the others follow once it is through."""
     ids = [f"job{n:02d}" for n in range(20)]
-    holder = Holder(tmp_path / "jobs.db")
-    holder.release_after(0.1)
-    try:
-        jobs, threads, loop_thread, _ = _creates(store, ids)
-    finally:
-        holder.close()
+    jobs, threads, loop_thread, _ = _creates(store, tmp_path, ids, held_for=0.1)
     assert sorted(job.id for job in jobs) == ids
     assert len(store.get_jobs(ids)) == 20
     assert set(threads) == {loop_thread}
@@ -105,12 +90,7 @@ def test_a_long_wait_moves_to_the_thread_pool(
     store: SQLiteJobStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(storecalls, "LOOP_WAIT_SECONDS", 0.05)
-    holder = Holder(tmp_path / "jobs.db")
-    holder.release_after(0.3)
-    try:
-        jobs, threads, loop_thread, ticks = _creates(store, ["a"])
-    finally:
-        holder.close()
+    jobs, threads, loop_thread, ticks = _creates(store, tmp_path, ["a"], held_for=0.3)
     assert store.get_job("a").id == jobs[0].id
     assert threads[0] == loop_thread and threads[-1] != loop_thread  # SQLite's busy wait, in a thread
     assert ticks >= 50  # never on the loop
