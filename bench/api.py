@@ -30,6 +30,11 @@ one left behind. Per scenario, besides req/s and latency: ``server_cpu_ms``, the
 server process spent per request of the measured phase (bench/load.py reads it from /proc
 when its warm-up is over and when its last reply is in), which depends far less on how the
 cores were shared than req/s, and ``server_cores``, how busy the server was.
+
+``get_vs_bare`` (per variant and concurrency) is webapi's GET capacity as a share of the bare
+endpoint's, from the two servers loaded at the same time for ``VS_BARE_ROUNDS`` rounds (the
+median of cpu_bare / cpu_get per round): served alone minutes apart, as the req/s rows are,
+one GET measured 110 µs and 170 µs of CPU in the same run.
 """
 
 from __future__ import annotations
@@ -43,6 +48,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -82,6 +88,8 @@ TARGETS: list[tuple[str, str, str, float, str]] = (
 INSTRUMENTATION_ROUNDS = 16
 INSTRUMENTATION_SECONDS = 2.0
 INSTRUMENTATION_WARMUP = 0.2
+VS_BARE_ROUNDS = 8
+VS_BARE_SECONDS = 1.0
 WRITES_UNLIMITED = {"WEBAPI__LIMITS__WRITE_RATE": "", "WEBAPI__LIMITS__MAX_JOBS": "0"}
 """One load client writes far faster than a person: no write rate or job quota (else POSTs
 measure 429 and 403 replies)."""
@@ -101,11 +109,13 @@ def run(quick: bool = False) -> dict[str, Any]:
     seconds = 2.0 if quick else SECONDS
     parts = _parts(os.environ.get("BENCH_API_ONLY", ""))
     figures: dict[str, Any] = {}
-    with moto_server() as moto, tempfile.TemporaryDirectory() as tmp:
+    with moto_server() as moto, tempfile.TemporaryDirectory() as tmp, contextlib.ExitStack() as running:
         fake = FakeAWS().start()
         try:
-            if "bare" in parts:
-                figures["bare"] = _bare(seconds)
+            bare = running.enter_context(_bare_server()) if "bare" in parts else None
+            if bare is not None:
+                port, pid = bare
+                figures["bare"] = {f"c{c}": _load(port, "bare", c, seconds, server=pid) for c in CONCURRENCY}
             if "instrumentation" in parts:
                 figures["instrumentation"] = _instrumentation(
                     moto=moto,
@@ -116,8 +126,9 @@ def run(quick: bool = False) -> dict[str, Any]:
                 )
             for variant in ("fast_sqs", "moto_sqs"):
                 if variant in parts:
+                    assert bare is not None  # _parts adds it
                     figures[variant] = _webapi(
-                        variant, moto=moto, fake=fake, tmp=Path(tmp), seconds=seconds, bare=figures["bare"]
+                        variant, moto=moto, fake=fake, tmp=Path(tmp), seconds=seconds, bare=bare, quick=quick
                     )
         finally:
             fake.stop()
@@ -135,19 +146,28 @@ def _parts(only: str) -> set[str]:
     return chosen
 
 
-def _bare(seconds: float) -> dict[str, Any]:
+@contextlib.contextmanager
+def _bare_server() -> Iterator[tuple[int, int]]:
+    """The bare FastAPI endpoint (bench/bare_app.py): (port, pid)."""
     port = free_port()
     bare = subprocess.Popen([sys.executable, "-m", "bench.bare_app", str(port)])
     try:
         wait_up(port, path="/jobs/x")
-        return {f"c{c}": _load(port, "bare", c, seconds, server=bare.pid) for c in CONCURRENCY}
+        yield port, bare.pid
     finally:
         bare.terminate()
         bare.wait(timeout=10)
 
 
 def _webapi(
-    variant: str, *, moto: MotoServer, fake: FakeAWS, tmp: Path, seconds: float, bare: dict[str, Any]
+    variant: str,
+    *,
+    moto: MotoServer,
+    fake: FakeAWS,
+    tmp: Path,
+    seconds: float,
+    bare: tuple[int, int],
+    quick: bool,
 ) -> dict[str, Any]:
     db = tmp / f"{variant}.db"
     _preload(db)
@@ -162,6 +182,10 @@ def _webapi(
         _Drain(moto) as drain,
     ):
         wait_up(port)
+        for concurrency in CONCURRENCY:
+            figures[f"c{concurrency}"]["get_vs_bare"] = _get_vs_bare(
+                bare, (port, server.pid), concurrency=concurrency, rounds=3 if quick else VS_BARE_ROUNDS
+            )
         for kind in KINDS:
             for concurrency in CONCURRENCY:
                 fake.messages = fake.batches = 0
@@ -175,10 +199,18 @@ def _webapi(
         if variant == "moto_sqs":
             figures["sqs_floor"] = _sqs_floor(moto, seconds=min(seconds, 3.0))
             drain.wait_empty(timeout=30)
-    for concurrency in CONCURRENCY:
-        section = figures[f"c{concurrency}"]
-        section["get_vs_bare"] = round(section["get"]["rps"] / max(1.0, bare[f"c{concurrency}"]["rps"]), 2)
     return figures
+
+
+def _get_vs_bare(bare: tuple[int, int], webapi: tuple[int, int], *, concurrency: int, rounds: int) -> float:
+    """webapi's GET capacity as a share of the bare endpoint's: both loaded at once, round by
+    round (bench/load.py ``together``), the median of cpu_bare / cpu_get. Each served alone
+    minutes apart, as the req/s rows are, the same code measured 110 and 170 µs a GET."""
+    off, on = _together(
+        [bare, webapi], "get", seconds=VS_BARE_SECONDS, rounds=rounds, concurrency=concurrency
+    )
+    ratios = [b["server_cpu_ms"] / max(1e-9, g["server_cpu_ms"]) for b, g in zip(off, on, strict=True)]
+    return round(statistics.median(ratios), 2)
 
 
 def _instrumentation(
@@ -359,7 +391,7 @@ def _load(
 
 
 def _together(
-    servers: list[tuple[int, int]], kind: str, *, seconds: float, rounds: int
+    servers: list[tuple[int, int]], kind: str, *, seconds: float, rounds: int, concurrency: int = 16
 ) -> list[list[dict[str, Any]]]:
     """One load process loading every (port, pid) at once for ``rounds`` rounds (bench/load.py
     ``together``); per server, its rounds' results with ``server_cpu_ms``."""
@@ -367,7 +399,8 @@ def _together(
     pids = ",".join(str(pid) for _, pid in servers)
     tag = f"i{kind}" + ports.replace(",", "p")  # POSTed ids unique per pass
     command = [
-        *(sys.executable, "-m", "bench.load", "--kind", kind, "--ids", str(JOBS), "--concurrency", "16"),
+        *(sys.executable, "-m", "bench.load", "--kind", kind, "--ids", str(JOBS)),
+        *("--concurrency", str(concurrency)),
         *("--ports", ports, "--server-pids", pids, "--rounds", str(rounds), "--tag", tag),
         *("--seconds", str(seconds), "--warmup", str(INSTRUMENTATION_WARMUP)),
     ]
