@@ -47,17 +47,19 @@ async def write(store: JobStore, method: Callable[..., T], *args: Any, **kwargs:
         except WriteWouldWait:
             pass
         with waiting_on(STORE):
-            async with _queue(store):
-                loop = asyncio.get_running_loop()
-                deadline = loop.time() + LOOP_WAIT_SECONDS
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + LOOP_WAIT_SECONDS  # the time in the queue counts too
+            queue = _queue(store)
+            first = not queue.locked()  # its try just failed: pause before the next
+            async with queue:
                 pauses = iter(RETRY_PAUSES)
-                pause = 0.0
+                pause = next(pauses) if first else 0.0  # behind another: the store just took one
                 while loop.time() < deadline:
+                    await asyncio.sleep(pause)
                     try:
                         return store.try_write(method, *args, **kwargs)
                     except WriteWouldWait:
                         pause = next(pauses, pause)
-                        await asyncio.sleep(pause)
     with waiting_on(STORE):
         return await run_in_threadpool(method, *args, **kwargs)
 

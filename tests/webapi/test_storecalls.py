@@ -94,3 +94,19 @@ def test_a_long_wait_moves_to_the_thread_pool(
     assert store.get_job("a").id == jobs[0].id
     assert threads[0] == loop_thread and threads[-1] != loop_thread  # SQLite's busy wait, in a thread
     assert ticks >= 50  # never on the loop
+
+
+def test_the_time_in_the_queue_counts_towards_the_wait_on_the_loop(
+    store: SQLiteJobStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Five writes during a long hold: past ``LOOP_WAIT_SECONDS`` from their first try, those
+    still queued go to the thread pool without taking a turn at waiting on the loop each."""
+    monkeypatch.setattr(storecalls, "LOOP_WAIT_SECONDS", 0.1)
+    ids = [f"job{n}" for n in range(5)]
+    jobs, threads, loop_thread, _ = _creates(store, tmp_path, ids, held_for=0.6)
+    assert sorted(job.id for job in jobs) == ids
+    on_loop = threads.count(loop_thread)
+    assert len(threads) - on_loop == 5  # each written in the thread pool in the end
+    # 5 first tries + the head's ≤ ~26 in 0.1 s + one each for the others; a fresh 0.1 s
+    # for each in turn would be ~130
+    assert on_loop <= 5 + 30 + 4
