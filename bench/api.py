@@ -87,7 +87,7 @@ TARGETS: list[tuple[str, str, str, float, str]] = (
 )
 INSTRUMENTATION_ROUNDS = 16
 INSTRUMENTATION_SECONDS = 2.0
-INSTRUMENTATION_WARMUP = 0.2
+PAIRED_WARMUP = 0.2
 VS_BARE_ROUNDS = 8
 VS_BARE_SECONDS = 1.0
 WRITES_UNLIMITED = {"WEBAPI__LIMITS__WRITE_RATE": "", "WEBAPI__LIMITS__MAX_JOBS": "0"}
@@ -206,10 +206,11 @@ def _get_vs_bare(bare: tuple[int, int], webapi: tuple[int, int], *, concurrency:
     """webapi's GET capacity as a share of the bare endpoint's: both loaded at once, round by
     round (bench/load.py ``together``), the median of cpu_bare / cpu_get. Each served alone
     minutes apart, as the req/s rows are, the same code measured 110 and 170 µs a GET."""
-    off, on = _together(
+    bare_rounds, get_rounds = _together(
         [bare, webapi], "get", seconds=VS_BARE_SECONDS, rounds=rounds, concurrency=concurrency
     )
-    ratios = [b["server_cpu_ms"] / max(1e-9, g["server_cpu_ms"]) for b, g in zip(off, on, strict=True)]
+    paired = zip(bare_rounds, get_rounds, strict=True)
+    ratios = [b["server_cpu_ms"] / max(1e-9, g["server_cpu_ms"]) for b, g in paired]  # bare, get
     return round(statistics.median(ratios), 2)
 
 
@@ -383,11 +384,18 @@ def _load(
         command, capture_output=True, text=True, check=True, timeout=seconds + warmup + 60
     ).stdout
     result: dict[str, Any] = json.loads(output.strip().splitlines()[-1])
-    cpu = result.pop("server_cpu_s")  # the measured phase only, warm-up left out
     result.pop("warmup_requests", None)
-    result["server_cpu_ms"] = round(1000 * cpu / max(1, result["requests"]), 3)
+    cpu = _cpu_per_request(result)
     result["server_cores"] = round(cpu / max(1e-3, result["seconds"]), 2)
     return result
+
+
+def _cpu_per_request(result: dict[str, Any]) -> float:
+    """``server_cpu_s`` of a bench/load.py result (the measured phase only, warm-up left out)
+    becomes ``server_cpu_ms`` per request; returns the seconds."""
+    cpu: float = result.pop("server_cpu_s")
+    result["server_cpu_ms"] = round(1000 * cpu / max(1, result["requests"]), 3)
+    return cpu
 
 
 def _together(
@@ -402,12 +410,12 @@ def _together(
         *(sys.executable, "-m", "bench.load", "--kind", kind, "--ids", str(JOBS)),
         *("--concurrency", str(concurrency)),
         *("--ports", ports, "--server-pids", pids, "--rounds", str(rounds), "--tag", tag),
-        *("--seconds", str(seconds), "--warmup", str(INSTRUMENTATION_WARMUP)),
+        *("--seconds", str(seconds), "--warmup", str(PAIRED_WARMUP)),
     ]
-    limit = rounds * (seconds + INSTRUMENTATION_WARMUP + 2) + 60
+    limit = rounds * (seconds + PAIRED_WARMUP + 2) + 60
     output = subprocess.run(command, capture_output=True, text=True, check=True, timeout=limit).stdout
     targets: list[list[dict[str, Any]]] = json.loads(output.strip().splitlines()[-1])["targets"]
     for results in targets:
         for result in results:
-            result["server_cpu_ms"] = round(1000 * result.pop("server_cpu_s") / max(1, result["requests"]), 3)
+            _cpu_per_request(result)
     return targets
