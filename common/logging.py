@@ -75,6 +75,11 @@ def bound() -> dict[str, Any]:
     return {**_process_fields, **_context.get()}
 
 
+def nothing_bound() -> bool:
+    """No context field for this context's lines: none bound here, none for the process."""
+    return not _process_fields and not _context.get()
+
+
 def bind_process(**fields: Any) -> None:
     """Fields for every line of this process, whatever the thread (threads start with an empty
     contextvar context): the scheduld replica id, say."""
@@ -105,7 +110,11 @@ def _add_present(into: dict[str, Any], extra: Mapping[str, Any]) -> None:
     """``context_fields(extra)`` added to ``into``, but for keys it has: one pass, for it runs
     for every line, the access line of every request included (bench/request_cpu.py)."""
     context = _context.get()
-    fields = {**_process_fields, **context, **extra} if _process_fields else {**context, **extra}
+    fields: Mapping[str, Any]
+    if _process_fields:
+        fields = {**_process_fields, **context, **extra}
+    else:
+        fields = {**context, **extra} if context else extra
     for key, value in fields.items():
         if key not in into:
             if type(value) is Deferred:
@@ -142,6 +151,9 @@ class _SecondCache:
         return self._text
 
 
+_MILLISECONDS = tuple(f".{millisecond:03d}+00:00" for millisecond in range(1000))
+
+
 class JSONFormatter(logging.Formatter):
     """One JSON object per line: time, level, component, logger, message, then context."""
 
@@ -171,7 +183,7 @@ class JSONFormatter(logging.Formatter):
         second = int(created)
         entry: dict[str, Any] = {
             # as isoformat(timespec="milliseconds") of the UTC time, the second's text cached
-            "time": f"{self._second(second)}.{min(999, int((created - second) * 1000)):03d}+00:00",
+            "time": self._second(second) + _MILLISECONDS[min(999, int((created - second) * 1000))],
             "level": level,
             "component": self._component,
             "logger": logger,
@@ -179,6 +191,28 @@ class JSONFormatter(logging.Formatter):
         }
         _add_present(entry, extra)
         return entry
+
+    def resolved_entry(
+        self,
+        created: float,
+        level: str,
+        logger: str,
+        message: str,
+        context: Mapping[str, Any],
+        extra: Mapping[str, Any],
+    ) -> dict[str, Any]:
+        """``entry``, for a caller that holds every context field there is, resolved: one dict
+        display, no lookup or merge of bound fields. No value is None, no key repeats."""
+        second = int(created)
+        return {
+            "time": self._second(second) + _MILLISECONDS[min(999, int((created - second) * 1000))],
+            "level": level,
+            "component": self._component,
+            "logger": logger,
+            "message": message,
+            **context,
+            **extra,
+        }
 
 
 def json_line(entry: Mapping[str, Any]) -> str:
@@ -232,10 +266,17 @@ class LineHandler(logging.StreamHandler):  # type: ignore[type-arg]
         super().__init__(stream)
         self.hold_seconds = hold_seconds
         self.max_held = max_held
-        self._held: list[str] = []
+        self._held: list[str | tuple[Callable[..., str], tuple[Any, ...]]] = []
 
     def hold(self, line: str) -> None:
         """Write ``line`` (no newline) within ``hold_seconds``; from an event loop's thread."""
+        self._hold(line)
+
+    def hold_rendered(self, render: Callable[..., str], args: tuple[Any, ...]) -> None:
+        """``hold(render(*args))``, with ``render`` called when the held lines are written."""
+        self._hold((render, args))
+
+    def _hold(self, line: str | tuple[Callable[..., str], tuple[Any, ...]]) -> None:
         with self.lock:  # type: ignore[union-attr]  # created by Handler.__init__
             self._held.append(line)
             count = len(self._held)
@@ -253,10 +294,20 @@ class LineHandler(logging.StreamHandler):  # type: ignore[type-arg]
                 return
             lines, self._held = self._held, []
             try:
-                self.stream.write("\n".join(lines) + "\n")
+                self.stream.write("\n".join(filter(None, map(self._rendered, lines))) + "\n")
                 self.stream.flush()
             except Exception:  # as emit: a failed write is reported, never raised into the app
-                self.handleError(logging.makeLogRecord({"msg": lines[0]}))
+                self.handleError(logging.makeLogRecord({"msg": self._rendered(lines[0])}))
+
+    def _rendered(self, line: str | tuple[Callable[..., str], tuple[Any, ...]]) -> str:
+        if isinstance(line, str):
+            return line
+        render, args = line
+        try:
+            return render(*args)
+        except Exception:  # a line that cannot be rendered is reported; the others are written
+            self.handleError(logging.makeLogRecord({"msg": f"unrenderable line: {render.__name__}{args!r}"}))
+            return ""
 
     def emit(self, record: logging.LogRecord) -> None:
         if self._held:

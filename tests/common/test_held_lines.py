@@ -16,7 +16,7 @@ from collections.abc import Iterator, MutableMapping
 from typing import Any, TypeVar
 
 import pytest
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
 
 from common.logging import JSONFormatter, LineHandler, bind, held_line_handler, write_line
 from webapi.observability import ObservabilityMiddleware
@@ -152,7 +152,9 @@ def _access_lines(
     app = FastAPI()
 
     @app.get("/things/{thing}")
-    async def thing(thing: str) -> dict[str, str]:
+    async def thing(thing: str, request: Request) -> dict[str, str]:
+        if thing == "a":
+            request.state.principal = "alice"  # as authentication does
         return {"thing": thing}
 
     app.add_middleware(ObservabilityMiddleware, metrics=False, access_level=logging.INFO)
@@ -160,6 +162,8 @@ def _access_lines(
     async def requests() -> None:
         assert await _get(app, "/things/a", request_id="req-a") == 200
         assert await _get(app, "/nothing", request_id="req-b") == 404
+        with bind(tenant="t-1"):  # bound outside the middleware: the line carries it too
+            assert await _get(app, "/things/c", request_id="req-c") == 200
 
     asyncio.run(requests())
     unflushed = stream.getvalue()
@@ -171,14 +175,16 @@ def test_an_access_line_written_held_is_the_line_logging_writes(root_logging: lo
     unflushed, held = _access_lines(root_logging, json_handler(LineHandler(io.StringIO(), hold_seconds=60)))
     assert unflushed == ""  # they were held: the middleware took the short way
     _, logged = _access_lines(root_logging, json_handler(logging.StreamHandler(io.StringIO())))
-    assert len(held) == len(logged) == 2
+    assert len(held) == len(logged) == 3
     for direct, via_logging in zip(held, logged, strict=True):
         assert list(direct) == list(via_logging)  # the same fields, in the same order
         for varying in ("time", "duration_ms", "message"):  # the clock's part of each
             direct.pop(varying), via_logging.pop(varying)
         assert direct == via_logging
     assert held[0]["path"] == "/things/{thing}" and held[0]["request_id"] == "req-a"
-    assert held[1]["path"] == "unmatched" and held[1]["status"] == 404
+    assert held[0]["principal"] == "alice"
+    assert held[1]["path"] == "unmatched" and held[1]["status"] == 404 and "principal" not in held[1]
+    assert (held[2]["tenant"], held[2]["request_id"]) == ("t-1", "req-c")
 
 
 def test_write_line_writes_what_logging_would_and_at_once_without_a_hold(
@@ -204,3 +210,26 @@ def test_write_line_writes_what_logging_would_and_at_once_without_a_hold(
     assert direct == via_logging
     assert direct["message"] == "principal=alice status=201 100%"  # final: no %-formatting
     assert (direct["request_id"], direct["audit_principal"]) == ("req-w", "alice")
+
+
+def _fails() -> str:
+    raise ValueError("cannot render")
+
+
+def test_a_line_rendered_when_written_keeps_its_place_and_one_that_fails_is_reported(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    stream = io.StringIO()
+    handler = LineHandler(stream, hold_seconds=60)
+
+    async def hold_four() -> None:
+        handler.hold("first")
+        handler.hold_rendered("second {}".format, (2,))
+        handler.hold_rendered(_fails, ())
+        handler.hold("third")
+
+    asyncio.run(hold_four())
+    assert stream.getvalue() == ""  # held, the rendered ones not yet rendered
+    handler.flush()
+    assert stream.getvalue() == "first\nsecond 2\nthird\n"
+    assert "unrenderable line: _fails()" in capsys.readouterr().err
