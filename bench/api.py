@@ -17,7 +17,9 @@ metrics off (``METRICS__ENABLED=false``; request ids stay), metrics on (the defa
 metrics on with the JSON access and audit lines at INFO (production logging). Each
 instrumented server is loaded *together* with the "off" one, ``INSTRUMENTATION_ROUNDS`` rounds
 of ``INSTRUMENTATION_SECONDS``, so every round is a pair measured in the same moments of the
-shared machine (bench/load.py ``together``). The capacity a setup costs is 1 − cpu_off /
+shared machine (bench/load.py ``together``), both servers on one core and the load generator
+on the other (``servers_on_one_core``: otherwise a round's pair differed by which server
+shared a core with the load generator). The capacity a setup costs is 1 − cpu_off /
 cpu_setup from the two servers' CPU per request in a round; ``<setup>_cost_pct`` is the median
 over the rounds. Served req/s (``*_rps_lost_pct``) and p99 are for information: they also move
 with how the kernel shared the cores. Per setup, ``cpu_us_rounds`` (and ``off_cpu_us_rounds``)
@@ -32,8 +34,8 @@ when its warm-up is over and when its last reply is in), which depends far less 
 cores were shared than req/s, and ``server_cores``, how busy the server was.
 
 ``get_vs_bare`` (per variant and concurrency) is webapi's GET capacity as a share of the bare
-endpoint's, from the two servers loaded at the same time for ``VS_BARE_ROUNDS`` rounds (the
-median of cpu_bare / cpu_get per round): served alone minutes apart, as the req/s rows are,
+endpoint's, from the two servers loaded at the same time on one core for ``VS_BARE_ROUNDS``
+rounds (the median of cpu_bare / cpu_get per round): served alone minutes apart, as the req/s rows are,
 one GET measured 110 µs and 170 µs of CPU in the same run.
 """
 
@@ -409,7 +411,7 @@ def _together(
     command = [
         *(sys.executable, "-m", "bench.load", "--kind", kind, "--ids", str(JOBS)),
         *("--concurrency", str(concurrency)),
-        *("--ports", ports, "--server-pids", pids, "--rounds", str(rounds), "--tag", tag),
+        *("--ports", ports, "--server-pids", pids, "--rounds", str(rounds), "--tag", tag, "--one-core"),
         *("--seconds", str(seconds), "--warmup", str(PAIRED_WARMUP)),
     ]
     limit = rounds * (seconds + PAIRED_WARMUP + 2) + 60

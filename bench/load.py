@@ -14,12 +14,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import random
 import sys
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Iterator
 from typing import Any
 
 import orjson
@@ -183,6 +184,39 @@ async def together(
     return results
 
 
+@contextlib.contextmanager
+def servers_on_one_core(pids: list[int]) -> Iterator[None]:
+    """Every thread of the servers on one core and this process on the others, restored
+    afterwards. Two servers loaded together then take turns on the same core, beside the
+    same neighbour: a round's two figures differ by what the servers do, not by which of
+    them shared a core with the load generator that round (an A/A pair's rounds spread far
+    less: bench/README.md, "One core for paired servers"). With a single core, nothing
+    changes."""
+    cores = sorted(os.sched_getaffinity(0))
+    if len(cores) < 2:
+        yield
+        return
+    mine = os.sched_getaffinity(0)
+    saved: dict[int, set[int]] = {}
+    try:
+        for thread in (thread for pid in pids for thread in _threads(pid)):
+            with contextlib.suppress(ProcessLookupError):  # a thread that has just ended
+                saved[thread] = os.sched_getaffinity(thread)
+                os.sched_setaffinity(thread, {cores[0]})
+        os.sched_setaffinity(0, set(cores[1:]))
+        yield
+    finally:
+        os.sched_setaffinity(0, mine)
+        for thread, cpus in saved.items():
+            with contextlib.suppress(ProcessLookupError):
+                os.sched_setaffinity(thread, cpus)
+
+
+def _threads(pid: int) -> list[int]:
+    """The ids of a process's threads (sched_setaffinity sets one thread's cores)."""
+    return [int(task) for task in os.listdir(f"/proc/{pid}/task")]
+
+
 def _event_loop_runner() -> Callable[[Coroutine[Any, Any, Any]], Any]:
     """uvloop when installed (webapi depends on it): a cheaper client leaves more of the
     shared cores to the server under test. ``BENCH_LOAD_LOOP=asyncio`` forces asyncio."""
@@ -202,6 +236,11 @@ def main() -> int:
     parser.add_argument("--ports", help="comma-separated: servers loaded together, --rounds times")
     parser.add_argument("--server-pids", help="comma-separated, one per --ports entry")
     parser.add_argument("--rounds", type=int, default=1)
+    parser.add_argument(
+        "--one-core",
+        action="store_true",
+        help="with --ports: the servers share one core, the load the others",
+    )
     parser.add_argument("--kind", required=True, choices=["get", "list", "put", "post", "delete", "bare"])
     parser.add_argument("--ids", type=int, default=10_000)
     parser.add_argument("--concurrency", type=int, default=16)
@@ -211,19 +250,20 @@ def main() -> int:
     parser.add_argument("--server-pid", type=int, help="report this process's CPU in the measured phase")
     args = parser.parse_args()
     if args.ports:
-        ports, pids = args.ports.split(","), args.server_pids.split(",")
-        rounds = _event_loop_runner()(
-            together(
-                [(int(port), int(pid)) for port, pid in zip(ports, pids, strict=True)],
-                args.kind,
-                ids=args.ids,
-                concurrency=args.concurrency,
-                seconds=args.seconds,
-                warmup=args.warmup,
-                rounds=args.rounds,
-                tag=args.tag,
+        ports, pids = args.ports.split(","), [int(pid) for pid in args.server_pids.split(",")]
+        with servers_on_one_core(pids) if args.one_core else contextlib.nullcontext():
+            rounds = _event_loop_runner()(
+                together(
+                    [(int(port), pid) for port, pid in zip(ports, pids, strict=True)],
+                    args.kind,
+                    ids=args.ids,
+                    concurrency=args.concurrency,
+                    seconds=args.seconds,
+                    warmup=args.warmup,
+                    rounds=args.rounds,
+                    tag=args.tag,
+                )
             )
-        )
         sys.stdout.write(json.dumps({"targets": rounds}) + "\n")
         return 0
     if args.port is None:
