@@ -181,7 +181,8 @@ def _request_id(scope: Scope) -> str:
 class _RequestIds:
     """Ids unique across processes and restarts without a random draw (a system call) per
     request: a random per-process prefix and a counter, 32 hex digits like a uuid4's (as
-    chi's RequestID middleware does). A forked child draws a prefix of its own."""
+    chi's RequestID middleware does). The counter starts at a random value, so an id does
+    not tell how many requests the process has served. A forked child draws its own."""
 
     def __init__(self) -> None:
         self.restart()
@@ -189,7 +190,7 @@ class _RequestIds:
 
     def restart(self) -> None:
         self._prefix = os.urandom(8).hex()
-        self._counter = itertools.count(1)
+        self._counter = itertools.count(int.from_bytes(os.urandom(8)) >> 1)  # 2**63 ids to go
 
     def __call__(self) -> str:
         return f"{self._prefix}{next(self._counter):016x}"

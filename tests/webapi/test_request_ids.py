@@ -19,6 +19,8 @@ def test_ids_are_unique_hex_of_a_uuids_length() -> None:
     assert len(set(drawn)) == len(drawn)
     assert all(re.fullmatch("[0-9a-f]{32}", drawn_id) for drawn_id in drawn)
     assert _RequestIds()()[:16] != drawn[0][:16]  # another process's prefix, by chance equal at 2**-64
+    # consecutive, from a random start: no count of the requests served shows
+    assert int(drawn[1][16:], 16) == int(drawn[0][16:], 16) + 1 and int(drawn[0][16:], 16) > 2**32
 
 
 def test_a_forked_child_draws_a_prefix_of_its_own() -> None:
