@@ -12,8 +12,8 @@ Plain ASGI. When the deadline passes before the reply has started:
   "Limits and quotas": PUT is idempotent, a retried POST gets 409 once the first one was
   saved, a retried DELETE 404).
 
-Code that waits on a dependency says so with ``with waiting_on(STORE):``; the mark lives in a
-context variable set for the request's task, so it costs a lookup and two attribute writes.
+Code that waits on a dependency says so with ``with waiting_on(STORE):``; the mark is kept on
+the request found by the task running it, so it costs two lookups and two attribute writes.
 """
 
 from __future__ import annotations
@@ -21,7 +21,6 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
-from contextvars import ContextVar
 from types import TracebackType
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -44,7 +43,7 @@ class _WaitingOn:
         self._before: str | None = None
 
     def __enter__(self) -> None:
-        wait = self._wait = _current.get()
+        wait = self._wait = _under_deadline.get(_current_task()) if _under_deadline else None
         if wait is not None:
             self._before, wait.on = wait.on, self._what
 
@@ -83,7 +82,17 @@ class _Request:
         await self.send(message)
 
 
-_current: ContextVar[_Request | None] = ContextVar("ecss_request_under_deadline", default=None)
+_under_deadline: dict[object, _Request] = {}
+"""The requests under a deadline, by the task that runs each (the request's own task, where
+its middleware and route run): a dict, not a context variable, whose ``set`` per request made
+a served GET measurably costlier (bench/README.md, "The deadline's context variable")."""
+
+
+def _current_task() -> object:
+    try:
+        return asyncio.current_task()
+    except RuntimeError:  # no running loop: no request
+        return None
 
 
 class _Watch:
@@ -140,7 +149,9 @@ class Deadline:
             watch = self._watch = _Watch(loop, self._expire)
         request = _Request(scope, receive, send, loop.time() + self.seconds)
         watch.add(request)
-        token = _current.set(request)
+        task = asyncio.current_task()
+        if task is not None:
+            _under_deadline[task] = request
         try:
             await self.app(scope, receive, request.guarded_send)
         except Exception:
@@ -153,7 +164,7 @@ class Deadline:
             )
         finally:
             watch.remove(request)
-            _current.reset(token)
+            _under_deadline.pop(task, None)
         if request.reply is not None:
             logger.info(
                 "%s %s, answered 503 at its deadline, has now finished", scope["method"], scope["path"]
