@@ -180,10 +180,8 @@ class JSONFormatter(logging.Formatter):
     ) -> dict[str, Any]:
         """A line's object: the fields every line starts with, then the context fields with
         ``extra`` (``context_fields``) that do not shadow them; ``created`` is a ``time.time()``."""
-        second = int(created)
         entry: dict[str, Any] = {
-            # as isoformat(timespec="milliseconds") of the UTC time, the second's text cached
-            "time": self._second(second) + _MILLISECONDS[min(999, int((created - second) * 1000))],
+            "time": self._time(created),
             "level": level,
             "component": self._component,
             "logger": logger,
@@ -203,9 +201,8 @@ class JSONFormatter(logging.Formatter):
     ) -> dict[str, Any]:
         """``entry``, for a caller that holds every context field there is, resolved: one dict
         display, no lookup or merge of bound fields. No value is None, no key repeats."""
-        second = int(created)
         return {
-            "time": self._second(second) + _MILLISECONDS[min(999, int((created - second) * 1000))],
+            "time": self._time(created),
             "level": level,
             "component": self._component,
             "logger": logger,
@@ -213,6 +210,11 @@ class JSONFormatter(logging.Formatter):
             **context,
             **extra,
         }
+
+    def _time(self, created: float) -> str:
+        """As isoformat(timespec="milliseconds") of the UTC time, the second's text cached."""
+        second = int(created)
+        return self._second(second) + _MILLISECONDS[min(999, int((created - second) * 1000))]
 
 
 def json_line(entry: Mapping[str, Any]) -> str:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import time
 from bisect import bisect_left
 from collections.abc import Iterator, Sequence
+from itertools import accumulate
 
 from prometheus_client.metrics_core import CounterMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
@@ -66,27 +67,28 @@ class RequestMetrics(Collector):
 
     def describe(self) -> Iterator[Metric]:
         """The families, without samples: what the registry checks names against."""
-        yield CounterMetricFamily(*self._requests, labels=("route", "method", "status"))
-        yield HistogramMetricFamily(*self._latency, labels=("route", "method"))
+        yield from self._families()
 
     def collect(self) -> Iterator[Metric]:
-        requests = CounterMetricFamily(*self._requests, labels=("route", "method", "status"))
-        latency = HistogramMetricFamily(*self._latency, labels=("route", "method"))
+        requests, latency = self._families()
         # the histogram is per route and method: the statuses' series added together
-        per_route: dict[tuple[str, str], tuple[list[int], list[float]]] = {}
+        counts: dict[tuple[str, str], list[int]] = {}
+        seconds: dict[tuple[str, str], float] = {}
         for (route, method, status), series in list(self._series.items()):  # a copy: one C call
             buckets = list(series.buckets)
             requests.add_metric([route, method, str(status)], sum(buckets), created=series.created)
-            counts, seconds = per_route.setdefault((route, method), ([0] * len(buckets), [0.0]))
-            for index, count in enumerate(buckets):
-                counts[index] += count
-            seconds[0] += series.seconds
-        for (route, method), (counts, seconds) in per_route.items():
-            cumulative: list[tuple[str, float]] = []
-            total = 0
-            for label, count in zip(self._labels, counts, strict=True):
-                total += count
-                cumulative.append((label, total))
-            latency.add_metric([route, method], cumulative, seconds[0])
+            key = (route, method)
+            summed = counts.get(key)
+            counts[key] = buckets if summed is None else [a + b for a, b in zip(summed, buckets, strict=True)]
+            seconds[key] = seconds.get(key, 0.0) + series.seconds
+        for (route, method), route_counts in counts.items():
+            cumulative = list(zip(self._labels, accumulate(route_counts), strict=True))
+            latency.add_metric([route, method], cumulative, seconds[(route, method)])
         yield requests
         yield latency
+
+    def _families(self) -> tuple[CounterMetricFamily, HistogramMetricFamily]:
+        return (
+            CounterMetricFamily(*self._requests, labels=("route", "method", "status")),
+            HistogramMetricFamily(*self._latency, labels=("route", "method")),
+        )
