@@ -8,13 +8,14 @@ import logging
 import signal
 from collections.abc import AsyncIterator
 
-from fastapi import APIRouter, Depends, FastAPI
+from fastapi import APIRouter, FastAPI
+from fastapi.routing import APIRoute
 from fastapi.telemetry import TelemetryConfig
 from fastapi_offline import FastAPIOffline
 
 from common.bus.base import EventBus
 from common.config import Settings
-from webapi.auth import Authenticator, authorize, check_protected
+from webapi.auth import Authenticator, check_protected
 from webapi.deps import ApiStore, Services
 from webapi.errors import install_error_handlers
 from webapi.limits import WriteLimiter
@@ -51,7 +52,9 @@ PUBLIC_ROUTERS: tuple[APIRouter, ...] = (meta.router, health.router)
 """Routers served without credentials; their paths must be in webapi.auth.ANONYMOUS_PATHS."""
 
 API_ROUTERS: tuple[APIRouter, ...] = (jobs.router, runs.router, me.router, schedules.router)
-"""Everything else: included behind ``authorize`` (which also applies the write rate)."""
+"""Everything else: each is declared with ``dependencies=webapi.auth.AUTHORIZED``, so its routes
+run ``authorize`` (which also applies the write rate); ``check_protected`` refuses the app if
+one does not."""
 
 
 def create_app(settings: Settings, *, store: ApiStore | None = None, bus: EventBus | None = None) -> FastAPI:
@@ -113,15 +116,29 @@ def create_app(settings: Settings, *, store: ApiStore | None = None, bus: EventB
     install_error_handlers(app)
     # the API first: a request is matched against each route in turn, and the API's are the
     # busy ones (no path of one group matches a path of the other, so order changes nothing else)
-    for router in API_ROUTERS:
-        app.include_router(router, dependencies=[Depends(authorize)])
-    for router in PUBLIC_ROUTERS:
-        app.include_router(router)
+    for router in (*API_ROUTERS, *PUBLIC_ROUTERS):
+        _serve_routes(app, router)
     app.mount(ui.PATH, ui.console())  # the console's page and assets: public, they hold no job data
     install_middleware(app, settings.webapi, cacheable_prefixes=(DOCS_ASSETS,))
     install_observability(app, settings)  # outermost: every reply gets its request id
     check_protected(app)
     return app
+
+
+def _serve_routes(app: FastAPI, router: APIRouter) -> None:
+    """The router's routes join the app's own list, not ``app.include_router(router)``.
+
+    Since FastAPI 0.137 an included router stays a node of a tree that every request walks
+    and matches twice (fastapi/fastapi#15745); that cost a served GET /jobs/{id} about a tenth
+    of its CPU (bench/README.md, "Routes in the app's own list"). The routes already carry
+    everything an inclusion would add here: prefix, tags, ``route_class`` and dependencies
+    come from their router's declaration. A router with routers of its own is refused, since
+    its nested routes would lose what their inclusion adds.
+    """
+    for route in router.routes:
+        if not isinstance(route, APIRoute):
+            raise TypeError(f"{type(route).__name__} in a router of the app: only routes are served this way")
+    app.router.routes.extend(router.routes)
 
 
 def _reload_on_sighup(authenticator: Authenticator) -> bool:

@@ -1,10 +1,11 @@
 """Authentication and role checks: one FastAPI dependency, ``authorize``, on every API route.
 
-Secure by default: ``app.py`` includes every router under ``dependencies=[Depends(authorize)]``
-except the few in ``ANONYMOUS_PATHS``, and ``check_protected`` refuses to build an app with any
-other route that lacks it. The role a route needs follows its method (GET/HEAD: ``read``,
-others: ``write``) unless the endpoint is marked with ``requires(role)``. The principal is
-also put on ``request.state.principal`` (its name) for logging and metrics.
+Secure by default: every API router is declared with ``dependencies=AUTHORIZED``, so each of its
+routes runs ``authorize``; only the paths in ``ANONYMOUS_PATHS`` go without, and
+``check_protected`` refuses to build an app with any other route that lacks it. The role a
+route needs follows its method (GET/HEAD: ``read``, others: ``write``) unless the endpoint is
+marked with ``requires(role)``. The principal is also put on ``request.state.principal`` (its
+name) for logging and metrics.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import logging
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request, params
 from fastapi.openapi.models import HTTPBearer as HTTPBearerModel
 from fastapi.routing import iter_route_contexts
 from fastapi.security.base import SecurityBase
@@ -138,6 +139,9 @@ class BearerAuthorization(SecurityBase):
 
 
 authorize = BearerAuthorization()
+
+AUTHORIZED: tuple[params.Depends, ...] = (Depends(authorize),)
+"""``APIRouter(dependencies=AUTHORIZED)``: every route of the router runs ``authorize`` first."""
 
 
 def check_protected(app: FastAPI) -> None:

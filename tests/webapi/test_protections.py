@@ -10,6 +10,8 @@ from pathlib import Path
 import httpx
 import pytest
 from fastapi import APIRouter, Depends
+from fastapi.routing import APIRoute
+from starlette.routing import Mount, Route
 
 import common.errors
 from common.bus.base import EventBus
@@ -19,6 +21,7 @@ from common.store.base import Store
 from tests.servers import ThreadedUvicorn
 from tests.webapi.conftest import Serve, bearer, tokens_auth, write_tokens
 from webapi import create_app
+from webapi.app import API_ROUTERS, _serve_routes
 from webapi.auth import authorize, check_protected, requires
 from webapi.errors import status_of
 
@@ -72,6 +75,28 @@ def test_an_unprotected_route_stops_the_app(settings: Settings) -> None:
     app.include_router(leak)
     with pytest.raises(RuntimeError, match="/leak is neither behind webapi.auth.authorize"):
         check_protected(app)
+
+
+def test_every_api_route_is_in_the_apps_own_list_behind_authorize(settings: Settings) -> None:
+    """No included router: a request walks one flat list (webapi.app._serve_routes)."""
+    app = create_app(settings)
+    api_paths = {route.path for router in API_ROUTERS for route in router.routes}
+    served = [route for route in app.router.routes if isinstance(route, APIRoute) and route.path in api_paths]
+    assert {route.path for route in served} == api_paths
+    assert all(any(dep.call is authorize for dep in route.dependant.dependencies) for route in served)
+    assert all(isinstance(route, (Route, Mount)) for route in app.router.routes)
+
+
+def test_a_router_with_routers_of_its_own_is_refused(settings: Settings) -> None:
+    nested, inner = APIRouter(), APIRouter()
+
+    @inner.get("/inner")
+    async def inner_route() -> dict[str, str]:
+        return {}
+
+    nested.include_router(inner)
+    with pytest.raises(TypeError, match="only routes are served this way"):
+        _serve_routes(create_app(settings), nested)
 
 
 def test_a_route_can_require_the_run_role(

@@ -30,6 +30,7 @@ from common.models import (
 )
 from common.store.base import JobStore
 from webapi import access, audit
+from webapi.auth import AUTHORIZED
 from webapi.body import json_body
 from webapi.deadline import STORE, waiting_on
 from webapi.deps import PrincipalDep, ServicesDep
@@ -52,7 +53,7 @@ from webapi.storecalls import read as _call
 from webapi.storecalls import write as _write
 
 logger = logging.getLogger(__name__)
-router = APIRouter(prefix="/jobs", tags=["jobs"], route_class=FastPathRoute)
+router = APIRouter(prefix="/jobs", tags=["jobs"], route_class=FastPathRoute, dependencies=AUTHORIZED)
 """``FastPathRoute``: these routes skip FastAPI's general dependency solver (webapi/fastpath.py,
 measured there); every dependency, ``authorize`` included, still runs on them."""
 

@@ -9,10 +9,11 @@ from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
 from common.config import Role
+from webapi.auth import AUTHORIZED
 from webapi.deps import PrincipalDep, ServicesDep
 from webapi.schemas import ErrorReply
 
-router = APIRouter(tags=["auth"])
+router = APIRouter(tags=["auth"], dependencies=AUTHORIZED)
 
 
 class Me(BaseModel):

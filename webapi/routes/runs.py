@@ -29,7 +29,7 @@ from common.models import (
     parse_run_request,
 )
 from webapi import access, audit
-from webapi.auth import requires
+from webapi.auth import AUTHORIZED, requires
 from webapi.body import json_body
 from webapi.deps import PrincipalDep, RelayDep, SettingsDep, StoreDep
 from webapi.errors import JSONReply
@@ -40,7 +40,7 @@ from webapi.storecalls import read as _call
 from webapi.storecalls import write as _write
 
 logger = logging.getLogger(__name__)
-router = APIRouter(prefix="/jobs", tags=["runs"])
+router = APIRouter(prefix="/jobs", tags=["runs"], dependencies=AUTHORIZED)
 
 IDEMPOTENCY_HEADER = "idempotency-key"
 MAX_KEY_LENGTH = 255

@@ -18,12 +18,13 @@ from common import schedule as schedule_syntax
 from common.errors import InvalidJobError
 from common.models import Job, new_job, parse_create
 from webapi import access
+from webapi.auth import AUTHORIZED
 from webapi.deps import PrincipalDep, StoreDep
 from webapi.describe import describe_schedule
 from webapi.errors import JSONReply
 from webapi.schemas import ErrorReply
 
-router = APIRouter(tags=["schedules"])
+router = APIRouter(tags=["schedules"], dependencies=AUTHORIZED)
 
 MAX_FIRES = 100
 Count = Annotated[int, Query(ge=1, le=MAX_FIRES, description="How many fire times (at most 100)")]
