@@ -12,6 +12,7 @@ from fastapi import APIRouter, FastAPI
 from fastapi.routing import APIRoute
 from fastapi.telemetry import TelemetryConfig
 from fastapi_offline import FastAPIOffline
+from starlette.routing import BaseRoute
 
 from common.bus.base import EventBus
 from common.config import Settings
@@ -114,10 +115,11 @@ def create_app(settings: Settings, *, store: ApiStore | None = None, bus: EventB
     app.state.authenticator = authenticator
     app.state.write_limiter = WriteLimiter(settings.webapi.limits)
     install_error_handlers(app)
-    # the API first: a request is matched against each route in turn, and the API's are the
-    # busy ones (no path of one group matches a path of the other, so order changes nothing else)
-    for router in (*API_ROUTERS, *PUBLIC_ROUTERS):
-        _serve_routes(app, router)
+    # the API first, ahead of FastAPI's own /spec and docs routes: a request is matched against
+    # each route in turn, and the API's are the busy ones (no path of one group matches a path
+    # of another, so the order changes nothing else)
+    app.router.routes[:0] = _routes_of(*API_ROUTERS)
+    app.router.routes.extend(_routes_of(*PUBLIC_ROUTERS))
     app.mount(ui.PATH, ui.console())  # the console's page and assets: public, they hold no job data
     install_middleware(app, settings.webapi, cacheable_prefixes=(DOCS_ASSETS,))
     install_observability(app, settings)  # outermost: every reply gets its request id
@@ -125,8 +127,8 @@ def create_app(settings: Settings, *, store: ApiStore | None = None, bus: EventB
     return app
 
 
-def _serve_routes(app: FastAPI, router: APIRouter) -> None:
-    """The router's routes join the app's own list, not ``app.include_router(router)``.
+def _routes_of(*routers: APIRouter) -> list[BaseRoute]:
+    """The routers' routes, to join the app's own list, not ``app.include_router(router)``.
 
     Since FastAPI 0.137 an included router stays a node of a tree that every request walks
     and matches twice (fastapi/fastapi#15745); that cost a served GET /jobs/{id} about a tenth
@@ -135,10 +137,11 @@ def _serve_routes(app: FastAPI, router: APIRouter) -> None:
     come from their router's declaration. A router with routers of its own is refused, since
     its nested routes would lose what their inclusion adds.
     """
-    for route in router.routes:
+    routes = [route for router in routers for route in router.routes]
+    for route in routes:
         if not isinstance(route, APIRoute):
             raise TypeError(f"{type(route).__name__} in a router of the app: only routes are served this way")
-    app.router.routes.extend(router.routes)
+    return routes
 
 
 def _reload_on_sighup(authenticator: Authenticator) -> bool:
