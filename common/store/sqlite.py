@@ -447,7 +447,9 @@ class SQLiteJobStore(Store):
             self._db().execute("SELECT 1 FROM jobs LIMIT 1").fetchall()
 
     def close(self) -> None:
-        with self._lock:
+        """Waits for a write under way (one still queued for SQLite's lock, at shutdown): a
+        connection closed under a running statement crashes the interpreter."""
+        with self._write_lock, self._lock:
             for connection in self._connections:
                 connection.close()
             self._connections.clear()

@@ -179,3 +179,53 @@ def test_a_connection_opened_while_the_file_was_read_only_is_reopened(tmp_path: 
     refused, healed = result.stdout.strip().split("|")
     assert refused.startswith("refused") and "readonly" in refused
     assert healed.startswith("healed after"), result.stdout
+
+
+_CLOSE_DURING_WRITE_SCRIPT = textwrap.dedent(
+    """
+    import sqlite3, sys, threading, time
+    from pathlib import Path
+    from common.config import SQLiteSettings
+    from common.models import Job
+    from common.store.sqlite import SQLiteJobStore
+
+    path = Path(sys.argv[1])
+    store = SQLiteJobStore(SQLiteSettings(path=path, busy_timeout_seconds=30))
+    blocker = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    blocker.execute("BEGIN IMMEDIATE")  # another process's write: the store's write waits
+    late = Job(id="late", task_definition="t", schedule="0")
+    writing = threading.Thread(target=store.create_job, args=(late,))
+    writing.start()
+    time.sleep(0.3)
+    threading.Timer(0.5, blocker.rollback).start()
+    store.close()  # as at shutdown, while the write still waits for its lock
+    closed_after_write = not writing.is_alive()
+    writing.join()
+    print("closed after the write" if closed_after_write else "closed under the write")
+    """
+)
+
+
+def test_closing_the_store_waits_for_a_write_under_way(tmp_path: Path) -> None:
+    """Closing a connection under a running statement crashes the interpreter; at shutdown a
+    write may still be waiting for SQLite's lock. Run in a process of its own, so a crash is
+    a failure here rather than the end of the test run."""
+    path = tmp_path / "jobs.db"
+    _open(path).close()
+    root = Path(__file__).resolve().parents[2]
+    result = subprocess.run(
+        [sys.executable, "-c", _CLOSE_DURING_WRITE_SCRIPT, str(path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=root,
+        env={**os.environ, "PYTHONPATH": str(root)},
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.strip() == "closed after the write"
+    reopened = _open(path)
+    try:
+        assert reopened.get_job("late").id == "late"  # the write landed whole
+    finally:
+        reopened.close()

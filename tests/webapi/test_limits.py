@@ -95,21 +95,25 @@ def test_a_write_stalled_on_the_store_gets_503_naming_it_and_lands_whole_afterwa
     quick = settings.model_copy(update={"webapi": limits(request_deadline_seconds=1)})
     try:
         with served(quick, store, sqs_bus) as http:
-            blocker.execute("BEGIN IMMEDIATE")  # another process's write transaction
-            started = time.monotonic()
-            reply = http.post("/jobs", json=JOB)
-            waited = time.monotonic() - started
-            assert reply.status_code == 503, reply.text
-            message = reply.json()["message"]
-            assert "waiting for the job store" in message and "may still be saved" in message
-            assert 0.9 < waited < 3.0
-            blocker.execute("ROLLBACK")
-            # the write was not abandoned: it lands, and scheduld is told
-            eventually(lambda: http.get("/jobs/sleeper-task").status_code == 200)
-            assert http.post("/jobs", json=JOB).status_code == 409  # a retried POST
-            assert ("add", "sleeper-task") in receive_events(sqs_bus, 1)
+            try:
+                blocker.execute("BEGIN IMMEDIATE")  # another process's write transaction
+                started = time.monotonic()
+                reply = http.post("/jobs", json=JOB)
+                waited = time.monotonic() - started
+                assert reply.status_code == 503, reply.text
+                message = reply.json()["message"]
+                assert "waiting for the job store" in message and "may still be saved" in message
+                assert 0.9 < waited < 3.0
+                blocker.execute("ROLLBACK")
+                # the write was not abandoned: it lands, and scheduld is told
+                eventually(lambda: http.get("/jobs/sleeper-task").status_code == 200)
+                assert http.post("/jobs", json=JOB).status_code == 409  # a retried POST
+                assert ("add", "sleeper-task") in receive_events(sqs_bus, 1)
+            finally:
+                # before the server stops: a failed check must not leave the write stalled in
+                # its thread while the store is closed under it
+                blocker.close()
     finally:
-        blocker.close()
         store.close()
 
 
