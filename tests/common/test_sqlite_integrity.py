@@ -165,16 +165,7 @@ def test_a_connection_opened_while_the_file_was_read_only_is_reopened(tmp_path: 
         if setpriv is None:
             pytest.skip("running as root without setpriv (util-linux): file modes would not bind")
         command = [setpriv, "--bounding-set=-dac_override,-dac_read_search", *command]
-    root = Path(__file__).resolve().parents[2]
-    result = subprocess.run(
-        command,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        cwd=root,
-        env={**os.environ, "PYTHONPATH": str(root)},
-        check=False,
-    )
+    result = _run_in_project(command)
     assert result.returncode == 0, result.stderr
     refused, healed = result.stdout.strip().split("|")
     assert refused.startswith("refused") and "readonly" in refused
@@ -212,16 +203,7 @@ def test_closing_the_store_waits_for_a_write_under_way(tmp_path: Path) -> None:
     a failure here rather than the end of the test run."""
     path = tmp_path / "jobs.db"
     _open(path).close()
-    root = Path(__file__).resolve().parents[2]
-    result = subprocess.run(
-        [sys.executable, "-c", _CLOSE_DURING_WRITE_SCRIPT, str(path)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        cwd=root,
-        env={**os.environ, "PYTHONPATH": str(root)},
-        check=False,
-    )
+    result = _run_in_project([sys.executable, "-c", _CLOSE_DURING_WRITE_SCRIPT, str(path)])
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.strip() == "closed after the write"
     reopened = _open(path)
@@ -229,3 +211,17 @@ def test_closing_the_store_waits_for_a_write_under_way(tmp_path: Path) -> None:
         assert reopened.get_job("late").id == "late"  # the write landed whole
     finally:
         reopened.close()
+
+
+def _run_in_project(command: list[str]) -> subprocess.CompletedProcess[str]:
+    """A script of these tests, run in a process of its own with the project importable."""
+    root = Path(__file__).resolve().parents[2]
+    return subprocess.run(
+        command,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=root,
+        env={**os.environ, "PYTHONPATH": str(root)},
+        check=False,
+    )
