@@ -131,11 +131,14 @@ def _routes_of(*routers: APIRouter) -> list[BaseRoute]:
     """The routers' routes, to join the app's own list, not ``app.include_router(router)``.
 
     Since FastAPI 0.137 an included router stays a node of a tree that every request walks
-    and matches twice (fastapi/fastapi#15745); that cost a served GET /jobs/{id} about a tenth
-    of its CPU (bench/README.md, "Routes in the app's own list"). The routes already carry
+    and matches twice (fastapi/fastapi#15745); that cost a served GET /jobs/{id} 12-16 % of
+    its CPU (bench/README.md, "Routes in the app's own list"). The routes already carry
     everything an inclusion would add here: prefix, tags, ``route_class`` and dependencies
-    come from their router's declaration. A router with routers of its own is refused, since
-    its nested routes would lose what their inclusion adds.
+    come from their router's declaration. What no route carries is the app: the same route
+    objects serve every app built in a process, so ``app.dependency_overrides`` does not
+    apply to them (``create_app``'s ``store`` and ``bus`` are the seams for tests). A router
+    with routers of its own is refused, since its nested routes would lose what their
+    inclusion adds.
     """
     routes = [route for router in routers for route in router.routes]
     for route in routes:

@@ -1,8 +1,10 @@
 """A request's collaborators as FastAPI dependencies (named ``Annotated`` aliases).
 
 Settings, store and bus live on ``app.state`` (``create_app`` puts them there); tests swap them
-through ``create_app(settings, store=..., bus=...)`` or ``app.dependency_overrides``. The
-providers are ``async def`` so FastAPI calls them on the event loop, not in a thread.
+through ``create_app(settings, store=..., bus=...)``. ``app.dependency_overrides`` does not reach
+the API's routes: they are served from the app's own list, not included per app
+(``webapi.app._routes_of``). The providers are ``async def`` so FastAPI calls them on the event
+loop, not in a thread.
 
 FastAPI solves every dependency of a route on every request, at a measurable cost each
 (bench/request_cpu.py; figures in bench/README.md), so the job routes ask for
