@@ -116,7 +116,11 @@ def presigned(fire: Callable[[str], None]) -> Callable[[str], None]:
 # --- trigger side ---------------------------------------------------------------------------
 
 
-@functools.lru_cache(maxsize=4096)
+COMPILED_FIELDS_KEPT = 4096
+"""Distinct compiled fields kept for sharing (each is one field's expression)."""
+
+
+@functools.lru_cache(maxsize=COMPILED_FIELDS_KEPT)
 def _compiled_field(field_class: type[BaseField], name: str, exprs: str, is_default: bool) -> BaseField:
     return field_class(name, exprs, is_default)
 
@@ -162,15 +166,35 @@ class _MeteredField:
         return value
 
 
-def _metered_twin(trigger: CronTrigger) -> CronTrigger:
+def _metered_twin(
+    trigger: CronTrigger, metered_field: Callable[[BaseField], _MeteredField] = _MeteredField
+) -> CronTrigger:
     """A plain CronTrigger with the same settings whose fields charge the budget."""
     twin = CronTrigger.__new__(CronTrigger)
     twin.timezone = trigger.timezone
     twin.start_date = trigger.start_date
     twin.end_date = trigger.end_date
     twin.jitter = trigger.jitter
-    twin.fields = [_MeteredField(field) for field in trigger.fields]
+    twin.fields = [metered_field(field) for field in trigger.fields]
     return twin
+
+
+_shared_metered_fields: dict[int, tuple[BaseField, _MeteredField]] = {}
+"""The metered field of each shared compiled field, by the field's id (compiled fields compare
+by their expressions and have no hash); the field is kept beside it, so an id reused by
+another object after the first was freed is recognised."""
+
+
+def _shared_metered_field(field: BaseField) -> _MeteredField:
+    """One metered field per shared compiled field, as the compiled fields are shared (seam 3):
+    each trigger making its own eight was a third of a 100 000-job cold start
+    (bench/README.md, "Cold start")."""
+    entry = _shared_metered_fields.get(id(field))
+    if entry is None or entry[0] is not field:
+        if len(_shared_metered_fields) >= COMPILED_FIELDS_KEPT:
+            _shared_metered_fields.clear()  # as many as compiled fields are kept, at most
+        entry = _shared_metered_fields[id(field)] = (field, _MeteredField(field))
+    return entry[1]
 
 
 def metered_next_fire(
@@ -205,7 +229,7 @@ class SharedFieldsCronTrigger(CronTrigger):  # type: ignore[misc]
         """Its metered twin, made once (triggers do not change once built)."""
         twin: CronTrigger | None = getattr(self, "_twin", None)
         if twin is None:
-            twin = self._twin = _metered_twin(self)
+            twin = self._twin = _metered_twin(self, _shared_metered_field)
         return twin
 
 

@@ -133,6 +133,9 @@ def test_seam_3_shared_fields_trigger_fires_like_a_cron_trigger_and_shares_field
     plain = CronTrigger(timezone=UTC, **fields)
     assert [str(f) for f in shared.fields] == [str(f) for f in plain.fields]
     assert all(a is b for a, b in zip(shared.fields, again.fields, strict=True))
+    # so are their metered twins' fields (one per compiled field, not eight per trigger)
+    assert all(a is b for a, b in zip(shared.metered().fields, again.metered().fields, strict=True))
+    assert shared.metered() is shared.metered() and shared.metered() is not again.metered()
     now = datetime(2026, 11, 30, 0, 0, tzinfo=UTC)
     for _ in range(5):
         expected = plain.get_next_fire_time(None, now)

@@ -24,6 +24,7 @@ from common.schedule import (
     next_fire_time,
     resolve_wildcards,
     search_next_fire,
+    split_fields,
     validate_schedule,
 )
 
@@ -81,11 +82,18 @@ def test_wildcards_resolve_in_range_and_only_in_time_fields() -> None:
         ("0 0 0 funday", "weekday name"),
         ("0 ?/5", "whole fields"),
         ("x" * 300, "at most 256"),
+        ("0 0 $", "only letters, digits"),
+        ("0 0 \u00e9", "only letters, digits"),
+        ("0 0;1", "only letters, digits"),
     ],
 )
 def test_invalid_schedules_say_why(expression: str, reason: str) -> None:
     with pytest.raises(ScheduleError, match=reason):
         validate_schedule(expression)
+
+
+def test_fields_may_be_separated_by_any_white_space() -> None:
+    assert split_fields("0\t*/5\u2003 1-3\n") == ["0", "*/5", "1-3"]
 
 
 def test_schedule_that_never_fires_is_rejected() -> None:
