@@ -42,7 +42,8 @@ FIELD_NAMES: tuple[str, ...] = (
 WILDCARD = "?"
 _WILDCARD_RANGES: dict[str, tuple[int, int]] = {"second": (0, 59), "minute": (0, 59), "hour": (0, 23)}
 MAX_LENGTH = 256
-_FIELD = r"[0-9A-Za-z*/,?_-]+"
+_FIELD_CHARACTERS = r"0-9A-Za-z*/,?_-"  # ends with its literal "-": prefix others, never append
+_FIELD = rf"[{_FIELD_CHARACTERS}]+"
 SYNTAX_PATTERN = rf"^\s*{_FIELD}(\s+{_FIELD}){{0,7}}\s*$|{expressions.SYNTAX_PATTERN}"
 """What the OpenAPI document states: one to eight fields of these characters, or an
 EventBridge expression (a string that does not match is rejected by ``split_fields``/
@@ -58,7 +59,7 @@ MIN_INTERVAL_SECONDS = 1.0
 """Default shortest time allowed between two fires of one job (the syntax's finest)."""
 _INTERVAL_SAMPLE = 10
 
-_FIELDS_RE = re.compile(r"[0-9A-Za-z*/,?_\s-]*")
+_FIELDS_RE = re.compile(rf"[\s{_FIELD_CHARACTERS}]*")
 """Fields of ``_FIELD``'s characters between white space (what ``str.split`` splits on is what
 ``\\s`` matches, every code point checked)."""
 A = TypeVar("A")
