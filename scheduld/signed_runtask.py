@@ -33,14 +33,13 @@ from urllib.parse import urlsplit
 
 import botocore
 import botocore.session
-from botocore.auth import SigV4Auth
-from botocore.awsrequest import AWSRequest
 from botocore.exceptions import BotoCoreError
 from botocore.httpsession import get_cert_path
 from botocore.utils import get_environ_proxies
 
 from scheduld.connections import ThreadConnections
 from scheduld.executor import THROTTLE_CODES
+from scheduld.sigv4 import JsonPostSigner
 
 if TYPE_CHECKING:
     from mypy_boto3_ecs import ECSClient
@@ -76,13 +75,15 @@ class SignedRunTask:
         connections: ThreadConnections,
     ) -> None:
         self._url = endpoint_url.rstrip("/") + "/"
-        self._region = region
-        self._signing_name = signing_name
-        self._target = target
-        self._content_type = content_type
         self._credentials = credentials  # botocore (refreshable) credentials
         self._connections = connections
         self._path = urlsplit(self._url).path or "/"
+        self._signer = JsonPostSigner(
+            url=self._url,
+            region=region,
+            service=signing_name,
+            headers={"Content-Type": content_type, "X-Amz-Target": target, "User-Agent": _USER_AGENT},
+        )
         self._botocore_until = 0.0  # a float written whole: no lock needed
 
     @classmethod
@@ -158,20 +159,8 @@ class SignedRunTask:
         self._connections.close()
 
     def _signed(self, body: bytes) -> dict[str, str]:
-        request = AWSRequest(
-            method="POST",
-            url=self._url,
-            data=body,
-            headers={
-                "Content-Type": self._content_type,
-                "X-Amz-Target": self._target,
-                "User-Agent": _USER_AGENT,
-            },
-        )
         # as botocore's own signer does: frozen credentials (refreshed here when due)
-        frozen = self._credentials.get_frozen_credentials()
-        SigV4Auth(frozen, self._signing_name, self._region).add_auth(request)
-        return dict(request.headers.items())
+        return self._signer.sign(body, self._credentials.get_frozen_credentials())
 
 
 def _tls(session: botocore.session.Session) -> ssl.SSLContext:
