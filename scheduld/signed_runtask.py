@@ -160,7 +160,8 @@ class SignedRunTask:
 
     def _signed(self, body: bytes) -> dict[str, str]:
         # as botocore's own signer does: frozen credentials (refreshed here when due)
-        return self._signer.sign(body, self._credentials.get_frozen_credentials())
+        signed = self._signer.sign(body, self._credentials.get_frozen_credentials())
+        return {"Host": self._signer.host, **signed}
 
 
 def _tls(session: botocore.session.Session) -> ssl.SSLContext:

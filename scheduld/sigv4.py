@@ -46,6 +46,8 @@ class JsonPostSigner:
         probe = AWSRequest(method="POST", url=url, data=b"", headers=dict(headers))
         signed = auth.headers_to_sign(probe)  # botocore's choice: Host in, User-Agent out
         self._path = auth.canonical_request(probe).split("\n")[1]
+        self.host = signed["host"]
+        """The ``Host`` header as signed: the one to send."""
         self._headers = dict(headers)
         self._fixed = {name: _trimmed(signed[name]) for name in set(signed)}
         self._scope_tail = f"{region}/{service}/aws4_request"
