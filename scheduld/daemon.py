@@ -28,6 +28,7 @@ from common.retry import retrying
 from common.schedule import ScheduleError
 from common.store.base import Store
 from scheduld import metrics, pacing
+from scheduld.collector import paused_for_load, thaw
 from scheduld.deadletter import DeadLetters
 from scheduld.executor import TaskLauncher
 from scheduld.firing import Firing
@@ -216,7 +217,8 @@ class Daemon:
             unfinished = self._store.unfinished_runs(older_than_token=lease.token)
             with ThreadPoolExecutor(self._settings.max_workers, thread_name_prefix="recover") as recovering:
                 list(recovering.map(lambda run: self._firing.recover(run, lease), unfinished))
-            return self.reconcile(catch_up=True)
+            with paused_for_load():
+                return self.reconcile(catch_up=True)
 
         policy = retrying(self._retry, temporary=SchedulerError, logger=logger, stop_event=self._stop)
         try:
@@ -228,7 +230,8 @@ class Daemon:
                 return
             # active first: the scheduler fires the missed fires kept by the catch-up at once
             self._active.set()
-            self._schedule.start()
+            with paused_for_load():  # starting adds every job put before to APScheduler's store
+                self._schedule.start()
         logger.info("leading: %d jobs scheduled", count)
         self.loaded.set()
 
@@ -239,6 +242,7 @@ class Daemon:
             self._schedule.shutdown(wait=False)
             self._retired.append(self._schedule)
             self._schedule = self._schedule.fresh()
+            thaw()  # the retired schedule's objects, frozen by its load, can be collected
         self.loaded.clear()
 
     # --- loops -------------------------------------------------------------------------------

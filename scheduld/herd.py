@@ -20,18 +20,11 @@ fire is under way is skipped, as APScheduler skips it, with a warning), and ``dr
 shutdown wait for the fires under way. The herd thread starts with the first fire and ends
 after a second with nothing to do.
 
-Python's cyclic garbage collector is paused while fires are under way (``CollectorPause``): a
-herd allocates objects that live until its fires are recorded, enough to set off collections
-of every generation, full ones included, which traversed the whole heap (the schedule's jobs,
-every module): 80-120 ms of scheduld's 0.4-0.55 s of CPU per 1 000-job herd. Once no fire is
-under way, the herd's objects were freed by their reference counts (nothing here makes a
-cycle of them) and the collector resumes with little to do (bench/README.md, "scheduld's CPU
-per herd fire").
+Python's cyclic garbage collector is paused while fires are under way (scheduld/collector.py).
 """
 
 from __future__ import annotations
 
-import gc
 import logging
 import threading
 import time
@@ -40,15 +33,15 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any, Generic, Protocol, TypeVar
 
+from scheduld.collector import CollectorPause
+
 logger = logging.getLogger(__name__)
 
 IDLE_SECONDS = 1.0
 """The herd thread ends after this long without a fire or an answer."""
 RECORD_WINDOW_SECONDS = 0.05
 """How long the first answer of a batch waits for others, to be recorded with them."""
-MAX_COLLECTOR_PAUSE_SECONDS = 10.0
-"""The longest the garbage collector stays paused; fires under way for longer (a steady load
-that never leaves the herd idle) let it run again until the herd is idle."""
+
 
 
 class Fire:
@@ -262,30 +255,3 @@ class Herd(Generic[L]):
             self._unanswered.update((launch.answer, launch) for launch in launches)
         for launch in launches:
             launch.answer.add_done_callback(self._answered_now)
-
-
-class CollectorPause:
-    """Python's cyclic garbage collector, paused from a herd's first fire until no fire is
-    under way (or for ``MAX_COLLECTOR_PAUSE_SECONDS`` at most, then not again until then).
-    Callers hold the herd's lock. A collector disabled before a herd stays disabled."""
-
-    def __init__(self) -> None:
-        self._since: float | None = None  # when this paused the collector
-        self._held_off = False  # paused too long: not again before the herd is idle
-
-    def pause(self) -> None:
-        if self._since is None:
-            if not self._held_off and gc.isenabled():
-                gc.disable()
-                self._since = time.monotonic()
-        elif time.monotonic() - self._since > MAX_COLLECTOR_PAUSE_SECONDS:
-            self.resume(idle=False)
-            self._held_off = True
-
-    def resume(self, *, idle: bool) -> None:
-        """Let the collector run again; ``idle``: no fire is under way."""
-        if self._since is not None:
-            self._since = None
-            gc.enable()
-        if idle:
-            self._held_off = False

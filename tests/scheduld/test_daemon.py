@@ -3,6 +3,8 @@ poison messages, and firing through the whole loop."""
 
 from __future__ import annotations
 
+import gc
+import threading
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -64,6 +66,40 @@ def test_startup_loads_every_stored_job(
         assert sqlite_store.get_job("paused").estimated_next_run is None
     finally:
         instance.stop(timeout=5)
+
+
+def test_the_load_runs_without_collections_and_keeps_what_it_loaded_out_of_their_way(
+    daemon_settings: Settings,
+    sqlite_store: Store,
+    sqs_bus: SQSEventBus,
+    launcher: TaskLauncher,
+    triggers: TriggerRegistry,
+) -> None:
+    """Loading thousands of jobs with the cyclic collector on sets off collections that
+    traverse everything loaded so far (scheduld/collector.py); what was loaded is frozen out
+    of the collector's sight until the replica steps down."""
+    for n in range(1500):
+        sqlite_store.create_job(job(f"load{n:04d}"))
+    collections: list[int] = []
+
+    def on_collection(phase: str, info: dict[str, int]) -> None:
+        if phase == "start" and threading.current_thread().name == "scheduld-activate":
+            collections.append(info["generation"])
+
+    instance = Daemon(daemon_settings, store=sqlite_store, bus=sqs_bus, launcher=launcher, triggers=triggers)
+    frozen_before = gc.get_freeze_count()
+    gc.callbacks.append(on_collection)
+    try:
+        instance.start()
+        assert instance.loaded.wait(20)
+        assert len(instance.schedule.scheduled_ids()) == 1500
+        assert collections == []
+        assert gc.isenabled()
+        assert gc.get_freeze_count() > frozen_before + 1500  # the jobs and their parts
+    finally:
+        gc.callbacks.remove(on_collection)
+        instance.stop(timeout=5)
+    assert gc.get_freeze_count() == 0  # stepped down: the collector sees everything again
 
 
 def test_events_add_modify_remove(daemon: Daemon, sqlite_store: Store, sqs_bus: SQSEventBus) -> None:

@@ -20,9 +20,9 @@ from prometheus_client import REGISTRY
 
 from common.models import Job, Lease, Run
 from common.store.base import Store
-from scheduld import herd
+from scheduld import collector, herd
+from scheduld.collector import CollectorPause
 from scheduld.executor import LaunchResult, TaskLauncher
-from scheduld.herd import CollectorPause
 from scheduld.triggers import TriggerRegistry
 from tests.scheduld.conftest import job, make_firing, running_tasks
 
@@ -220,7 +220,7 @@ def test_the_collector_pause_ends_when_idle_and_never_outlasts_its_limit(
         pause.resume(idle=True)
         assert gc.isenabled()
 
-        monkeypatch.setattr(herd, "MAX_COLLECTOR_PAUSE_SECONDS", 0.0)
+        monkeypatch.setattr(collector, "MAX_COLLECTOR_PAUSE_SECONDS", 0.0)
         pause.pause()
         assert not gc.isenabled()
         threading.Event().wait(0.01)
