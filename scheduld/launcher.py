@@ -7,7 +7,7 @@ is done (bench/README.md, "Herds"). ``LaunchPool`` hands each call (its picklabl
 keyword arguments) to one of ``scheduler.launch_processes`` worker processes, each with its
 own ECS client built as scheduld builds its own (``executor.ecs_client``), and returns the
 response, or raises the error boto3 raised in the worker. A worker sends each call as one
-signed request first (scheduld/signed_runtask.py: a third of boto3's CPU) and through boto3
+signed request first (scheduld/signed_runtask.py: a fraction of boto3's CPU) and through boto3
 whenever ECS answers anything but 200. Each worker has a pipe of its own
 and a reader thread here: concurrent.futures' process pool cost scheduld about 0.3 ms of CPU
 per call, half of what the call itself costs, this about a fifth of it.

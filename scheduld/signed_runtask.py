@@ -1,11 +1,11 @@
-"""RunTask as one signed HTTP request: a herd's launches at a third of botocore's CPU.
+"""RunTask as one signed HTTP request: a herd's launches at a fraction of botocore's CPU.
 
 A boto3 ``run_task`` costs 0.55–0.8 ms of CPU here: botocore's event hooks, parameter
 validation, serialiser, its urllib3 adapter and response parser wrap a request that is one JSON
-document. The same request signed by botocore's own SigV4 signer and sent over a kept
-connection (scheduld/connections.py) costs about a third of that (bench/README.md, "Signed
-RunTask requests"), and a herd of 1 000 jobs needs 1 000 of them on the same two cores as
-everything else.
+document. The same request signed as botocore signs it (scheduld/sigv4.py) and sent over a
+kept connection (scheduld/connections.py) costs 0.1–0.2 ms (bench/README.md, "Signed RunTask
+requests" and "Signing once per endpoint"), and a herd of 1 000 jobs needs 1 000 of them on
+the same two cores as everything else.
 
 So the launcher processes send each call this way while ECS answers 200, and hand the call to
 the boto3 client in every other case: an error answer, a throttle, a timeout, a broken
