@@ -57,7 +57,8 @@ class JsonPostSigner:
 
     def sign(self, body: bytes, credentials: Credentials, now: datetime | None = None) -> dict[str, str]:
         """The headers to send with ``body``: the given ones, the date, the session token and
-        the ``Authorization`` header (``Host`` is the HTTP client's to add, as botocore's is)."""
+        the ``Authorization`` header. ``Host`` is signed but not among them, as in botocore's
+        requests: send ``host`` with them."""
         stamp = (now or datetime.now(UTC)).strftime("%Y%m%dT%H%M%SZ")
         day = stamp[:8]
         values = {**self._fixed, "x-amz-date": stamp}
