@@ -28,31 +28,31 @@ def sqs_bus(daemon_settings: Settings, sqs_client: Any) -> SQSEventBus:
 
 
 @pytest.fixture
-def daemon(
+def unstarted(
     daemon_settings: Settings,
     sqlite_store: Store,
     sqs_bus: SQSEventBus,
     launcher: TaskLauncher,
     triggers: TriggerRegistry,
-) -> Iterator[Daemon]:
-    instance = Daemon(daemon_settings, store=sqlite_store, bus=sqs_bus, launcher=launcher, triggers=triggers)
+) -> Daemon:
+    """A daemon on the test's store, queue and ECS, not started yet."""
+    return Daemon(daemon_settings, store=sqlite_store, bus=sqs_bus, launcher=launcher, triggers=triggers)
+
+
+@pytest.fixture
+def daemon(unstarted: Daemon) -> Iterator[Daemon]:
+    instance = unstarted
     instance.start()
     assert instance.loaded.wait(10)
     yield instance
     instance.stop(timeout=5)
 
 
-def test_startup_loads_every_stored_job(
-    daemon_settings: Settings,
-    sqlite_store: Store,
-    sqs_bus: SQSEventBus,
-    launcher: TaskLauncher,
-    triggers: TriggerRegistry,
-) -> None:
+def test_startup_loads_every_stored_job(unstarted: Daemon, sqlite_store: Store) -> None:
     for n in range(5):
         sqlite_store.create_job(job(f"stored{n}"))
     sqlite_store.create_job(job("paused", suspended=True))
-    instance = Daemon(daemon_settings, store=sqlite_store, bus=sqs_bus, launcher=launcher, triggers=triggers)
+    instance = unstarted
     instance.start()
     try:
         assert instance.loaded.wait(10)
@@ -69,11 +69,7 @@ def test_startup_loads_every_stored_job(
 
 
 def test_the_load_runs_without_collections_and_keeps_what_it_loaded_out_of_their_way(
-    daemon_settings: Settings,
-    sqlite_store: Store,
-    sqs_bus: SQSEventBus,
-    launcher: TaskLauncher,
-    triggers: TriggerRegistry,
+    unstarted: Daemon, sqlite_store: Store
 ) -> None:
     """Loading thousands of jobs with the cyclic collector on sets off collections that
     traverse everything loaded so far (scheduld/collector.py); what was loaded is frozen out
@@ -86,7 +82,7 @@ def test_the_load_runs_without_collections_and_keeps_what_it_loaded_out_of_their
         if phase == "start" and threading.current_thread().name == "scheduld-activate":
             collections.append(info["generation"])
 
-    instance = Daemon(daemon_settings, store=sqlite_store, bus=sqs_bus, launcher=launcher, triggers=triggers)
+    instance = unstarted
     frozen_before = gc.get_freeze_count()
     gc.callbacks.append(on_collection)
     try:
