@@ -43,7 +43,6 @@ RECORD_WINDOW_SECONDS = 0.05
 """How long the first answer of a batch waits for others, to be recorded with them."""
 
 
-
 class Fire:
     """One fire waiting in a herd, and how its own thread goes on once it is handled."""
 

@@ -74,12 +74,12 @@ class SignedRunTask:
         credentials: Any,
         connections: ThreadConnections,
     ) -> None:
-        self._url = endpoint_url.rstrip("/") + "/"
+        url = endpoint_url.rstrip("/") + "/"
         self._credentials = credentials  # botocore (refreshable) credentials
         self._connections = connections
-        self._path = urlsplit(self._url).path or "/"
+        self._path = urlsplit(url).path or "/"
         self._signer = JsonPostSigner(
-            url=self._url,
+            url=url,
             region=region,
             service=signing_name,
             headers={"Content-Type": content_type, "X-Amz-Target": target, "User-Agent": _USER_AGENT},

@@ -50,7 +50,6 @@ class JsonPostSigner:
         """The ``Host`` header as signed: the one to send."""
         self._headers = dict(headers)
         self._fixed = {name: _trimmed(signed[name]) for name in set(signed)}
-        self._scope_tail = f"{region}/{service}/aws4_request"
         self._region = region
         self._service = service
         self._key: tuple[str, str, bytes] = ("", "", b"")  # (secret, day, signing key), swapped whole
@@ -77,7 +76,7 @@ class JsonPostSigner:
                 sha256(body).hexdigest(),
             ]
         )
-        scope = f"{day}/{self._scope_tail}"
+        scope = f"{day}/{self._region}/{self._service}/aws4_request"
         to_sign = f"{ALGORITHM}\n{stamp}\n{scope}\n{sha256(canonical.encode()).hexdigest()}"
         signature = hmac.new(self._signing_key(credentials.secret_key, day), to_sign.encode(), sha256)
         headers = {**self._headers, "X-Amz-Date": stamp}
